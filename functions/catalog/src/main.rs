@@ -1,0 +1,6 @@
+//! Lambda function: the `catalog` resource behind API Gateway, on DynamoDB.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::catalog::routes(), platform::runtime::Seed::Yes).await
+}

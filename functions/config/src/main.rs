@@ -1,0 +1,6 @@
+//! Lambda function: the `config` resource behind API Gateway, on DynamoDB.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::config::routes(), platform::runtime::Seed::Yes).await
+}

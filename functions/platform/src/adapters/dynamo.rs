@@ -1,0 +1,284 @@
+//! The DynamoDB store: one table, `PK`/`SK` string keys, a numeric `version` and the
+//! item body as a native DynamoDB map in `data` (so stream images are readable).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// A condition as DynamoDB expression parts.
+struct Expr {
+    text: String,
+    names: Option<HashMap<String, String>>,
+    values: Option<Attrs>,
+}
+
+fn expression(condition: Condition) -> Option<Expr> {
+    let plain = |text: &str| Some(Expr { text: text.to_string(), names: None, values: None });
+    match condition {
+        Condition::None => None,
+        Condition::Absent => plain("attribute_not_exists(PK)"),
+        Condition::Exists => plain("attribute_exists(PK)"),
+        Condition::Version(v) => Some(Expr {
+            text: "#version = :version".to_string(),
+            names: Some(HashMap::from([("#version".to_string(), "version".to_string())])),
+            values: Some(HashMap::from([(":version".to_string(), AttributeValue::N(v.to_string()))])),
+        }),
+    }
+}
+
+fn key(pk: &str, sk: &str) -> Attrs {
+    HashMap::from([
+        ("PK".to_string(), AttributeValue::S(pk.to_string())),
+        ("SK".to_string(), AttributeValue::S(sk.to_string())),
+    ])
+}
+
+fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
+    let mut attrs = key(&item.pk, &item.sk);
+    attrs.insert("version".to_string(), AttributeValue::N(item.version.to_string()));
+    let data: AttributeValue =
+        serde_dynamo::to_attribute_value(&item.data).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    attrs.insert("data".to_string(), data);
+    Ok(attrs)
+}
+
+fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
+    let text = |attrs: &mut Attrs, name: &str| match attrs.remove(name) {
+        Some(AttributeValue::S(s)) => Ok(s),
+        Some(AttributeValue::N(n)) => Ok(n),
+        _ => Err(StoreError::Unavailable(format!("item without a '{name}' attribute"))),
+    };
+    let pk = text(&mut attrs, "PK")?;
+    let sk = text(&mut attrs, "SK")?;
+    let version = text(&mut attrs, "version")?.parse().map_err(|_| StoreError::Unavailable("bad version".into()))?;
+    let data = match attrs.remove("data") {
+        Some(av) => serde_dynamo::from_attribute_value(av).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        None => serde_json::Value::Null,
+    };
+    Ok(Item { pk, sk, version, data })
+}
+
+fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+    let detail = match &e {
+        SdkError::ServiceError(service) => service.err().to_string(),
+        other => format!("{other}"),
+    };
+    StoreError::Unavailable(detail)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Builds a client from the standard AWS environment (region, credentials, and
+    /// `AWS_ENDPOINT_URL` for a local endpoint such as moto).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&config), table)
+    }
+
+    /// Creates the table as the SAM template declares it (for local endpoints and tests).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set")
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")
+        };
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name("GSI1")
+            .key_schema(key("GSI1PK", KeyType::Hash))
+            .key_schema(key("GSI1SK", KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("PK"))
+            .attribute_definitions(attr("SK"))
+            .attribute_definitions(attr("GSI1PK"))
+            .attribute_definitions(attr("GSI1SK"))
+            .key_schema(key("PK", KeyType::Hash))
+            .key_schema(key("SK", KeyType::Range))
+            .global_secondary_indexes(gsi)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
+        Ok(match write {
+            Write::Put { item, condition } => {
+                let expr = expression(condition);
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(&item)?))
+                    .set_condition_expression(expr.as_ref().map(|e| e.text.clone()))
+                    .set_expression_attribute_names(expr.as_ref().and_then(|e| e.names.clone()))
+                    .set_expression_attribute_values(expr.and_then(|e| e.values))
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            Write::Delete { pk, sk, condition } => {
+                let expr = expression(condition);
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&pk, &sk)))
+                    .set_condition_expression(expr.as_ref().map(|e| e.text.clone()))
+                    .set_expression_attribute_names(expr.as_ref().and_then(|e| e.names.clone()))
+                    .set_expression_attribute_values(expr.and_then(|e| e.values))
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().delete(delete).build()
+            }
+            Write::Check { pk, sk, condition } => {
+                let expr = expression(condition)
+                    .ok_or_else(|| StoreError::Invalid("a check needs a condition".to_string()))?;
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&pk, &sk)))
+                    .condition_expression(expr.text)
+                    .set_expression_attribute_names(expr.names)
+                    .set_expression_attribute_values(expr.values)
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item.map(from_attrs).transpose()
+    }
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+        let expr = expression(condition);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_attrs(&item)?))
+            .set_condition_expression(expr.as_ref().map(|e| e.text.clone()))
+            .set_expression_attribute_names(expr.as_ref().and_then(|e| e.names.clone()))
+            .set_expression_attribute_values(expr.and_then(|e| e.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed { index: 0 })
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn query(&self, query: Query<'_>) -> Result<Page, StoreError> {
+        let limit = query.limit.max(1);
+        let mut values = HashMap::from([(":pk".to_string(), AttributeValue::S(query.pk.to_string()))]);
+        let condition = if query.sk_prefix.is_empty() {
+            "PK = :pk"
+        } else {
+            values.insert(":prefix".to_string(), AttributeValue::S(query.sk_prefix.to_string()));
+            "PK = :pk AND begins_with(SK, :prefix)"
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .set_exclusive_start_key(query.after.map(|after| key(query.pk, after)))
+            .scan_index_forward(!query.descending)
+            .consistent_read(true)
+            // One more than asked tells whether another page follows.
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut items = out.items.unwrap_or_default().into_iter().map(from_attrs).collect::<Result<Vec<_>, _>>()?;
+        let more = items.len() > limit || out.last_evaluated_key.is_some();
+        items.truncate(limit);
+        let next = if more { items.last().map(|i| i.sk.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+            return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
+        }
+        let items = writes.into_iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(e) = result else { return Ok(()) };
+        if let Some(service) = e.as_service_error() {
+            if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                cancelled,
+            ) = service
+            {
+                let reasons = cancelled.cancellation_reasons();
+                let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+                if let Some(index) = (0..reasons.len()).find(|&i| code(i) == "ConditionalCheckFailed") {
+                    return Err(StoreError::ConditionFailed { index });
+                }
+                if (0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
+                    return Err(StoreError::Conflict);
+                }
+                return Err(StoreError::ConditionFailed { index: 0 });
+            }
+            if service.is_transaction_in_progress_exception() {
+                return Err(StoreError::Conflict);
+            }
+        }
+        Err(sdk_error(e))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // A read of a key that never exists: proves reachability and permission (GetItem only).
+        self.get("HEALTH", "PING").await.map(|_| ())
+    }
+}

@@ -1,0 +1,191 @@
+//! The embedded store: a single file managed by `redb`, an ACID, copy-on-write,
+//! checksummed B-tree store. A commit returns only after it is on disk
+//! (`Durability::Immediate`), so an acknowledged write survives SIGKILL or power loss.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
+
+/// (partition key, sort key) -> JSON of [`Stored`].
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: u64,
+    data: Value,
+}
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens the store file, creating it (and its folder) when missing.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
+        let db = Database::create(path).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        txn.open_table(ITEMS).map_err(unavailable)?;
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
+    }
+}
+
+fn decode(pk: &str, sk: &str, bytes: &[u8]) -> Result<Item, StoreError> {
+    let stored: Stored = serde_json::from_slice(bytes).map_err(unavailable)?;
+    Ok(Item { pk: pk.to_string(), sk: sk.to_string(), version: stored.version, data: stored.data })
+}
+
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&Stored { version: item.version, data: item.data.clone() }).map_err(unavailable)
+}
+
+fn holds(condition: Condition, current: Option<u64>) -> bool {
+    match condition {
+        Condition::None => true,
+        Condition::Absent => current.is_none(),
+        Condition::Exists => current.is_some(),
+        Condition::Version(v) => current == Some(v),
+    }
+}
+
+fn current_version(table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>, pk: &str, sk: &str) -> Result<Option<u64>, StoreError> {
+    match table.get((pk, sk)).map_err(unavailable)? {
+        Some(guard) => Ok(Some(decode(pk, sk, guard.value())?.version)),
+        None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let (pk, sk) = (pk.to_string(), sk.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ITEMS).map_err(unavailable)?;
+            let found = table.get((pk.as_str(), sk.as_str())).map_err(unavailable)?;
+            found.map(|guard| decode(&pk, &sk, guard.value())).transpose()
+        })
+        .await
+    }
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+        self.transact(vec![Write::Put { item, condition }]).await
+    }
+
+    async fn query(&self, query: Query<'_>) -> Result<Page, StoreError> {
+        let pk = query.pk.to_string();
+        let prefix = query.sk_prefix.to_string();
+        let after = query.after.map(str::to_string);
+        let (limit, descending) = (query.limit.max(1), query.descending);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ITEMS).map_err(unavailable)?;
+            let end = format!("{prefix}\u{10FFFF}");
+            let lower = match (&after, descending) {
+                (Some(a), false) => Bound::Excluded((pk.as_str(), a.as_str())),
+                _ => Bound::Included((pk.as_str(), prefix.as_str())),
+            };
+            let upper = match (&after, descending) {
+                (Some(a), true) => Bound::Excluded((pk.as_str(), a.as_str())),
+                _ => Bound::Included((pk.as_str(), end.as_str())),
+            };
+            let range = table.range::<(&str, &str)>((lower, upper)).map_err(unavailable)?;
+            let mut items = Vec::new();
+            let mut more = false;
+            let mut take = |entry: Result<(redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| -> Result<bool, StoreError> {
+                let (key, value) = entry.map_err(unavailable)?;
+                let (kpk, ksk) = key.value();
+                if kpk != pk || !ksk.starts_with(prefix.as_str()) {
+                    return Ok(true);
+                }
+                if items.len() == limit {
+                    more = true;
+                    return Ok(false);
+                }
+                items.push(decode(kpk, ksk, value.value())?);
+                Ok(true)
+            };
+            if descending {
+                for entry in range.rev() {
+                    if !take(entry)? {
+                        break;
+                    }
+                }
+            } else {
+                for entry in range {
+                    if !take(entry)? {
+                        break;
+                    }
+                }
+            }
+            let next = if more { items.last().map(|i: &Item| i.sk.clone()) } else { None };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+            return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
+        }
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                for (index, write) in writes.iter().enumerate() {
+                    let (pk, sk, condition) = match write {
+                        Write::Put { item, condition } => (&item.pk, &item.sk, *condition),
+                        Write::Delete { pk, sk, condition } | Write::Check { pk, sk, condition } => (pk, sk, *condition),
+                    };
+                    if !holds(condition, current_version(&table, pk, sk)?) {
+                        // Dropping the transaction without commit aborts it: nothing is written.
+                        return Err(StoreError::ConditionFailed { index });
+                    }
+                    match write {
+                        Write::Put { item, .. } => {
+                            table.insert((pk.as_str(), sk.as_str()), encode(item)?.as_slice()).map_err(unavailable)?;
+                        }
+                        Write::Delete { .. } => {
+                            table.remove((pk.as_str(), sk.as_str())).map_err(unavailable)?;
+                        }
+                        Write::Check { .. } => {}
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            txn.open_table(ITEMS).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}

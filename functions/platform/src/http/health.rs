@@ -1,0 +1,58 @@
+//! `GET /health`, `/health/live`, `/health/ready`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{ApiRouter, AppState};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    pub version: &'static str,
+    /// Each dependency and its state.
+    #[schema(value_type = Object)]
+    pub checks: serde_json::Map<String, serde_json::Value>,
+}
+
+pub fn routes() -> ApiRouter {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(live)).routes(routes!(ready))
+}
+
+async fn check(state: &AppState) -> (StatusCode, Json<Health>) {
+    let mut checks = serde_json::Map::new();
+    let store_ok = match state.services.store.ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "store is not ready");
+            false
+        }
+    };
+    checks.insert("store".to_string(), serde_json::json!(if store_ok { "ok" } else { "unavailable" }));
+    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let health = Health { status: if store_ok { "ok" } else { "unavailable" }, version: env!("CARGO_PKG_VERSION"), checks };
+    (status, Json(health))
+}
+
+/// Overall health, with each dependency.
+#[utoipa::path(get, path = "/health", tag = "health", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    check(&state).await
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)))]
+async fn live() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), checks: Default::default() })
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    check(&state).await
+}

@@ -1,0 +1,71 @@
+//! The HTTP API: one router per resource, each usable alone (one Lambda function per
+//! resource) or merged into one app (the local server).
+
+pub mod caller;
+pub mod catalog;
+pub mod config;
+pub mod docs;
+pub mod extract;
+pub mod health;
+pub mod problem;
+pub mod tenant_systems;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::Services;
+pub use caller::{AuthConfig, Caller};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub auth: Arc<AuthConfig>,
+}
+
+/// A resource's routes with their OpenAPI description.
+pub type ApiRouter = OpenApiRouter<AppState>;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every resource's routes.
+pub fn all_routes() -> ApiRouter {
+    catalog::routes()
+        .merge(tenant_systems::routes())
+        .merge(config::routes())
+        .merge(health::routes())
+}
+
+/// The OpenAPI document of the whole product.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    docs::describe(all_routes().into_openapi())
+}
+
+/// Turns routes into a service: state, request ids, tracing, problem+json for unknown paths.
+pub fn finish(routes: ApiRouter, state: AppState) -> Router {
+    let (router, _) = routes.split_for_parts();
+    router
+        .fallback(problem::not_found)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let tenant = req.headers().get(caller::TENANT_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, tenant)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The whole product in one app (the local server), with the docs.
+pub fn app(state: AppState) -> Router {
+    finish(all_routes().merge(docs::routes()), state)
+}
+
+pub(crate) fn etag_header(version: u64) -> [(HeaderName, HeaderValue); 1] {
+    let value = HeaderValue::from_str(&crate::domain::config::etag(version)).expect("an ETag is a valid header");
+    [(header::ETAG, value)]
+}

@@ -1,0 +1,130 @@
+//! A tenant's installed systems: `/api/v1/tenants/{tenant_id}/systems`.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::catalog::system_in_path;
+use super::extract::{IfMatchHeader, JsonBody, Params};
+use super::problem::Problem;
+use super::{etag_header, ApiRouter, AppState, Caller};
+use crate::app::error::AppResult;
+use crate::app::installs::{InstallOutcome, UninstallOutcome};
+use crate::app::page::Listed;
+use crate::domain::ids::SystemId;
+use crate::domain::install::{HistoryEntry, Install};
+
+pub fn routes() -> ApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_installed, install))
+        .routes(routes!(get_installed, change_version, uninstall))
+        .routes(routes!(history))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    #[schema(value_type = String, example = "sales")]
+    pub system_id: SystemId,
+    /// An exact version (`1.0.0`) or a range (`^1.0`); the highest match is installed.
+    #[schema(example = "^1.0")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeVersionRequest {
+    /// The version to move to: higher upgrades, lower rolls back.
+    #[schema(example = "1.1.0")]
+    pub version: String,
+}
+
+/// List the tenant's installed systems.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant systems",
+    params(("tenant_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    security(("tenant" = [])),
+    responses((status = 200, body = Listed<Install>), (status = 403, body = Problem)))]
+async fn list_installed(State(state): State<AppState>, caller: Caller, Path(tenant_id): Path<String>, params: Params) -> AppResult<Json<Listed<Install>>> {
+    let tenant = caller.tenant_in_path(&tenant_id)?;
+    Ok(Json(state.services.installs.list(tenant, &params.page()?).await?))
+}
+
+/// Install a system and, in the same atomic operation, its missing dependencies.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant systems", request_body = InstallRequest,
+    params(("tenant_id" = String, Path)),
+    security(("tenant" = [])),
+    responses((status = 201, body = InstallOutcome), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn install(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+    JsonBody(request): JsonBody<InstallRequest>,
+) -> AppResult<impl IntoResponse> {
+    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let outcome = state.services.installs.install(tenant, &request.system_id, request.version.as_deref()).await?;
+    let location = format!("/api/v1/tenants/{tenant}/systems/{}", request.system_id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(outcome)))
+}
+
+/// Get one installed system.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems",
+    params(("tenant_id" = String, Path), ("system_id" = String, Path)),
+    security(("tenant" = [])),
+    responses((status = 200, body = Install, headers(("ETag" = String))), (status = 404, body = Problem)))]
+async fn get_installed(State(state): State<AppState>, caller: Caller, Path((tenant_id, system_id)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
+    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let (install, version) = state.services.installs.get(tenant, &system_in_path(&system_id)?).await?;
+    Ok((etag_header(version), Json(install)))
+}
+
+/// Upgrade or roll back an installed system, migrating its configuration.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems", request_body = ChangeVersionRequest,
+    params(("tenant_id" = String, Path), ("system_id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("tenant" = [])),
+    responses((status = 200, body = Install), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn change_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant_id, system_id)): Path<(String, String)>,
+    if_match: IfMatchHeader,
+    JsonBody(request): JsonBody<ChangeVersionRequest>,
+) -> AppResult<impl IntoResponse> {
+    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let system = system_in_path(&system_id)?;
+    let (install, version) = state.services.installs.change_version(tenant, &system, &request.version, if_match.version()).await?;
+    Ok((etag_header(version), Json(install)))
+}
+
+/// Uninstall a system; `?cascade=true` also removes the installed systems that depend on it.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems",
+    params(("tenant_id" = String, Path), ("system_id" = String, Path), ("cascade" = Option<bool>, Query)),
+    security(("tenant" = [])),
+    responses((status = 200, body = UninstallOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn uninstall(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant_id, system_id)): Path<(String, String)>,
+    params: Params,
+) -> AppResult<Json<UninstallOutcome>> {
+    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let cascade = params.flag("cascade")?;
+    Ok(Json(state.services.installs.uninstall(tenant, &system_in_path(&system_id)?, cascade).await?))
+}
+
+/// Every install, upgrade, rollback and uninstall of a system, oldest first, with outcome.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}/history", tag = "tenant systems",
+    params(("tenant_id" = String, Path), ("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    security(("tenant" = [])),
+    responses((status = 200, body = Listed<HistoryEntry>), (status = 404, body = Problem)))]
+async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant_id, system_id)): Path<(String, String)>,
+    params: Params,
+) -> AppResult<Json<Listed<HistoryEntry>>> {
+    let tenant = caller.tenant_in_path(&tenant_id)?;
+    Ok(Json(state.services.installs.history(tenant, &system_in_path(&system_id)?, &params.page()?).await?))
+}

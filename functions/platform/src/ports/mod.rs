@@ -1,0 +1,3 @@
+//! The traits the application needs from the outside world.
+
+pub mod store;

@@ -1,0 +1,117 @@
+//! The store port: single-table primitives shared by DynamoDB and the embedded store.
+//!
+//! Items live under a partition key (`pk`) and a sort key (`sk`). Every tenant item has
+//! the tenant in its partition key. Each item carries a `version` for optimistic
+//! concurrency and a JSON `data` body.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub pk: String,
+    pub sk: String,
+    /// Incremented by the application on every change; used by [`Condition::Version`].
+    pub version: u64,
+    pub data: Value,
+}
+
+impl Item {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, version: u64, data: Value) -> Self {
+        Self { pk: pk.into(), sk: sk.into(), version, data }
+    }
+}
+
+/// What must hold about the current item for a write to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Write whatever is there.
+    None,
+    /// No item exists under the key.
+    Absent,
+    /// An item exists under the key.
+    Exists,
+    /// An item exists under the key with exactly this version.
+    Version(u64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Put { item: Item, condition: Condition },
+    Delete { pk: String, sk: String, condition: Condition },
+    /// Writes nothing; fails the transaction when the condition does not hold.
+    Check { pk: String, sk: String, condition: Condition },
+}
+
+/// One page of a query, in sort-key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// The sort key to continue after, present only when more items follow.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query<'a> {
+    pub pk: &'a str,
+    pub sk_prefix: &'a str,
+    pub limit: usize,
+    /// Continue strictly after this sort key (strictly before it when descending).
+    pub after: Option<&'a str>,
+    pub descending: bool,
+}
+
+impl<'a> Query<'a> {
+    pub fn new(pk: &'a str, sk_prefix: &'a str) -> Self {
+        Self { pk, sk_prefix, limit: 100, after: None, descending: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A condition did not hold; nothing was written. `index` is the failing write.
+    #[error("condition failed on write {index}")]
+    ConditionFailed { index: usize },
+    /// A concurrent transaction touched the same items; retrying may succeed.
+    #[error("conflicting concurrent transaction")]
+    Conflict,
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Most items a transaction may write (DynamoDB's limit).
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
+
+    /// Items of one partition whose sort key starts with the prefix, in order.
+    async fn query(&self, query: Query<'_>) -> Result<Page, StoreError>;
+
+    /// All writes happen, or none do.
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// Cheap check that the store answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Every item of a partition under the prefix, following pages.
+    async fn query_all(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .query(Query { pk, sk_prefix, limit: 500, after: after.as_deref(), descending: false })
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+}

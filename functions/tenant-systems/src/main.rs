@@ -1,0 +1,6 @@
+//! Lambda function: the `tenant-systems` resource behind API Gateway, on DynamoDB.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::tenant_systems::routes(), platform::runtime::Seed::Yes).await
+}
