@@ -1,1 +1,215 @@
+//! Test support: real servers on loopback (moto for DynamoDB, the local server binary),
+//! free ports, and an HTTP client that speaks to them.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use platform::adapters::dynamo::DynamoStore;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts TCP connections on the port.
+pub fn wait_for_port(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A child process killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A moto server (`moto_server`, pip package `moto[server]`) on a free loopback port.
+pub struct Moto {
+    pub endpoint: String,
+    _process: Guard,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server must be installed: pip install 'moto[server]'");
+        let guard = Guard(child);
+        assert!(wait_for_port(port, Duration::from_secs(30)), "moto_server did not start");
+        Moto { endpoint: format!("http://127.0.0.1:{port}"), _process: guard }
+    }
+
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// A new table, created as the SAM template declares it.
+    pub async fn new_table(&self, name: &str) -> Arc<DynamoStore> {
+        let store = DynamoStore::new(self.dynamodb_client(), name);
+        store.create_table().await.expect("create table on moto");
+        Arc::new(store)
+    }
+}
+
+/// Where cargo put this workspace's binaries (next to the test executable's `deps/`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+/// The local server binary on a free port over a data folder.
+pub struct LocalServer {
+    pub base: String,
+    pub admin_token: String,
+    process: Option<Guard>,
+}
+
+impl LocalServer {
+    pub fn start(data_dir: &Path) -> LocalServer {
+        let port = free_port();
+        let admin_token = "local-test-admin-token".to_string();
+        let child = Command::new(binary("local-server"))
+            .env("PORT", port.to_string())
+            .env("DATA_DIR", data_dir)
+            .env("PLATFORM_ADMIN_TOKEN", &admin_token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start local-server");
+        let guard = Guard(child);
+        assert!(wait_for_port(port, Duration::from_secs(30)), "local-server did not start");
+        LocalServer { base: format!("http://127.0.0.1:{port}"), admin_token, process: Some(guard) }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut guard) = self.process.take() {
+            guard.0.kill().expect("kill local-server");
+            guard.0.wait().expect("reap local-server");
+        }
+    }
+}
+
+/// An axum app served in this process on a free loopback port (for running the HTTP
+/// scenarios over any store, DynamoDB on moto included).
+pub async fn serve_in_process(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    format!("http://{addr}")
+}
+
+/// A small HTTP client for the API: tenant header, admin token, JSON in and out.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub tenant: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `field`s a problem+json answer names.
+    pub fn problem_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api { base: base.to_string(), client: reqwest::Client::new(), tenant: None, admin_token: None }
+    }
+
+    pub fn tenant(&self, tenant: &str) -> Api {
+        Api { tenant: Some(tenant.to_string()), ..self.clone() }
+    }
+
+    pub fn admin(&self, token: &str) -> Api {
+        Api { admin_token: Some(token.to_string()), ..self.clone() }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>, headers: &[(&str, &str)]) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(tenant) = &self.tenant {
+            request = request.header("x-tenant-id", tenant);
+        }
+        if let Some(token) = &self.admin_token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("response body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        if status >= 400 {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert_eq!(content_type, "application/problem+json", "error answers are problem+json: {body}");
+            assert_eq!(body["status"], status, "problem status matches: {body}");
+        }
+        Answer { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Answer {
+        self.send("POST", path, Some(body), &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> Answer {
+        self.send("PUT", path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send("DELETE", path, None, &[]).await
+    }
+}

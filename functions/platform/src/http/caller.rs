@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
@@ -86,5 +86,48 @@ impl FromRequestParts<AppState> for Caller {
         };
         let auth: &Arc<AuthConfig> = &state.auth;
         Ok(Caller { tenant, platform_admin: is_admin(auth, parts) })
+    }
+}
+
+/// The platform administrator, or a 401 before anything else of the request is read.
+pub struct PlatformAdmin;
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Caller::from_request_parts(parts, state).await?.require_platform_admin()?;
+        Ok(PlatformAdmin)
+    }
+}
+
+/// The caller's tenant, checked before the body is read (401 without one).
+pub struct CallerTenant(pub TenantId);
+
+impl FromRequestParts<AppState> for CallerTenant {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(CallerTenant(Caller::from_request_parts(parts, state).await?.tenant()?.clone()))
+    }
+}
+
+/// The caller's tenant, which the path's `{tenant_id}` must name (403 otherwise).
+pub struct PathTenant(pub TenantId);
+
+impl FromRequestParts<AppState> for PathTenant {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound("no such resource".to_string()))?;
+        let in_path = params
+            .iter()
+            .find(|(name, _)| *name == "tenant_id")
+            .map(|(_, value)| value.to_string())
+            .ok_or_else(|| AppError::NotFound("no such resource".to_string()))?;
+        Ok(PathTenant(caller.tenant_in_path(&in_path)?.clone()))
     }
 }

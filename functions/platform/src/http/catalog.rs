@@ -8,7 +8,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState, Caller};
+use super::caller::PlatformAdmin;
+use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::domain::catalog::{NewSystem, NewVersion, System, SystemUpdate, SystemVersion};
@@ -39,8 +40,7 @@ async fn list_systems(State(state): State<AppState>, params: Params) -> AppResul
 #[utoipa::path(post, path = "/api/v1/systems", tag = "catalog", request_body = NewSystem,
     security(("platform_admin" = [])),
     responses((status = 201, body = System), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_system(State(state): State<AppState>, caller: Caller, JsonBody(new): JsonBody<NewSystem>) -> AppResult<impl IntoResponse> {
-    caller.require_platform_admin()?;
+async fn create_system(State(state): State<AppState>, _admin: PlatformAdmin, JsonBody(new): JsonBody<NewSystem>) -> AppResult<impl IntoResponse> {
     let system = state.services.catalog.create_system(new).await?;
     let location = format!("/api/v1/systems/{}", system.system_id);
     Ok((StatusCode::CREATED, etag_header(1), [(header::LOCATION, location)], Json(system)))
@@ -62,12 +62,11 @@ async fn get_system(State(state): State<AppState>, Path(system_id): Path<String>
     responses((status = 200, body = System), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn update_system(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: PlatformAdmin,
     Path(system_id): Path<String>,
     if_match: IfMatchHeader,
     JsonBody(update): JsonBody<SystemUpdate>,
 ) -> AppResult<impl IntoResponse> {
-    caller.require_platform_admin()?;
     let (system, version) = state.services.catalog.update_system(&system_in_path(&system_id)?, update, if_match.version()).await?;
     Ok((etag_header(version), Json(system)))
 }
@@ -87,11 +86,10 @@ async fn list_versions(State(state): State<AppState>, Path(system_id): Path<Stri
     responses((status = 201, body = SystemVersion), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn publish_version(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: PlatformAdmin,
     Path(system_id): Path<String>,
     JsonBody(new): JsonBody<NewVersion>,
 ) -> AppResult<impl IntoResponse> {
-    caller.require_platform_admin()?;
     let published = state.services.catalog.publish_version(&system_in_path(&system_id)?, new).await?;
     let location = format!("/api/v1/systems/{}/versions/{}", published.system_id, published.version);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(published)))

@@ -11,7 +11,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState, Caller};
+use super::caller::{CallerTenant, PathTenant};
+use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::domain::config::{ConfigScope, ConfigVersion};
@@ -113,8 +114,8 @@ fn system_view(tenant: &TenantId, scope: &ConfigScope, current: ConfigVersion) -
     params(("tenant_id" = String, Path), ("config_key" = String, Path)),
     security(("tenant" = [])),
     responses((status = 200, body = TenantConfig, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_tenant_config(State(state): State<AppState>, caller: Caller, Path((tenant_id, key)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+async fn get_tenant_config(State(state): State<AppState>, PathTenant(tenant): PathTenant, Path((_tenant_id, key)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
+    let tenant = &tenant;
     let scope = key_in_path(&key)?;
     let current = state.services.configs.get(tenant, &scope).await?;
     Ok(tenant_view(tenant, &scope, current))
@@ -127,12 +128,12 @@ async fn get_tenant_config(State(state): State<AppState>, caller: Caller, Path((
     responses((status = 200, body = TenantConfig), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn put_tenant_config(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, key)): Path<(String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, key)): Path<(String, String)>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<PutTenantConfig>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     let scope = ConfigKey::parse(&key).map(ConfigScope::Tenant)?;
     let current = state.services.configs.put(tenant, &scope, body.value, if_match.0).await?;
     Ok(tenant_view(tenant, &scope, current))
@@ -145,11 +146,11 @@ async fn put_tenant_config(
     responses((status = 200, body = Listed<ConfigVersion>), (status = 404, body = Problem)))]
 async fn list_tenant_config_versions(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, key)): Path<(String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, key)): Path<(String, String)>,
     params: Params,
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     Ok(Json(state.services.configs.list_versions(tenant, &key_in_path(&key)?, &params.page()?).await?))
 }
 
@@ -160,10 +161,10 @@ async fn list_tenant_config_versions(
     responses((status = 200, body = ConfigVersion), (status = 404, body = Problem)))]
 async fn get_tenant_config_version(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, key, version)): Path<(String, String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, key, version)): Path<(String, String, String)>,
 ) -> AppResult<Json<ConfigVersion>> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     Ok(Json(state.services.configs.get_version(tenant, &key_in_path(&key)?, version_in_path(&version)?).await?))
 }
 
@@ -174,12 +175,12 @@ async fn get_tenant_config_version(
     responses((status = 200, body = TenantConfig), (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn rollback_tenant_config(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, key)): Path<(String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, key)): Path<(String, String)>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<Rollback>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     let scope = key_in_path(&key)?;
     let current = state.services.configs.rollback(tenant, &scope, body.version, if_match.0).await?;
     Ok(tenant_view(tenant, &scope, current))
@@ -190,8 +191,8 @@ async fn rollback_tenant_config(
     params(("system_id" = String, Path)),
     security(("tenant" = [])),
     responses((status = 200, body = SystemConfig, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_system_config(State(state): State<AppState>, caller: Caller, Path(system_id): Path<String>) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant()?;
+async fn get_system_config(State(state): State<AppState>, CallerTenant(tenant): CallerTenant, Path(system_id): Path<String>) -> AppResult<impl IntoResponse> {
+    let tenant = &tenant;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     let current = state.services.configs.get(tenant, &scope).await?;
     Ok(system_view(tenant, &scope, current))
@@ -204,12 +205,12 @@ async fn get_system_config(State(state): State<AppState>, caller: Caller, Path(s
     responses((status = 200, body = SystemConfig), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn put_system_config(
     State(state): State<AppState>,
-    caller: Caller,
+    CallerTenant(tenant): CallerTenant,
     Path(system_id): Path<String>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<PutSystemConfig>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant()?;
+    let tenant = &tenant;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     let current = state.services.configs.put(tenant, &scope, body.configuration, if_match.0).await?;
     Ok(system_view(tenant, &scope, current))
@@ -222,11 +223,11 @@ async fn put_system_config(
     responses((status = 200, body = Listed<ConfigVersion>), (status = 404, body = Problem)))]
 async fn list_system_config_versions(
     State(state): State<AppState>,
-    caller: Caller,
+    CallerTenant(tenant): CallerTenant,
     Path(system_id): Path<String>,
     params: Params,
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
-    let tenant = caller.tenant()?;
+    let tenant = &tenant;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     Ok(Json(state.services.configs.list_versions(tenant, &scope, &params.page()?).await?))
 }
@@ -238,10 +239,10 @@ async fn list_system_config_versions(
     responses((status = 200, body = ConfigVersion), (status = 404, body = Problem)))]
 async fn get_system_config_version(
     State(state): State<AppState>,
-    caller: Caller,
+    CallerTenant(tenant): CallerTenant,
     Path((system_id, version)): Path<(String, String)>,
 ) -> AppResult<Json<ConfigVersion>> {
-    let tenant = caller.tenant()?;
+    let tenant = &tenant;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     Ok(Json(state.services.configs.get_version(tenant, &scope, version_in_path(&version)?).await?))
 }
@@ -254,12 +255,12 @@ async fn get_system_config_version(
     responses((status = 200, body = SystemConfig), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn rollback_system_config(
     State(state): State<AppState>,
-    caller: Caller,
+    CallerTenant(tenant): CallerTenant,
     Path(system_id): Path<String>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<Rollback>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant()?;
+    let tenant = &tenant;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     let current = state.services.configs.rollback(tenant, &scope, body.version, if_match.0).await?;
     Ok(system_view(tenant, &scope, current))

@@ -45,6 +45,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         let message = inner.to_string();
         let field = field_of(&path, &message);
         let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        let message = if message.starts_with("missing field") { "is required".to_string() } else { message };
         match inner.classify() {
             serde_json::error::Category::Data => AppError::Invalid(Invalid::one(field, message)),
             _ => AppError::BadRequest(Invalid::one("body", format!("is not valid JSON: {message}"))),

@@ -10,7 +10,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState, Caller};
+use super::caller::PathTenant;
+use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::AppResult;
 use crate::app::installs::{InstallOutcome, UninstallOutcome};
 use crate::app::page::Listed;
@@ -47,8 +48,8 @@ pub struct ChangeVersionRequest {
     params(("tenant_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     security(("tenant" = [])),
     responses((status = 200, body = Listed<Install>), (status = 403, body = Problem)))]
-async fn list_installed(State(state): State<AppState>, caller: Caller, Path(tenant_id): Path<String>, params: Params) -> AppResult<Json<Listed<Install>>> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+async fn list_installed(State(state): State<AppState>, PathTenant(tenant): PathTenant, params: Params) -> AppResult<Json<Listed<Install>>> {
+    let tenant = &tenant;
     Ok(Json(state.services.installs.list(tenant, &params.page()?).await?))
 }
 
@@ -59,11 +60,10 @@ async fn list_installed(State(state): State<AppState>, caller: Caller, Path(tena
     responses((status = 201, body = InstallOutcome), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn install(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(tenant_id): Path<String>,
+    PathTenant(tenant): PathTenant,
     JsonBody(request): JsonBody<InstallRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     let outcome = state.services.installs.install(tenant, &request.system_id, request.version.as_deref()).await?;
     let location = format!("/api/v1/tenants/{tenant}/systems/{}", request.system_id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(outcome)))
@@ -74,8 +74,8 @@ async fn install(
     params(("tenant_id" = String, Path), ("system_id" = String, Path)),
     security(("tenant" = [])),
     responses((status = 200, body = Install, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_installed(State(state): State<AppState>, caller: Caller, Path((tenant_id, system_id)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+async fn get_installed(State(state): State<AppState>, PathTenant(tenant): PathTenant, Path((_tenant_id, system_id)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
+    let tenant = &tenant;
     let (install, version) = state.services.installs.get(tenant, &system_in_path(&system_id)?).await?;
     Ok((etag_header(version), Json(install)))
 }
@@ -87,12 +87,12 @@ async fn get_installed(State(state): State<AppState>, caller: Caller, Path((tena
     responses((status = 200, body = Install), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn change_version(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, system_id)): Path<(String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, system_id)): Path<(String, String)>,
     if_match: IfMatchHeader,
     JsonBody(request): JsonBody<ChangeVersionRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     let system = system_in_path(&system_id)?;
     let (install, version) = state.services.installs.change_version(tenant, &system, &request.version, if_match.version()).await?;
     Ok((etag_header(version), Json(install)))
@@ -105,11 +105,11 @@ async fn change_version(
     responses((status = 200, body = UninstallOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn uninstall(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, system_id)): Path<(String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, system_id)): Path<(String, String)>,
     params: Params,
 ) -> AppResult<Json<UninstallOutcome>> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     let cascade = params.flag("cascade")?;
     Ok(Json(state.services.installs.uninstall(tenant, &system_in_path(&system_id)?, cascade).await?))
 }
@@ -121,10 +121,10 @@ async fn uninstall(
     responses((status = 200, body = Listed<HistoryEntry>), (status = 404, body = Problem)))]
 async fn history(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant_id, system_id)): Path<(String, String)>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, system_id)): Path<(String, String)>,
     params: Params,
 ) -> AppResult<Json<Listed<HistoryEntry>>> {
-    let tenant = caller.tenant_in_path(&tenant_id)?;
+    let tenant = &tenant;
     Ok(Json(state.services.installs.history(tenant, &system_in_path(&system_id)?, &params.page()?).await?))
 }

@@ -1,0 +1,155 @@
+//! One store conformance suite, run against the embedded store and against DynamoDB
+//! served by a real moto server.
+
+use std::sync::Arc;
+
+use blackbox::Moto;
+use platform::adapters::embedded::EmbeddedStore;
+use platform::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+use serde_json::json;
+
+fn item(pk: &str, sk: &str, version: u64) -> Item {
+    Item::new(pk, sk, version, json!({"sk": sk, "n": version}))
+}
+
+async fn round_trips_json(store: &dyn Store) {
+    let data = json!({
+        "text": "héllo ✓", "empty": "", "int": 42, "negative": -7, "float": 2.5, "big": 12345678901234_i64,
+        "yes": true, "none": null, "list": [1, "two", {"three": 3}], "nested": {"deep": {"deeper": []}}, "obj": {}
+    });
+    store.put(Item::new("P#json", "A", 3, data.clone()), Condition::None).await.unwrap();
+    let got = store.get("P#json", "A").await.unwrap().expect("stored item");
+    assert_eq!(got, Item::new("P#json", "A", 3, data));
+    assert_eq!(store.get("P#json", "missing").await.unwrap(), None);
+}
+
+async fn conditions_guard_puts(store: &dyn Store) {
+    store.put(item("P#cond", "A", 1), Condition::Absent).await.unwrap();
+    assert_eq!(store.put(item("P#cond", "A", 1), Condition::Absent).await, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(store.put(item("P#cond", "A", 3), Condition::Version(2)).await, Err(StoreError::ConditionFailed { index: 0 }));
+    store.put(item("P#cond", "A", 2), Condition::Version(1)).await.unwrap();
+    assert_eq!(store.get("P#cond", "A").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.put(item("P#cond", "B", 1), Condition::Exists).await, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(store.put(item("P#cond", "B", 1), Condition::Version(1)).await, Err(StoreError::ConditionFailed { index: 0 }));
+    store.put(item("P#cond", "A", 5), Condition::Exists).await.unwrap();
+}
+
+async fn queries_page_by_prefix(store: &dyn Store) {
+    for i in 0..7 {
+        store.put(item("P#q", &format!("ITEM#{i:02}"), 1), Condition::None).await.unwrap();
+    }
+    store.put(item("P#q", "ITEMS", 1), Condition::None).await.unwrap();
+    store.put(item("P#q", "OTHER#1", 1), Condition::None).await.unwrap();
+    store.put(item("P#q2", "ITEM#00", 1), Condition::None).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.query(Query { limit: 3, after: after.as_deref(), ..Query::new("P#q", "ITEM#") }).await.unwrap();
+        pages += 1;
+        seen.extend(page.items.iter().map(|i| i.sk.clone()));
+        assert!(page.items.len() <= 3);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("ITEM#{i:02}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3);
+
+    // An exact multiple of the page size ends without a dangling empty page.
+    let first = store.query(Query { limit: 4, ..Query::new("P#q", "ITEM#0") }).await.unwrap();
+    assert_eq!(first.items.len(), 4);
+    let second = store.query(Query { limit: 4, after: first.next.as_deref(), ..Query::new("P#q", "ITEM#0") }).await.unwrap();
+    assert_eq!(second.items.len(), 3);
+    assert_eq!(second.next, None);
+
+    let down = store.query(Query { limit: 5, descending: true, ..Query::new("P#q", "ITEM#") }).await.unwrap();
+    let sks: Vec<&str> = down.items.iter().map(|i| i.sk.as_str()).collect();
+    assert_eq!(sks, ["ITEM#06", "ITEM#05", "ITEM#04", "ITEM#03", "ITEM#02"]);
+    let rest = store
+        .query(Query { limit: 5, descending: true, after: down.next.as_deref(), ..Query::new("P#q", "ITEM#") })
+        .await
+        .unwrap();
+    let sks: Vec<&str> = rest.items.iter().map(|i| i.sk.as_str()).collect();
+    assert_eq!(sks, ["ITEM#01", "ITEM#00"]);
+    assert_eq!(rest.next, None);
+
+    let everything = store.query_all("P#q", "").await.unwrap();
+    assert_eq!(everything.len(), 9, "the whole partition, and only it");
+    assert!(store.query(Query::new("P#none", "ITEM#")).await.unwrap().items.is_empty());
+}
+
+async fn transactions_are_all_or_nothing(store: &dyn Store) {
+    store.put(item("P#tx", "KEEP", 1), Condition::None).await.unwrap();
+    let failing = vec![
+        Write::Put { item: item("P#tx", "NEW1", 1), condition: Condition::Absent },
+        Write::Delete { pk: "P#tx".into(), sk: "KEEP".into(), condition: Condition::Version(1) },
+        Write::Put { item: item("P#tx", "KEEP2", 1), condition: Condition::Exists },
+    ];
+    assert_eq!(store.transact(failing).await, Err(StoreError::ConditionFailed { index: 2 }));
+    assert_eq!(store.get("P#tx", "NEW1").await.unwrap(), None, "nothing of a failed transaction is written");
+    assert!(store.get("P#tx", "KEEP").await.unwrap().is_some());
+
+    let check_fails = vec![
+        Write::Put { item: item("P#tx", "NEW1", 1), condition: Condition::Absent },
+        Write::Check { pk: "P#tx".into(), sk: "KEEP".into(), condition: Condition::Version(9) },
+    ];
+    assert_eq!(store.transact(check_fails).await, Err(StoreError::ConditionFailed { index: 1 }));
+    assert_eq!(store.get("P#tx", "NEW1").await.unwrap(), None);
+
+    let succeeding = vec![
+        Write::Put { item: item("P#tx", "NEW1", 1), condition: Condition::Absent },
+        Write::Check { pk: "P#tx".into(), sk: "KEEP".into(), condition: Condition::Version(1) },
+        Write::Put { item: item("P#tx", "NEW2", 1), condition: Condition::None },
+    ];
+    store.transact(succeeding).await.unwrap();
+    store
+        .transact(vec![Write::Delete { pk: "P#tx".into(), sk: "KEEP".into(), condition: Condition::Version(1) }])
+        .await
+        .unwrap();
+    let left: Vec<String> = store.query_all("P#tx", "").await.unwrap().into_iter().map(|i| i.sk).collect();
+    assert_eq!(left, ["NEW1", "NEW2"]);
+
+    let too_many: Vec<Write> = (0..101)
+        .map(|i| Write::Put { item: item("P#tx", &format!("M{i}"), 1), condition: Condition::None })
+        .collect();
+    assert!(matches!(store.transact(too_many).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))));
+}
+
+async fn suite(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    round_trips_json(store.as_ref()).await;
+    conditions_guard_puts(store.as_ref()).await;
+    queries_page_by_prefix(store.as_ref()).await;
+    transactions_are_all_or_nothing(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn embedded_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+    suite(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_data_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        store.put(item("P#r", "A", 1), Condition::Absent).await.unwrap();
+    }
+    let reopened = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(reopened.get("P#r", "A").await.unwrap().unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn dynamodb_store_conforms_on_moto() {
+    let moto = Moto::start();
+    let store = moto.new_table("conformance").await;
+    suite(store).await;
+}
