@@ -1,6 +1,8 @@
 //! Test support: real servers on loopback (moto for DynamoDB, the local server binary),
 //! free ports, and an HTTP client that speaks to them.
 
+pub mod scenarios;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
