@@ -171,7 +171,13 @@ impl Api {
         Api { admin_token: Some(token.to_string()), ..self.clone() }
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>, headers: &[(&str, &str)]) -> Answer {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(tenant) = &self.tenant {

@@ -9,7 +9,8 @@ use crate::Api;
 pub async fn catalog_reads(api: &Api) {
     let all = api.get("/api/v1/systems?limit=200").await;
     assert_eq!(all.status, 200);
-    let ids: Vec<&str> = all.body["items"].as_array().unwrap().iter().map(|s| s["system_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        all.body["items"].as_array().unwrap().iter().map(|s| s["system_id"].as_str().unwrap()).collect();
     for builtin in ["crm", "sales", "marketing", "support"] {
         assert!(ids.contains(&builtin), "{builtin} ships with the catalog: {ids:?}");
     }
@@ -29,7 +30,8 @@ pub async fn catalog_reads(api: &Api) {
     }
 
     let versions = api.get("/api/v1/systems/crm/versions").await;
-    let listed: Vec<&str> = versions.body["items"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    let listed: Vec<&str> =
+        versions.body["items"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
     assert_eq!(listed, ["1.1.0", "1.0.0"], "newest first");
     let v = &versions.body["items"][0];
     for field in ["release_notes", "schema_version", "dependencies", "manifest"] {
@@ -80,9 +82,12 @@ pub async fn catalog_admin(api: &Api, admin_token: &str, suffix: &str) {
 
     let invalid = admin.post("/api/v1/systems", json!({"system_id": "Bad Id", "name": "x", "type": "t"})).await;
     assert_eq!((invalid.status, invalid.problem_fields()), (422, vec!["system_id".to_string()]));
-    let invalid = admin.post("/api/v1/systems", json!({"system_id": format!("x-{suffix}"), "name": " ", "type": "t"})).await;
+    let invalid =
+        admin.post("/api/v1/systems", json!({"system_id": format!("x-{suffix}"), "name": " ", "type": "t"})).await;
     assert_eq!((invalid.status, invalid.problem_fields()), (422, vec!["name".to_string()]));
-    let invalid = admin.post("/api/v1/systems", json!({"system_id": format!("x-{suffix}"), "name": "n", "type": "t", "colour": 1})).await;
+    let invalid = admin
+        .post("/api/v1/systems", json!({"system_id": format!("x-{suffix}"), "name": "n", "type": "t", "colour": 1}))
+        .await;
     assert_eq!((invalid.status, invalid.problem_fields()), (422, vec!["colour".to_string()]));
 
     let path = format!("/api/v1/systems/{id}");
@@ -90,7 +95,14 @@ pub async fn catalog_admin(api: &Api, admin_token: &str, suffix: &str) {
     let etag = current.header("etag").unwrap().to_string();
     let stale = admin.send("PUT", &path, Some(json!({"description": "x"})), &[("if-match", "\"999\"")]).await;
     assert_eq!(stale.status, 412);
-    let updated = admin.send("PUT", &path, Some(json!({"description": "Tools for every day", "status": "deprecated"})), &[("if-match", &etag)]).await;
+    let updated = admin
+        .send(
+            "PUT",
+            &path,
+            Some(json!({"description": "Tools for every day", "status": "deprecated"})),
+            &[("if-match", &etag)],
+        )
+        .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
     assert_eq!(updated.body["description"], "Tools for every day");
     assert_ne!(updated.header("etag").unwrap(), etag);
@@ -207,11 +219,14 @@ pub async fn upgrades(api: &Api, admin_token: &str, tenant: &str, suffix: &str) 
     assert!(config.body["configuration"]["features"].get("duplicate_detection").is_none());
 
     let history = tenant_api.get(&format!("{base}/crm/history")).await;
-    let actions: Vec<&str> = history.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        history.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["install", "upgrade", "rollback"]);
     assert_eq!(tenant_api.put(&format!("{base}/crm"), json!({"version": "9.0.0"})).await.problem_fields(), ["version"]);
     assert_eq!(tenant_api.put(&format!("{base}/marketing"), json!({"version": "1.0.0"})).await.status, 404);
-    let stale = tenant_api.send("PUT", &format!("{base}/crm"), Some(json!({"version": "1.1.0"})), &[("if-match", "\"1\"")]).await;
+    let stale = tenant_api
+        .send("PUT", &format!("{base}/crm"), Some(json!({"version": "1.1.0"})), &[("if-match", "\"1\"")])
+        .await;
     assert_eq!(stale.status, 412);
 
     // A dependent pins its dependency's major version.
@@ -223,7 +238,9 @@ pub async fn upgrades(api: &Api, admin_token: &str, tenant: &str, suffix: &str) 
     }
     admin.post(&format!("/api/v1/systems/{core}/versions"), version_body("1.0.0", json!({}), "a")).await;
     admin.post(&format!("/api/v1/systems/{core}/versions"), version_body("2.0.0", json!({}), "a")).await;
-    let published = admin.post(&format!("/api/v1/systems/{addon}/versions"), version_body("1.0.0", json!({core.clone(): "^1"}), "a")).await;
+    let published = admin
+        .post(&format!("/api/v1/systems/{addon}/versions"), version_body("1.0.0", json!({core.clone(): "^1"}), "a"))
+        .await;
     assert_eq!(published.status, 201, "{}", published.body);
     let installed = tenant_api.post(&base, json!({"system_id": addon})).await;
     let names: Vec<String> = installed.body["installed"]
@@ -264,9 +281,11 @@ pub async fn configuration(api: &Api, tenant: &str) {
     assert_eq!(api.post(&format!("{path}/rollback"), json!({"version": 42})).await.status, 404);
 
     let versions = api.get(&format!("{path}/versions?limit=2")).await;
-    let numbers: Vec<u64> = versions.body["items"].as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> =
+        versions.body["items"].as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [3, 2]);
-    let rest = api.get(&format!("{path}/versions?limit=2&cursor={}", versions.body["next_cursor"].as_str().unwrap())).await;
+    let rest =
+        api.get(&format!("{path}/versions?limit=2&cursor={}", versions.body["next_cursor"].as_str().unwrap())).await;
     assert_eq!(rest.body["items"][0]["version"], 1);
     assert_eq!(api.get(&format!("{path}/versions/2")).await.body["value"]["color"], "green");
     assert_eq!(api.get(&format!("{path}/versions/77")).await.status, 404);
@@ -290,7 +309,9 @@ pub async fn configuration(api: &Api, tenant: &str) {
     assert_eq!(refused.problem_fields(), ["configuration/auto_assign"]);
     let mut right = current.body["configuration"].clone();
     right["auto_assign"] = json!(!right["auto_assign"].as_bool().unwrap());
-    let ok = api.send("PUT", "/api/v1/systems/support/config", Some(json!({"configuration": right})), &[("if-match", &etag)]).await;
+    let ok = api
+        .send("PUT", "/api/v1/systems/support/config", Some(json!({"configuration": right})), &[("if-match", &etag)])
+        .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.body["version"], 2);
     let versions = api.get("/api/v1/systems/support/config/versions").await;
@@ -314,14 +335,17 @@ pub async fn concurrent_writers(api: &Api, tenant: &str) {
         assert_eq!(writer.await.unwrap(), 200);
     }
     let versions = api.get(&format!("{path}/versions?limit=100")).await;
-    let mut writers: Vec<u64> = versions.body["items"].as_array().unwrap().iter().map(|v| v["value"]["writer"].as_u64().unwrap()).collect();
+    let mut writers: Vec<u64> =
+        versions.body["items"].as_array().unwrap().iter().map(|v| v["value"]["writer"].as_u64().unwrap()).collect();
     writers.sort();
     assert_eq!(writers, (0..12).collect::<Vec<_>>(), "no update is lost");
 
     let racers = (0..6).map(|i| {
         let api = api.clone();
         let path = path.clone();
-        tokio::spawn(async move { api.send("PUT", &path, Some(json!({"value": {"racer": i}})), &[("if-match", "\"12\"")]).await.status })
+        tokio::spawn(async move {
+            api.send("PUT", &path, Some(json!({"value": {"racer": i}})), &[("if-match", "\"12\"")]).await.status
+        })
     });
     let mut statuses = Vec::new();
     for racer in racers {
@@ -352,7 +376,10 @@ pub async fn isolation(api: &Api, tenant_a: &str, tenant_b: &str) {
     }
     assert_eq!(b.post(&format!("/api/v1/tenants/{tenant_a}/systems"), json!({"system_id": "crm"})).await.status, 403);
     assert_eq!(b.delete(&format!("/api/v1/tenants/{tenant_a}/systems/marketing?cascade=true")).await.status, 403);
-    assert_eq!(b.put(&format!("/api/v1/config/tenants/{tenant_a}/configs/secret"), json!({"value": "b"})).await.status, 403);
+    assert_eq!(
+        b.put(&format!("/api/v1/config/tenants/{tenant_a}/configs/secret"), json!({"value": "b"})).await.status,
+        403
+    );
 
     // B's own namespace does not contain A's data.
     assert_eq!(b.get(&format!("/api/v1/config/tenants/{tenant_b}/configs/secret")).await.status, 404);

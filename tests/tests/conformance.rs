@@ -25,12 +25,24 @@ async fn round_trips_json(store: &dyn Store) {
 
 async fn conditions_guard_puts(store: &dyn Store) {
     store.put(item("P#cond", "A", 1), Condition::Absent).await.unwrap();
-    assert_eq!(store.put(item("P#cond", "A", 1), Condition::Absent).await, Err(StoreError::ConditionFailed { index: 0 }));
-    assert_eq!(store.put(item("P#cond", "A", 3), Condition::Version(2)).await, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(
+        store.put(item("P#cond", "A", 1), Condition::Absent).await,
+        Err(StoreError::ConditionFailed { index: 0 })
+    );
+    assert_eq!(
+        store.put(item("P#cond", "A", 3), Condition::Version(2)).await,
+        Err(StoreError::ConditionFailed { index: 0 })
+    );
     store.put(item("P#cond", "A", 2), Condition::Version(1)).await.unwrap();
     assert_eq!(store.get("P#cond", "A").await.unwrap().unwrap().version, 2);
-    assert_eq!(store.put(item("P#cond", "B", 1), Condition::Exists).await, Err(StoreError::ConditionFailed { index: 0 }));
-    assert_eq!(store.put(item("P#cond", "B", 1), Condition::Version(1)).await, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(
+        store.put(item("P#cond", "B", 1), Condition::Exists).await,
+        Err(StoreError::ConditionFailed { index: 0 })
+    );
+    assert_eq!(
+        store.put(item("P#cond", "B", 1), Condition::Version(1)).await,
+        Err(StoreError::ConditionFailed { index: 0 })
+    );
     store.put(item("P#cond", "A", 5), Condition::Exists).await.unwrap();
 }
 
@@ -46,7 +58,8 @@ async fn queries_page_by_prefix(store: &dyn Store) {
     let mut after: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = store.query(Query { limit: 3, after: after.as_deref(), ..Query::new("P#q", "ITEM#") }).await.unwrap();
+        let page =
+            store.query(Query { limit: 3, after: after.as_deref(), ..Query::new("P#q", "ITEM#") }).await.unwrap();
         pages += 1;
         seen.extend(page.items.iter().map(|i| i.sk.clone()));
         assert!(page.items.len() <= 3);
@@ -62,7 +75,8 @@ async fn queries_page_by_prefix(store: &dyn Store) {
     // An exact multiple of the page size ends without a dangling empty page.
     let first = store.query(Query { limit: 4, ..Query::new("P#q", "ITEM#0") }).await.unwrap();
     assert_eq!(first.items.len(), 4);
-    let second = store.query(Query { limit: 4, after: first.next.as_deref(), ..Query::new("P#q", "ITEM#0") }).await.unwrap();
+    let second =
+        store.query(Query { limit: 4, after: first.next.as_deref(), ..Query::new("P#q", "ITEM#0") }).await.unwrap();
     assert_eq!(second.items.len(), 3);
     assert_eq!(second.next, None);
 
@@ -113,9 +127,8 @@ async fn transactions_are_all_or_nothing(store: &dyn Store) {
     let left: Vec<String> = store.query_all("P#tx", "").await.unwrap().into_iter().map(|i| i.sk).collect();
     assert_eq!(left, ["NEW1", "NEW2"]);
 
-    let too_many: Vec<Write> = (0..101)
-        .map(|i| Write::Put { item: item("P#tx", &format!("M{i}"), 1), condition: Condition::None })
-        .collect();
+    let too_many: Vec<Write> =
+        (0..101).map(|i| Write::Put { item: item("P#tx", &format!("M{i}"), 1), condition: Condition::None }).collect();
     assert!(matches!(store.transact(too_many).await, Err(StoreError::Invalid(_))));
     assert!(matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))));
 }

@@ -27,7 +27,11 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
             tokio::spawn(async move {
                 let path = format!("/api/v1/config/tenants/crash/configs/writer-{writer}");
                 for n in 0..MAX_WRITES_PER_WRITER {
-                    let request = api.client.put(format!("{}{path}", api.base)).header("x-tenant-id", "crash").json(&json!({"value": {"n": n}}));
+                    let request = api
+                        .client
+                        .put(format!("{}{path}", api.base))
+                        .header("x-tenant-id", "crash")
+                        .json(&json!({"value": {"n": n}}));
                     match request.send().await {
                         Ok(response) if response.status() == 200 => {
                             let body: serde_json::Value = response.json().await.unwrap();
@@ -62,6 +66,9 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
     for writer in 0..WRITERS {
         let last = acked.iter().filter(|(w, _, _)| *w == writer).map(|(_, v, _)| *v).max().unwrap_or(0);
         let head = api.get(&format!("/api/v1/config/tenants/crash/configs/writer-{writer}")).await;
-        assert!(head.body["version"].as_u64().unwrap_or(0) >= last, "the head is at least the last acknowledged version");
+        assert!(
+            head.body["version"].as_u64().unwrap_or(0) >= last,
+            "the head is at least the last acknowledged version"
+        );
     }
 }

@@ -15,7 +15,19 @@ fn workspace_root() -> PathBuf {
 /// Invokes a function with an event file; returns the API Gateway response.
 fn invoke(port: u16, function: &str, event: &str) -> Value {
     let output = Command::new("cargo")
-        .args(["lambda", "invoke", function, "--data-file", event, "-A", "127.0.0.1", "-P", &port.to_string(), "-o", "json"])
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--data-file",
+            event,
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-o",
+            "json",
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("cargo lambda is installed: pip install cargo-lambda");
@@ -58,8 +70,12 @@ async fn every_function_answers_its_sample_event() {
 
         let catalog = invoke(port, "catalog", "events/catalog-list-systems.json");
         assert_eq!(catalog["statusCode"], 200, "{catalog}");
-        let ids: Vec<String> =
-            body(&catalog)["items"].as_array().unwrap().iter().map(|s| s["system_id"].as_str().unwrap().to_string()).collect();
+        let ids: Vec<String> = body(&catalog)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["system_id"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(ids, ["crm", "marketing", "sales", "support"]);
 
         let installed = invoke(port, "tenant-systems", "events/tenant-systems-install.json");

@@ -29,5 +29,9 @@ async fn data_survives_a_restart() {
     let api = Api::new(&server.base).tenant("acme");
     let listed = api.get("/api/v1/tenants/acme/systems").await;
     assert_eq!(listed.body["items"][0]["system_id"], "crm");
-    assert_eq!(api.get("/api/v1/systems?limit=200").await.body["items"].as_array().unwrap().len(), 4, "seeding is idempotent");
+    assert_eq!(
+        api.get("/api/v1/systems?limit=200").await.body["items"].as_array().unwrap().len(),
+        4,
+        "seeding is idempotent"
+    );
 }

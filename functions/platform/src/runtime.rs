@@ -81,7 +81,12 @@ impl LocalSettings {
             Some(token) => (token, false),
             None => (generate_token(), true),
         };
-        Ok(Self { addr, data_dir, auth: AuthConfig { platform_admin_token: Some(token) }, generated_admin_token: generated })
+        Ok(Self {
+            addr,
+            data_dir,
+            auth: AuthConfig { platform_admin_token: Some(token) },
+            generated_admin_token: generated,
+        })
     }
 }
 
@@ -111,7 +116,8 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -71,7 +71,11 @@ fn holds(condition: Condition, current: Option<u64>) -> bool {
     }
 }
 
-fn current_version(table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>, pk: &str, sk: &str) -> Result<Option<u64>, StoreError> {
+fn current_version(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<u64>, StoreError> {
     match table.get((pk, sk)).map_err(unavailable)? {
         Some(guard) => Ok(Some(decode(pk, sk, guard.value())?.version)),
         None => Ok(None),
@@ -115,7 +119,11 @@ impl Store for EmbeddedStore {
             let range = table.range::<(&str, &str)>((lower, upper)).map_err(unavailable)?;
             let mut items = Vec::new();
             let mut more = false;
-            let mut take = |entry: Result<(redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| -> Result<bool, StoreError> {
+            let mut take = |entry: Result<
+                (redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>),
+                redb::StorageError,
+            >|
+             -> Result<bool, StoreError> {
                 let (key, value) = entry.map_err(unavailable)?;
                 let (kpk, ksk) = key.value();
                 if kpk != pk || !ksk.starts_with(prefix.as_str()) {
@@ -158,7 +166,9 @@ impl Store for EmbeddedStore {
                 for (index, write) in writes.iter().enumerate() {
                     let (pk, sk, condition) = match write {
                         Write::Put { item, condition } => (&item.pk, &item.sk, *condition),
-                        Write::Delete { pk, sk, condition } | Write::Check { pk, sk, condition } => (pk, sk, *condition),
+                        Write::Delete { pk, sk, condition } | Write::Check { pk, sk, condition } => {
+                            (pk, sk, *condition)
+                        }
                     };
                     if !holds(condition, current_version(&table, pk, sk)?) {
                         // Dropping the transaction without commit aborts it: nothing is written.

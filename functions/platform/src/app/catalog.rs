@@ -39,7 +39,11 @@ impl CatalogService {
     pub async fn list_systems(&self, page: &PageRequest) -> AppResult<Listed<System>> {
         let found = self
             .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), ..Query::new(keys::CATALOG_PK, keys::SYSTEM_PREFIX) })
+            .query(Query {
+                limit: page.limit,
+                after: page.after.as_deref(),
+                ..Query::new(keys::CATALOG_PK, keys::SYSTEM_PREFIX)
+            })
             .await?;
         Listed::from_page(found, decode)
     }
@@ -81,7 +85,12 @@ impl CatalogService {
     }
 
     /// Updates the given fields. `expected` is the item version from `If-Match`, if any.
-    pub async fn update_system(&self, id: &SystemId, update: SystemUpdate, expected: Option<u64>) -> AppResult<(System, u64)> {
+    pub async fn update_system(
+        &self,
+        id: &SystemId,
+        update: SystemUpdate,
+        expected: Option<u64>,
+    ) -> AppResult<(System, u64)> {
         update.check()?;
         let (mut system, version) = self.get_system(id).await?;
         if expected.is_some_and(|e| e != version) {
@@ -187,5 +196,9 @@ impl CatalogService {
 }
 
 fn version_exists(id: &SystemId, version: &Version) -> AppError {
-    AppError::conflict_with(format!("system '{id}' already has version {version}"), "version", json!(version.to_string()))
+    AppError::conflict_with(
+        format!("system '{id}' already has version {version}"),
+        "version",
+        json!(version.to_string()),
+    )
 }

@@ -43,12 +43,7 @@ pub fn next_version_writes(
     value: Value,
     cause: ConfigCause,
 ) -> (ConfigVersion, Vec<Write>) {
-    let next = ConfigVersion {
-        version: head.map_or(1, |h| h.version + 1),
-        value,
-        cause,
-        updated_at: now_rfc3339(),
-    };
+    let next = ConfigVersion { version: head.map_or(1, |h| h.version + 1), value, cause, updated_at: now_rfc3339() };
     let pk = keys::tenant_pk(tenant);
     let data = serde_json::to_value(&next).expect("configuration versions serialize");
     let writes = vec![
@@ -56,7 +51,10 @@ pub fn next_version_writes(
             item: Item::new(pk.clone(), keys::config_head_sk(scope), next.version, data.clone()),
             condition: head.map_or(Condition::Absent, |h| Condition::Version(h.version)),
         },
-        Write::Put { item: Item::new(pk, keys::config_version_sk(scope, next.version), 1, data), condition: Condition::Absent },
+        Write::Put {
+            item: Item::new(pk, keys::config_version_sk(scope, next.version), 1, data),
+            condition: Condition::Absent,
+        },
     ];
     (next, writes)
 }
@@ -79,7 +77,13 @@ impl ConfigService {
         self.head(tenant, scope).await?.ok_or_else(|| not_found(scope))
     }
 
-    pub async fn put(&self, tenant: &TenantId, scope: &ConfigScope, value: Value, if_match: Option<IfMatch>) -> AppResult<ConfigVersion> {
+    pub async fn put(
+        &self,
+        tenant: &TenantId,
+        scope: &ConfigScope,
+        value: Value,
+        if_match: Option<IfMatch>,
+    ) -> AppResult<ConfigVersion> {
         let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > MAX_CONFIG_BYTES {
             return Err(AppError::Invalid(crate::domain::invalid::Invalid::one(
@@ -91,12 +95,24 @@ impl ConfigService {
     }
 
     /// Makes a copy of an earlier version the new current version.
-    pub async fn rollback(&self, tenant: &TenantId, scope: &ConfigScope, to: u64, if_match: Option<IfMatch>) -> AppResult<ConfigVersion> {
+    pub async fn rollback(
+        &self,
+        tenant: &TenantId,
+        scope: &ConfigScope,
+        to: u64,
+        if_match: Option<IfMatch>,
+    ) -> AppResult<ConfigVersion> {
         let target = self.get_version(tenant, scope, to).await?;
-        self.write(tenant, scope, if_match, |_| Ok((target.value.clone(), ConfigCause::Rollback { to_version: to }))).await
+        self.write(tenant, scope, if_match, |_| Ok((target.value.clone(), ConfigCause::Rollback { to_version: to })))
+            .await
     }
 
-    pub async fn list_versions(&self, tenant: &TenantId, scope: &ConfigScope, page: &PageRequest) -> AppResult<Listed<ConfigVersion>> {
+    pub async fn list_versions(
+        &self,
+        tenant: &TenantId,
+        scope: &ConfigScope,
+        page: &PageRequest,
+    ) -> AppResult<Listed<ConfigVersion>> {
         if self.head(tenant, scope).await?.is_none() {
             return Err(not_found(scope));
         }
@@ -104,14 +120,21 @@ impl ConfigService {
         let prefix = keys::config_versions_prefix(scope);
         let found = self
             .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), descending: true, ..Query::new(&pk, &prefix) })
+            .query(Query {
+                limit: page.limit,
+                after: page.after.as_deref(),
+                descending: true,
+                ..Query::new(&pk, &prefix)
+            })
             .await?;
         Listed::from_page(found, decode)
     }
 
     pub async fn get_version(&self, tenant: &TenantId, scope: &ConfigScope, version: u64) -> AppResult<ConfigVersion> {
         let item = self.store.get(&keys::tenant_pk(tenant), &keys::config_version_sk(scope, version)).await?;
-        item.map(decode).transpose()?.ok_or_else(|| AppError::NotFound(format!("{} has no version {version}", describe(scope))))
+        item.map(decode)
+            .transpose()?
+            .ok_or_else(|| AppError::NotFound(format!("{} has no version {version}", describe(scope))))
     }
 
     /// The installed system a system configuration belongs to (404 when not installed).
@@ -142,7 +165,11 @@ impl ConfigService {
             let head = self.head(tenant, scope).await?;
             match (if_match, &head) {
                 (Some(IfMatch::Version(v)), Some(h)) if v != h.version => {
-                    return Err(AppError::PreconditionFailed(format!("{} is at version {}", describe(scope), h.version)))
+                    return Err(AppError::PreconditionFailed(format!(
+                        "{} is at version {}",
+                        describe(scope),
+                        h.version
+                    )))
                 }
                 (Some(_), None) => {
                     return Err(AppError::PreconditionFailed(format!("{} does not exist yet", describe(scope))))
@@ -153,7 +180,9 @@ impl ConfigService {
             let mut extra = Vec::new();
             if let Some((install, item_version)) = &installed {
                 let version = self.catalog.get_version(&install.system_id, &install.version).await?;
-                Schema::compile(&version.manifest.config_schema, "config_schema")?.check(&value).map_err(|e| e.under("configuration"))?;
+                Schema::compile(&version.manifest.config_schema, "config_schema")?
+                    .check(&value)
+                    .map_err(|e| e.under("configuration"))?;
                 // The installed version must not change under us: its schema is what we checked.
                 extra.push(Write::Check {
                     pk: keys::tenant_pk(tenant),

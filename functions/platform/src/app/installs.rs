@@ -16,7 +16,9 @@ use super::page::{Listed, PageRequest};
 use crate::domain::catalog::{parse_version_request, SystemVersion};
 use crate::domain::config::{ConfigCause, ConfigScope};
 use crate::domain::ids::{SystemId, TenantId};
-use crate::domain::install::{CatalogView, HistoryAction, HistoryEntry, Install, InstallStatus, Installed, Outcome, PlanError};
+use crate::domain::install::{
+    CatalogView, HistoryAction, HistoryEntry, Install, InstallStatus, Installed, Outcome, PlanError,
+};
 use crate::domain::invalid::Invalid;
 use crate::domain::manifest::Schema;
 use crate::domain::time::now_rfc3339;
@@ -57,7 +59,9 @@ fn plan_error(e: PlanError, target: &SystemId) -> AppError {
         PlanError::UnknownSystem(s) if &s == target => {
             AppError::Invalid(Invalid::one("system_id", format!("'{s}' is not a system of the catalog")))
         }
-        PlanError::NoMatchingVersion { system, .. } if &system == target => AppError::Invalid(Invalid::one("version", detail)),
+        PlanError::NoMatchingVersion { system, .. } if &system == target => {
+            AppError::Invalid(Invalid::one("version", detail))
+        }
         PlanError::NotInstalled(s) => AppError::NotFound(format!("system '{s}' is not installed")),
         PlanError::HasDependents(dependents) => AppError::conflict_with(
             format!("{detail}; uninstall them first or pass ?cascade=true"),
@@ -98,14 +102,25 @@ impl InstallService {
 
     async fn installed(&self, tenant: &TenantId) -> AppResult<Vec<(Install, u64)>> {
         let items = self.store.query_all(&keys::tenant_pk(tenant), keys::INSTALL_PREFIX).await?;
-        items.into_iter().map(|item| { let v = item.version; decode(item).map(|i| (i, v)) }).collect()
+        items
+            .into_iter()
+            .map(|item| {
+                let v = item.version;
+                decode(item).map(|i| (i, v))
+            })
+            .collect()
     }
 
     fn installed_map(installs: &[(Install, u64)]) -> Installed {
         installs.iter().map(|(i, _)| (i.system_id.clone(), i.version.clone())).collect()
     }
 
-    pub async fn history(&self, tenant: &TenantId, system: &SystemId, page: &PageRequest) -> AppResult<Listed<HistoryEntry>> {
+    pub async fn history(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        page: &PageRequest,
+    ) -> AppResult<Listed<HistoryEntry>> {
         self.catalog.get_system(system).await?;
         let pk = keys::tenant_pk(tenant);
         let prefix = keys::history_prefix(system);
@@ -129,7 +144,14 @@ impl InstallService {
         Write::Put { item: Self::history_item(tenant, entry), condition: Condition::Absent }
     }
 
-    fn entry(system: &SystemId, action: HistoryAction, from: Option<String>, to: Option<String>, outcome: Outcome, detail: Option<String>) -> HistoryEntry {
+    fn entry(
+        system: &SystemId,
+        action: HistoryAction,
+        from: Option<String>,
+        to: Option<String>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> HistoryEntry {
         HistoryEntry {
             entry_id: ulid::Ulid::generate().to_string(),
             system_id: system.clone(),
@@ -152,7 +174,12 @@ impl InstallService {
 
     /// Installs `system` (at the highest version matching `version`, default any) and
     /// every missing dependency, with their default configurations, atomically.
-    pub async fn install(&self, tenant: &TenantId, system: &SystemId, version: Option<&str>) -> AppResult<InstallOutcome> {
+    pub async fn install(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        version: Option<&str>,
+    ) -> AppResult<InstallOutcome> {
         let requirement = match version {
             Some(raw) => parse_version_request(raw, "version")?,
             None => VersionReq::STAR,
@@ -163,14 +190,25 @@ impl InstallService {
         let plan = match view.plan_install(&installed, system, &requirement) {
             Ok(plan) => plan,
             Err(PlanError::AlreadyInstalled(s)) => {
-                return Err(AppError::conflict_with(format!("system '{s}' is already installed"), "system_id", json!(s)))
+                return Err(AppError::conflict_with(
+                    format!("system '{s}' is already installed"),
+                    "system_id",
+                    json!(s),
+                ))
             }
             Err(e) => {
                 let about_the_request = matches!(&e, PlanError::UnknownSystem(s) | PlanError::NoMatchingVersion { system: s, .. } if s == system);
                 if about_the_request {
                     return Err(plan_error(e, system));
                 }
-                let entry = Self::entry(system, HistoryAction::Install, None, version.map(str::to_string), Outcome::Failed, Some(e.to_string()));
+                let entry = Self::entry(
+                    system,
+                    HistoryAction::Install,
+                    None,
+                    version.map(str::to_string),
+                    Outcome::Failed,
+                    Some(e.to_string()),
+                );
                 return Err(self.refused(tenant, entry, plan_error(e, system)).await);
             }
         };
@@ -188,16 +226,30 @@ impl InstallService {
                 updated_at: now.clone(),
             };
             writes.push(Write::Put {
-                item: Item::new(keys::tenant_pk(tenant), keys::install_sk(&chosen.system_id), 1, serde_json::to_value(&install).expect("installs serialize")),
+                item: Item::new(
+                    keys::tenant_pk(tenant),
+                    keys::install_sk(&chosen.system_id),
+                    1,
+                    serde_json::to_value(&install).expect("installs serialize"),
+                ),
                 condition: Condition::Absent,
             });
             let scope = ConfigScope::System(chosen.system_id.clone());
             let head = self.configs.head(tenant, &scope).await?;
             let cause = ConfigCause::Install { system_version: chosen.version.to_string() };
-            let (_, config_writes) = next_version_writes(tenant, &scope, head.as_ref(), chosen.manifest.default_config.clone(), cause);
+            let (_, config_writes) =
+                next_version_writes(tenant, &scope, head.as_ref(), chosen.manifest.default_config.clone(), cause);
             writes.extend(config_writes);
-            let detail = install.installed_as_dependency_of.as_ref().map(|of| format!("installed as a dependency of {of}"));
-            let entry = Self::entry(&chosen.system_id, HistoryAction::Install, None, Some(chosen.version.to_string()), Outcome::Succeeded, detail);
+            let detail =
+                install.installed_as_dependency_of.as_ref().map(|of| format!("installed as a dependency of {of}"));
+            let entry = Self::entry(
+                &chosen.system_id,
+                HistoryAction::Install,
+                None,
+                Some(chosen.version.to_string()),
+                Outcome::Succeeded,
+                detail,
+            );
             writes.push(Self::history_write(tenant, &entry));
             done.push(install);
         }
@@ -207,7 +259,14 @@ impl InstallService {
                 Err(AppError::conflict("the tenant's systems changed concurrently; read them again and retry"))
             }
             Err(e) => {
-                let entry = Self::entry(system, HistoryAction::Install, None, version.map(str::to_string), Outcome::Failed, Some("the store failed".into()));
+                let entry = Self::entry(
+                    system,
+                    HistoryAction::Install,
+                    None,
+                    version.map(str::to_string),
+                    Outcome::Failed,
+                    Some("the store failed".into()),
+                );
                 Err(self.refused(tenant, entry, e.into()).await)
             }
         }
@@ -215,7 +274,13 @@ impl InstallService {
 
     /// Moves an installed system to another version (upgrade or rollback), migrating
     /// its configuration; installed dependents must accept the new version.
-    pub async fn change_version(&self, tenant: &TenantId, system: &SystemId, version: &str, expected: Option<u64>) -> AppResult<(Install, u64)> {
+    pub async fn change_version(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        version: &str,
+        expected: Option<u64>,
+    ) -> AppResult<(Install, u64)> {
         let requirement = parse_version_request(version, "version")?;
         let view = self.catalog.view().await?;
         let installs = self.installed(tenant).await?;
@@ -225,7 +290,9 @@ impl InstallService {
             .cloned()
             .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))?;
         if expected.is_some_and(|e| e != item_version) {
-            return Err(AppError::PreconditionFailed(format!("the install of '{system}' is at version {item_version}")));
+            return Err(AppError::PreconditionFailed(format!(
+                "the install of '{system}' is at version {item_version}"
+            )));
         }
         let target = view.best(system, &requirement).map_err(|e| plan_error(e, system))?.clone();
         if target.version == current.version {
@@ -233,7 +300,14 @@ impl InstallService {
         }
         let action = if target.version > current.version { HistoryAction::Upgrade } else { HistoryAction::Rollback };
         let attempt = |outcome, detail| {
-            Self::entry(system, action, Some(current.version.to_string()), Some(target.version.to_string()), outcome, detail)
+            Self::entry(
+                system,
+                action,
+                Some(current.version.to_string()),
+                Some(target.version.to_string()),
+                outcome,
+                detail,
+            )
         };
         if let Err(e) = view.check_change(&Self::installed_map(&installs), system, &target) {
             let entry = attempt(Outcome::Failed, Some(e.to_string()));
@@ -249,11 +323,24 @@ impl InstallService {
             }
         };
         let now = now_rfc3339();
-        let changed = Install { version: target.version.clone(), status: InstallStatus::Active, updated_at: now, ..current.clone() };
-        let cause = ConfigCause::Migration { from_version: current.version.to_string(), to_version: target.version.to_string() };
+        let changed = Install {
+            version: target.version.clone(),
+            status: InstallStatus::Active,
+            updated_at: now,
+            ..current.clone()
+        };
+        let cause = ConfigCause::Migration {
+            from_version: current.version.to_string(),
+            to_version: target.version.to_string(),
+        };
         let (_, mut writes) = next_version_writes(tenant, &scope, head.as_ref(), migrated, cause);
         writes.push(Write::Put {
-            item: Item::new(keys::tenant_pk(tenant), keys::install_sk(system), item_version + 1, serde_json::to_value(&changed).expect("installs serialize")),
+            item: Item::new(
+                keys::tenant_pk(tenant),
+                keys::install_sk(system),
+                item_version + 1,
+                serde_json::to_value(&changed).expect("installs serialize"),
+            ),
             condition: Condition::Version(item_version),
         });
         writes.push(Self::history_write(tenant, &attempt(Outcome::Succeeded, None)));
@@ -268,16 +355,28 @@ impl InstallService {
 
     /// The tenant's configuration carried from `current` to `target` and checked against
     /// the target's schema.
-    fn migrate(&self, view: &CatalogView, current: &Install, target: &SystemVersion, config: Option<&Value>) -> AppResult<Value> {
+    fn migrate(
+        &self,
+        view: &CatalogView,
+        current: &Install,
+        target: &SystemVersion,
+        config: Option<&Value>,
+    ) -> AppResult<Value> {
         let mut value = config.cloned().unwrap_or_else(|| target.manifest.default_config.clone());
         for op in view.migration_ops(&current.system_id, &current.version, &target.version) {
             op.apply(&mut value)?;
         }
         let schema = Schema::compile(&target.manifest.config_schema, "config_schema")?;
         schema.check(&value).map_err(|e| {
-            let errors: Vec<Value> = e.0.iter().map(|i| json!({"field": format!("configuration{}", i.field), "message": i.message})).collect();
+            let errors: Vec<Value> =
+                e.0.iter()
+                    .map(|i| json!({"field": format!("configuration{}", i.field), "message": i.message}))
+                    .collect();
             AppError::conflict_with(
-                format!("the tenant's configuration would not be valid under {} {}; change it first", target.system_id, target.version),
+                format!(
+                    "the tenant's configuration would not be valid under {} {}; change it first",
+                    target.system_id, target.version
+                ),
                 "errors",
                 Value::Array(errors),
             )
@@ -294,20 +393,29 @@ impl InstallService {
             Err(e @ PlanError::NotInstalled(_)) => return Err(plan_error(e, system)),
             Err(e) => {
                 let current = installs.iter().find(|(i, _)| &i.system_id == system).map(|(i, _)| i.version.to_string());
-                let entry = Self::entry(system, HistoryAction::Uninstall, current, None, Outcome::Failed, Some(e.to_string()));
+                let entry =
+                    Self::entry(system, HistoryAction::Uninstall, current, None, Outcome::Failed, Some(e.to_string()));
                 return Err(self.refused(tenant, entry, plan_error(e, system)).await);
             }
         };
         let mut writes = Vec::new();
         for removed in &order {
-            let (install, item_version) = installs.iter().find(|(i, _)| &i.system_id == removed).expect("planned from the installed set");
+            let (install, item_version) =
+                installs.iter().find(|(i, _)| &i.system_id == removed).expect("planned from the installed set");
             writes.push(Write::Delete {
                 pk: keys::tenant_pk(tenant),
                 sk: keys::install_sk(removed),
                 condition: Condition::Version(*item_version),
             });
             let detail = (removed != system).then(|| format!("removed with {system} (cascade)"));
-            let entry = Self::entry(removed, HistoryAction::Uninstall, Some(install.version.to_string()), None, Outcome::Succeeded, detail);
+            let entry = Self::entry(
+                removed,
+                HistoryAction::Uninstall,
+                Some(install.version.to_string()),
+                None,
+                Outcome::Succeeded,
+                detail,
+            );
             writes.push(Self::history_write(tenant, &entry));
         }
         self.store.transact(writes).await?;

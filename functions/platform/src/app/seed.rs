@@ -54,7 +54,8 @@ pub async fn ensure_builtin_catalog(store: &dyn Store, catalog: &CatalogService)
             }
         }
     }
-    let done = Item::new(keys::CATALOG_PK, marker, 1, serde_json::json!({"seeded_at": crate::domain::time::now_rfc3339()}));
+    let done =
+        Item::new(keys::CATALOG_PK, marker, 1, serde_json::json!({"seeded_at": crate::domain::time::now_rfc3339()}));
     match store.put(done, Condition::None).await {
         Ok(()) => Ok(()),
         Err(e) => Err(e.into()),
@@ -71,7 +72,10 @@ mod tests {
             let file: SeedFile = serde_json::from_str(raw).unwrap();
             assert!(!file.versions.is_empty());
             for version in &file.versions {
-                version.manifest.check().unwrap_or_else(|e| panic!("{} {}: {e}", file.system.system_id, version.version));
+                version
+                    .manifest
+                    .check()
+                    .unwrap_or_else(|e| panic!("{} {}: {e}", file.system.system_id, version.version));
             }
         }
     }

@@ -119,9 +119,11 @@ impl CatalogView {
         if !self.versions.contains_key(system) {
             return Err(PlanError::UnknownSystem(system.clone()));
         }
-        self.versions(system).iter().rev().find(|v| requirement.matches(&v.version)).ok_or_else(|| {
-            PlanError::NoMatchingVersion { system: system.clone(), requirement: requirement.clone() }
-        })
+        self.versions(system)
+            .iter()
+            .rev()
+            .find(|v| requirement.matches(&v.version))
+            .ok_or_else(|| PlanError::NoMatchingVersion { system: system.clone(), requirement: requirement.clone() })
     }
 
     /// Installed systems whose installed version depends directly on `system`, with the range they need.
@@ -162,9 +164,8 @@ impl CatalogView {
         path: &mut Vec<SystemId>,
         plan: &mut Vec<&'a SystemVersion>,
     ) -> Result<(), PlanError> {
-        let already = installed
-            .get(system)
-            .or_else(|| plan.iter().find(|v| &v.system_id == system).map(|v| &v.version));
+        let already =
+            installed.get(system).or_else(|| plan.iter().find(|v| &v.system_id == system).map(|v| &v.version));
         if let Some(found) = already {
             if requirement.matches(found) {
                 return Ok(());
@@ -193,7 +194,12 @@ impl CatalogView {
 
     /// What removing `system` removes, dependents first. Without `cascade`, installed
     /// dependents make it fail and are named.
-    pub fn plan_uninstall(&self, installed: &Installed, system: &SystemId, cascade: bool) -> Result<Vec<SystemId>, PlanError> {
+    pub fn plan_uninstall(
+        &self,
+        installed: &Installed,
+        system: &SystemId,
+        cascade: bool,
+    ) -> Result<Vec<SystemId>, PlanError> {
         if !installed.contains_key(system) {
             return Err(PlanError::NotInstalled(system.clone()));
         }
@@ -207,7 +213,13 @@ impl CatalogView {
         Ok(order)
     }
 
-    fn removal_order(&self, installed: &Installed, system: &SystemId, seen: &mut BTreeSet<SystemId>, order: &mut Vec<SystemId>) {
+    fn removal_order(
+        &self,
+        installed: &Installed,
+        system: &SystemId,
+        seen: &mut BTreeSet<SystemId>,
+        order: &mut Vec<SystemId>,
+    ) {
         if !seen.insert(system.clone()) {
             return;
         }
@@ -219,7 +231,12 @@ impl CatalogView {
 
     /// Checks that `system` may move to `target`: installed dependents still accept it,
     /// and what the target needs is installed at a matching version.
-    pub fn check_change(&self, installed: &Installed, system: &SystemId, target: &SystemVersion) -> Result<(), PlanError> {
+    pub fn check_change(
+        &self,
+        installed: &Installed,
+        system: &SystemId,
+        target: &SystemVersion,
+    ) -> Result<(), PlanError> {
         if !installed.contains_key(system) {
             return Err(PlanError::NotInstalled(system.clone()));
         }
@@ -260,10 +277,12 @@ impl CatalogView {
         let mut steps: Vec<(&Version, &[MigrationOp])> = Vec::new();
         let mut at = low;
         while at < high {
-            let ahead: Vec<&SystemVersion> = versions.iter().filter(|v| &v.version > at && &v.version <= high).collect();
+            let ahead: Vec<&SystemVersion> =
+                versions.iter().filter(|v| &v.version > at && &v.version <= high).collect();
             let Some(next) = ahead.first() else { break };
             // Prefer the furthest version that migrates straight from here.
-            let jump = ahead.iter().rev().find_map(|v| v.manifest.migrations.iter().find(|m| &m.from == at).map(|m| (*v, m)));
+            let jump =
+                ahead.iter().rev().find_map(|v| v.manifest.migrations.iter().find(|m| &m.from == at).map(|m| (*v, m)));
             match jump {
                 Some((v, m)) => {
                     steps.push((at, &m.ops));
@@ -325,7 +344,12 @@ mod tests {
             id("crm"),
             vec![
                 version("crm", "1.0.0", &[], json!([])),
-                version("crm", "1.1.0", &[], json!([{"from": "1.0.0", "ops": [{"op": "rename", "from": "/a", "to": "/b"}]}])),
+                version(
+                    "crm",
+                    "1.1.0",
+                    &[],
+                    json!([{"from": "1.0.0", "ops": [{"op": "rename", "from": "/a", "to": "/b"}]}]),
+                ),
                 version("crm", "2.0.0", &[], json!([{"from": "1.1.0", "ops": [{"op": "remove", "path": "/legacy"}]}])),
             ],
         );
@@ -362,10 +386,16 @@ mod tests {
     #[test]
     fn install_reports_unknown_unmatched_and_cycles() {
         let c = catalog();
-        assert_eq!(c.plan_install(&Installed::new(), &id("nope"), &VersionReq::STAR).unwrap_err(), PlanError::UnknownSystem(id("nope")));
+        assert_eq!(
+            c.plan_install(&Installed::new(), &id("nope"), &VersionReq::STAR).unwrap_err(),
+            PlanError::UnknownSystem(id("nope"))
+        );
         let err = c.plan_install(&Installed::new(), &id("crm"), &VersionReq::parse("^3").unwrap()).unwrap_err();
         assert!(matches!(err, PlanError::NoMatchingVersion { .. }));
-        assert!(matches!(c.plan_install(&Installed::new(), &id("loop-a"), &VersionReq::STAR).unwrap_err(), PlanError::Cycle(_)));
+        assert!(matches!(
+            c.plan_install(&Installed::new(), &id("loop-a"), &VersionReq::STAR).unwrap_err(),
+            PlanError::Cycle(_)
+        ));
     }
 
     #[test]
@@ -383,7 +413,9 @@ mod tests {
         let all = installed(&[("crm", "1.0.0"), ("sales", "1.0.0")]);
         assert!(c.check_change(&all, &id("crm"), c.find(&id("crm"), &Version::new(1, 1, 0)).unwrap()).is_ok());
         let err = c.check_change(&all, &id("crm"), c.find(&id("crm"), &Version::new(2, 0, 0)).unwrap()).unwrap_err();
-        assert!(matches!(err, PlanError::BreaksDependents { ref dependents, .. } if dependents[0].0.as_str() == "sales"));
+        assert!(
+            matches!(err, PlanError::BreaksDependents { ref dependents, .. } if dependents[0].0.as_str() == "sales")
+        );
     }
 
     #[test]

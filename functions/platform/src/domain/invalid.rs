@@ -31,12 +31,7 @@ impl Invalid {
         if parent.is_empty() {
             return self;
         }
-        Self(
-            self.0
-                .into_iter()
-                .map(|i| FieldIssue::new(join_field(parent, &i.field), i.message))
-                .collect(),
-        )
+        Self(self.0.into_iter().map(|i| FieldIssue::new(join_field(parent, &i.field), i.message)).collect())
     }
 }
 

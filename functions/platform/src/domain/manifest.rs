@@ -101,10 +101,9 @@ impl Schema {
                         let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
                         FieldIssue::new(format!("{at}/{name}"), "is required")
                     }
-                    ValidationErrorKind::AdditionalProperties { unexpected } => FieldIssue::new(
-                        format!("{at}/{}", unexpected.join(",")),
-                        "is not an allowed property",
-                    ),
+                    ValidationErrorKind::AdditionalProperties { unexpected } => {
+                        FieldIssue::new(format!("{at}/{}", unexpected.join(",")), "is not an allowed property")
+                    }
                     _ => FieldIssue::new(if at.is_empty() { "/".to_string() } else { at }, e.to_string()),
                 }
             })

@@ -47,9 +47,9 @@ impl MigrationOp {
         match self {
             MigrationOp::Rename { from, to } => Some(MigrationOp::Rename { from: to.clone(), to: from.clone() }),
             MigrationOp::Add { path, .. } => Some(MigrationOp::Remove { path: path.clone() }),
-            MigrationOp::Remove { path } => earlier_default
-                .pointer(path)
-                .map(|value| MigrationOp::Add { path: path.clone(), value: value.clone() }),
+            MigrationOp::Remove { path } => {
+                earlier_default.pointer(path).map(|value| MigrationOp::Add { path: path.clone(), value: value.clone() })
+            }
         }
     }
 }

@@ -26,7 +26,9 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig").field("platform_admin_token", &self.platform_admin_token.as_ref().map(|_| "<redacted>")).finish()
+        f.debug_struct("AuthConfig")
+            .field("platform_admin_token", &self.platform_admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -81,7 +83,10 @@ impl FromRequestParts<AppState> for Caller {
             None => None,
             Some(raw) => {
                 let raw = raw.to_str().map_err(|_| AppError::BadRequest(Invalid::one(TENANT_HEADER, "is not text")))?;
-                Some(TenantId::parse(raw).map_err(|e| AppError::BadRequest(Invalid::one(TENANT_HEADER, e.0[0].message.clone())))?)
+                Some(
+                    TenantId::parse(raw)
+                        .map_err(|e| AppError::BadRequest(Invalid::one(TENANT_HEADER, e.0[0].message.clone())))?,
+                )
             }
         };
         let auth: &Arc<AuthConfig> = &state.auth;

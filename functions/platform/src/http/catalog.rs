@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::caller::PlatformAdmin;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::caller::PlatformAdmin;
 use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
@@ -40,7 +40,11 @@ async fn list_systems(State(state): State<AppState>, params: Params) -> AppResul
 #[utoipa::path(post, path = "/api/v1/systems", tag = "catalog", request_body = NewSystem,
     security(("platform_admin" = [])),
     responses((status = 201, body = System), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_system(State(state): State<AppState>, _admin: PlatformAdmin, JsonBody(new): JsonBody<NewSystem>) -> AppResult<impl IntoResponse> {
+async fn create_system(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    JsonBody(new): JsonBody<NewSystem>,
+) -> AppResult<impl IntoResponse> {
     let system = state.services.catalog.create_system(new).await?;
     let location = format!("/api/v1/systems/{}", system.system_id);
     Ok((StatusCode::CREATED, etag_header(1), [(header::LOCATION, location)], Json(system)))
@@ -67,7 +71,8 @@ async fn update_system(
     if_match: IfMatchHeader,
     JsonBody(update): JsonBody<SystemUpdate>,
 ) -> AppResult<impl IntoResponse> {
-    let (system, version) = state.services.catalog.update_system(&system_in_path(&system_id)?, update, if_match.version()).await?;
+    let (system, version) =
+        state.services.catalog.update_system(&system_in_path(&system_id)?, update, if_match.version()).await?;
     Ok((etag_header(version), Json(system)))
 }
 
@@ -75,7 +80,11 @@ async fn update_system(
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/versions", tag = "catalog",
     params(("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<SystemVersion>), (status = 404, body = Problem)))]
-async fn list_versions(State(state): State<AppState>, Path(system_id): Path<String>, params: Params) -> AppResult<Json<Listed<SystemVersion>>> {
+async fn list_versions(
+    State(state): State<AppState>,
+    Path(system_id): Path<String>,
+    params: Params,
+) -> AppResult<Json<Listed<SystemVersion>>> {
     Ok(Json(state.services.catalog.list_versions(&system_in_path(&system_id)?, &params.page()?).await?))
 }
 
@@ -99,8 +108,12 @@ async fn publish_version(
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/versions/{version}", tag = "catalog",
     params(("system_id" = String, Path), ("version" = String, Path)),
     responses((status = 200, body = SystemVersion), (status = 404, body = Problem)))]
-async fn get_version(State(state): State<AppState>, Path((system_id, version)): Path<(String, String)>) -> AppResult<Json<SystemVersion>> {
+async fn get_version(
+    State(state): State<AppState>,
+    Path((system_id, version)): Path<(String, String)>,
+) -> AppResult<Json<SystemVersion>> {
     let id = system_in_path(&system_id)?;
-    let version = semver::Version::parse(&version).map_err(|_| AppError::NotFound(format!("system '{id}' has no version {version}")))?;
+    let version = semver::Version::parse(&version)
+        .map_err(|_| AppError::NotFound(format!("system '{id}' has no version {version}")))?;
     Ok(Json(state.services.catalog.get_version(&id, &version).await?))
 }

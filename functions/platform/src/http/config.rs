@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::caller::{CallerTenant, PathTenant};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::caller::{CallerTenant, PathTenant};
 use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
@@ -114,7 +114,11 @@ fn system_view(tenant: &TenantId, scope: &ConfigScope, current: ConfigVersion) -
     params(("tenant_id" = String, Path), ("config_key" = String, Path)),
     security(("tenant" = [])),
     responses((status = 200, body = TenantConfig, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_tenant_config(State(state): State<AppState>, PathTenant(tenant): PathTenant, Path((_tenant_id, key)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
+async fn get_tenant_config(
+    State(state): State<AppState>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, key)): Path<(String, String)>,
+) -> AppResult<impl IntoResponse> {
     let tenant = &tenant;
     let scope = key_in_path(&key)?;
     let current = state.services.configs.get(tenant, &scope).await?;
@@ -191,7 +195,11 @@ async fn rollback_tenant_config(
     params(("system_id" = String, Path)),
     security(("tenant" = [])),
     responses((status = 200, body = SystemConfig, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_system_config(State(state): State<AppState>, CallerTenant(tenant): CallerTenant, Path(system_id): Path<String>) -> AppResult<impl IntoResponse> {
+async fn get_system_config(
+    State(state): State<AppState>,
+    CallerTenant(tenant): CallerTenant,
+    Path(system_id): Path<String>,
+) -> AppResult<impl IntoResponse> {
     let tenant = &tenant;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     let current = state.services.configs.get(tenant, &scope).await?;

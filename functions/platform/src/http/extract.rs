@@ -60,7 +60,11 @@ fn field_of(path: &str, message: &str) -> String {
         let name = rest.split('`').next().unwrap_or_default();
         return if parent.is_empty() { name.to_string() } else { format!("{parent}.{name}") };
     }
-    if parent.is_empty() { "body".to_string() } else { parent.to_string() }
+    if parent.is_empty() {
+        "body".to_string()
+    } else {
+        parent.to_string()
+    }
 }
 
 /// The query string as name -> value.
@@ -102,12 +106,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.headers.get(header::IF_MATCH) {
             None => Ok(Self(None)),
-            Some(raw) => raw
-                .to_str()
-                .ok()
-                .and_then(parse_if_match)
-                .map(|m| Self(Some(m)))
-                .ok_or_else(|| AppError::PreconditionFailed("If-Match names no version of this resource".to_string())),
+            Some(raw) => {
+                raw.to_str().ok().and_then(parse_if_match).map(|m| Self(Some(m))).ok_or_else(|| {
+                    AppError::PreconditionFailed("If-Match names no version of this resource".to_string())
+                })
+            }
         }
     }
 }

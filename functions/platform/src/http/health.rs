@@ -33,7 +33,8 @@ async fn check(state: &AppState) -> (StatusCode, Json<Health>) {
     };
     checks.insert("store".to_string(), serde_json::json!(if store_ok { "ok" } else { "unavailable" }));
     let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let health = Health { status: if store_ok { "ok" } else { "unavailable" }, version: env!("CARGO_PKG_VERSION"), checks };
+    let health =
+        Health { status: if store_ok { "ok" } else { "unavailable" }, version: env!("CARGO_PKG_VERSION"), checks };
     (status, Json(health))
 }
 

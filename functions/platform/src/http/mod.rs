@@ -34,10 +34,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every resource's routes.
 pub fn all_routes() -> ApiRouter {
-    catalog::routes()
-        .merge(tenant_systems::routes())
-        .merge(config::routes())
-        .merge(health::routes())
+    catalog::routes().merge(tenant_systems::routes()).merge(config::routes()).merge(health::routes())
 }
 
 /// The OpenAPI document of the whole product.

@@ -58,11 +58,9 @@ impl From<AppError> for Problem {
                 errors: invalid.0,
                 ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the request has invalid fields")
             },
-            AppError::BadRequest(invalid) => Problem {
-                detail: invalid.to_string(),
-                errors: invalid.0,
-                ..Problem::new(StatusCode::BAD_REQUEST, "")
-            },
+            AppError::BadRequest(invalid) => {
+                Problem { detail: invalid.to_string(), errors: invalid.0, ..Problem::new(StatusCode::BAD_REQUEST, "") }
+            }
             AppError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
             AppError::Conflict { detail, extra } => Problem { extra, ..Problem::new(StatusCode::CONFLICT, detail) },
             AppError::PreconditionFailed(detail) => Problem::new(StatusCode::PRECONDITION_FAILED, detail),

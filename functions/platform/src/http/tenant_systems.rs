@@ -7,10 +7,10 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::caller::PathTenant;
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::caller::PathTenant;
 use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::AppResult;
 use crate::app::installs::{InstallOutcome, UninstallOutcome};
@@ -48,7 +48,11 @@ pub struct ChangeVersionRequest {
     params(("tenant_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     security(("tenant" = [])),
     responses((status = 200, body = Listed<Install>), (status = 403, body = Problem)))]
-async fn list_installed(State(state): State<AppState>, PathTenant(tenant): PathTenant, params: Params) -> AppResult<Json<Listed<Install>>> {
+async fn list_installed(
+    State(state): State<AppState>,
+    PathTenant(tenant): PathTenant,
+    params: Params,
+) -> AppResult<Json<Listed<Install>>> {
     let tenant = &tenant;
     Ok(Json(state.services.installs.list(tenant, &params.page()?).await?))
 }
@@ -74,7 +78,11 @@ async fn install(
     params(("tenant_id" = String, Path), ("system_id" = String, Path)),
     security(("tenant" = [])),
     responses((status = 200, body = Install, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_installed(State(state): State<AppState>, PathTenant(tenant): PathTenant, Path((_tenant_id, system_id)): Path<(String, String)>) -> AppResult<impl IntoResponse> {
+async fn get_installed(
+    State(state): State<AppState>,
+    PathTenant(tenant): PathTenant,
+    Path((_tenant_id, system_id)): Path<(String, String)>,
+) -> AppResult<impl IntoResponse> {
     let tenant = &tenant;
     let (install, version) = state.services.installs.get(tenant, &system_in_path(&system_id)?).await?;
     Ok((etag_header(version), Json(install)))
@@ -94,7 +102,8 @@ async fn change_version(
 ) -> AppResult<impl IntoResponse> {
     let tenant = &tenant;
     let system = system_in_path(&system_id)?;
-    let (install, version) = state.services.installs.change_version(tenant, &system, &request.version, if_match.version()).await?;
+    let (install, version) =
+        state.services.installs.change_version(tenant, &system, &request.version, if_match.version()).await?;
     Ok((etag_header(version), Json(install)))
 }
 

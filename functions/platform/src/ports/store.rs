@@ -37,10 +37,21 @@ pub enum Condition {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    Put { item: Item, condition: Condition },
-    Delete { pk: String, sk: String, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
     /// Writes nothing; fails the transaction when the condition does not hold.
-    Check { pk: String, sk: String, condition: Condition },
+    Check {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
 }
 
 /// One page of a query, in sort-key order.
@@ -104,9 +115,8 @@ pub trait Store: Send + Sync {
         let mut items = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .query(Query { pk, sk_prefix, limit: 500, after: after.as_deref(), descending: false })
-                .await?;
+            let page =
+                self.query(Query { pk, sk_prefix, limit: 500, after: after.as_deref(), descending: false }).await?;
             items.extend(page.items);
             match page.next {
                 Some(next) => after = Some(next),

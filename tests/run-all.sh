@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the product: unit, store conformance (embedded + DynamoDB on moto),
+# black-box HTTP (local server + DynamoDB app), each Lambda function through
+# `cargo lambda watch/invoke`, SIGKILL crash safety, formatting and the SAM template lint.
+# Installs what it needs first. Usage: bash tests/run-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --quiet --disable-pip-version-check "moto[server]" cfn-lint cargo-lambda
+
+# Keep build artefacts outside the clone so repeated runs reuse them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/business-platform-target}"
+export CARGO_TERM_COLOR=never
+
+cargo fmt --all -- --check
+cfn-lint infra/template.yaml
+# The black-box tests start the binaries (local server, Lambda functions) themselves.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
