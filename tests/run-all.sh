@@ -16,4 +16,12 @@ cargo fmt --all -- --check
 cfn-lint infra/template.yaml
 # The black-box tests start the binaries (local server, Lambda functions) themselves.
 cargo build --workspace --bins --locked
-cargo test --workspace --locked
+log="$(mktemp)"
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one summary per binary).
+awk '/^test result:/ {passed += $4; failed += $6} END {printf "%d passed, %d failed\n", passed, failed}' "$log"
+rm -f "$log"
+exit "$status"
