@@ -1,6 +1,7 @@
 //! Test support: real servers on loopback (moto for DynamoDB, the local server binary),
 //! free ports, and an HTTP client that speaks to them.
 
+pub mod identity;
 pub mod scenarios;
 
 use std::net::TcpListener;
@@ -69,6 +70,16 @@ impl Moto {
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 
+    pub fn sesv2_client(&self) -> aws_sdk_sesv2::Client {
+        let config = aws_sdk_sesv2::Config::builder()
+            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+            .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sesv2::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_sesv2::Client::from_conf(config)
+    }
+
     /// A new table, created as the SAM template declares it.
     pub async fn new_table(&self, name: &str) -> Arc<DynamoStore> {
         let store = DynamoStore::new(self.dynamodb_client(), name);
@@ -90,6 +101,7 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct LocalServer {
     pub base: String,
     pub admin_token: String,
+    pub data_dir: PathBuf,
     process: Option<Guard>,
 }
 
@@ -108,7 +120,12 @@ impl LocalServer {
             .expect("start local-server");
         let guard = Guard(child);
         assert!(wait_for_port(port, Duration::from_secs(30)), "local-server did not start");
-        LocalServer { base: format!("http://127.0.0.1:{port}"), admin_token, process: Some(guard) }
+        LocalServer {
+            base: format!("http://127.0.0.1:{port}"),
+            admin_token,
+            data_dir: data_dir.to_path_buf(),
+            process: Some(guard),
+        }
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -129,13 +146,13 @@ pub async fn serve_in_process(app: axum::Router) -> String {
     format!("http://{addr}")
 }
 
-/// A small HTTP client for the API: tenant header, admin token, JSON in and out.
+/// A small HTTP client for the API: bearer token, tenant header, JSON in and out.
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub client: reqwest::Client,
     pub tenant: Option<String>,
-    pub admin_token: Option<String>,
+    pub token: Option<String>,
 }
 
 pub struct Answer {
@@ -160,15 +177,21 @@ impl Answer {
 
 impl Api {
     pub fn new(base: &str) -> Api {
-        Api { base: base.to_string(), client: reqwest::Client::new(), tenant: None, admin_token: None }
+        Api { base: base.to_string(), client: reqwest::Client::new(), tenant: None, token: None }
     }
 
     pub fn tenant(&self, tenant: &str) -> Api {
         Api { tenant: Some(tenant.to_string()), ..self.clone() }
     }
 
-    pub fn admin(&self, token: &str) -> Api {
-        Api { admin_token: Some(token.to_string()), ..self.clone() }
+    /// The same client with a bearer credential (access token, API key or admin token).
+    pub fn bearer(&self, token: &str) -> Api {
+        Api { token: Some(token.to_string()), ..self.clone() }
+    }
+
+    /// Without any credential or tenant header.
+    pub fn anonymous(&self) -> Api {
+        Api { token: None, tenant: None, ..self.clone() }
     }
 
     pub async fn send(
@@ -183,7 +206,7 @@ impl Api {
         if let Some(tenant) = &self.tenant {
             request = request.header("x-tenant-id", tenant);
         }
-        if let Some(token) = &self.admin_token {
+        if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
         for (name, value) in headers {
@@ -219,5 +242,79 @@ impl Api {
 
     pub async fn delete(&self, path: &str) -> Answer {
         self.send("DELETE", path, None, &[]).await
+    }
+}
+
+/// What a scenario needs: the anonymous client, the platform administrator token and
+/// where the server's mail lands.
+#[derive(Clone)]
+pub struct Ctx {
+    pub api: Api,
+    pub admin_token: String,
+    pub mail_dir: PathBuf,
+}
+
+pub const OWNER_PASSWORD: &str = "owner password 1234";
+
+impl Ctx {
+    pub fn admin(&self) -> Api {
+        self.api.bearer(&self.admin_token)
+    }
+
+    pub fn owner_email(tenant: &str) -> String {
+        format!("owner@{tenant}.example.com")
+    }
+
+    /// Creates the tenant (platform administrator), signs its owner in, and returns a
+    /// client carrying the owner's access token and the tenant header.
+    pub async fn new_tenant(&self, tenant: &str) -> Api {
+        let created = self
+            .admin()
+            .post(
+                "/api/v1/auth/initialize-tenant",
+                serde_json::json!({"tenant_id": tenant, "name": format!("{tenant} Inc."), "admin_email": Self::owner_email(tenant), "admin_password": OWNER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        self.sign_in(tenant, &Self::owner_email(tenant), OWNER_PASSWORD).await
+    }
+
+    pub async fn sign_in(&self, tenant: &str, email: &str, password: &str) -> Api {
+        let login = self
+            .api
+            .anonymous()
+            .post("/api/v1/auth/login", serde_json::json!({"tenant_id": tenant, "email": email, "password": password}))
+            .await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        self.api.bearer(login.body["access_token"].as_str().unwrap()).tenant(tenant)
+    }
+
+    /// Every message the server sent to `to`, oldest first.
+    pub fn mail_to(&self, to: &str) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.mail_dir)
+            .map(|dir| {
+                dir.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).ok()?).ok())
+            .filter(|m| m["to"] == to)
+            .collect()
+    }
+
+    /// The token a message carries (the line that starts with its prefix).
+    pub fn token_in(mail: &serde_json::Value, prefix: &str) -> String {
+        mail["text"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .expect("a token in the message")
+            .trim()
+            .to_string()
     }
 }

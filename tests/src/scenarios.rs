@@ -3,10 +3,12 @@
 
 use serde_json::json;
 
-use crate::Api;
+use crate::Ctx;
 
 /// Catalog reads, pagination and the built-in systems.
-pub async fn catalog_reads(api: &Api) {
+pub async fn catalog_reads(ctx: &Ctx) {
+    assert_eq!(ctx.api.get("/api/v1/systems").await.status, 401, "reading the catalog needs a credential");
+    let api = &ctx.new_tenant("tenant-catalog-reader").await;
     let all = api.get("/api/v1/systems?limit=200").await;
     assert_eq!(all.status, 200);
     let ids: Vec<&str> =
@@ -68,13 +70,20 @@ fn version_body(version: &str, deps: serde_json::Value, default_mode: &str) -> s
 }
 
 /// Catalog administration: only with the platform administrator token, validated, versioned.
-pub async fn catalog_admin(api: &Api, admin_token: &str, suffix: &str) {
-    let admin = api.admin(admin_token);
+pub async fn catalog_admin(ctx: &Ctx, suffix: &str) {
+    let api = &ctx.api;
+    let admin = ctx.admin();
+    let owner = ctx.new_tenant(&format!("catalog-admin-{suffix}")).await;
     let id = format!("tools-{suffix}");
     let new = json!({"system_id": id, "name": "Tools", "description": "Everyday tools", "type": "tools"});
 
     assert_eq!(api.post("/api/v1/systems", new.clone()).await.status, 401);
-    assert_eq!(api.admin("wrong-token").post("/api/v1/systems", new.clone()).await.status, 401);
+    assert_eq!(api.bearer("wrong-token").post("/api/v1/systems", new.clone()).await.status, 401);
+    assert_eq!(
+        owner.post("/api/v1/systems", new.clone()).await.status,
+        403,
+        "a tenant owner is not the platform administrator"
+    );
     let created = admin.post("/api/v1/systems", new.clone()).await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["status"], "active");
@@ -91,7 +100,7 @@ pub async fn catalog_admin(api: &Api, admin_token: &str, suffix: &str) {
     assert_eq!((invalid.status, invalid.problem_fields()), (422, vec!["colour".to_string()]));
 
     let path = format!("/api/v1/systems/{id}");
-    let current = api.get(&path).await;
+    let current = admin.get(&path).await;
     let etag = current.header("etag").unwrap().to_string();
     let stale = admin.send("PUT", &path, Some(json!({"description": "x"})), &[("if-match", "\"999\"")]).await;
     assert_eq!(stale.status, 412);
@@ -121,12 +130,12 @@ pub async fn catalog_admin(api: &Api, admin_token: &str, suffix: &str) {
     let bad = admin.post(&versions, version_body("not-semver", json!({}), "a")).await;
     assert_eq!((bad.status, bad.problem_fields()), (422, vec!["version".to_string()]));
     admin.post(&versions, version_body("1.2.0", json!({}), "b")).await;
-    assert_eq!(api.get(&path).await.body["latest_version"], "1.2.0");
+    assert_eq!(admin.get(&path).await.body["latest_version"], "1.2.0");
 }
 
 /// Installing with dependencies, refusing duplicates, uninstalling with dependents.
-pub async fn installs(api: &Api, tenant: &str) {
-    let api = api.tenant(tenant);
+pub async fn installs(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
     let base = format!("/api/v1/tenants/{tenant}/systems");
 
     let installed = api.post(&base, json!({"system_id": "sales"})).await;
@@ -189,8 +198,8 @@ pub async fn installs(api: &Api, tenant: &str) {
 }
 
 /// Upgrades and rollbacks migrate the configuration; dependents are protected.
-pub async fn upgrades(api: &Api, admin_token: &str, tenant: &str, suffix: &str) {
-    let tenant_api = api.tenant(tenant);
+pub async fn upgrades(ctx: &Ctx, tenant: &str, suffix: &str) {
+    let tenant_api = ctx.new_tenant(tenant).await;
     let base = format!("/api/v1/tenants/{tenant}/systems");
 
     let installed = tenant_api.post(&base, json!({"system_id": "crm", "version": "1.0.0"})).await;
@@ -230,7 +239,7 @@ pub async fn upgrades(api: &Api, admin_token: &str, tenant: &str, suffix: &str) 
     assert_eq!(stale.status, 412);
 
     // A dependent pins its dependency's major version.
-    let admin = api.admin(admin_token);
+    let admin = ctx.admin();
     let core = format!("core-{suffix}");
     let addon = format!("addon-{suffix}");
     for (id, kind) in [(&core, "core"), (&addon, "addon")] {
@@ -256,11 +265,13 @@ pub async fn upgrades(api: &Api, admin_token: &str, tenant: &str, suffix: &str) 
 }
 
 /// Versioned configuration with ETag / If-Match, rollback and validation.
-pub async fn configuration(api: &Api, tenant: &str) {
-    let api = api.tenant(tenant);
+pub async fn configuration(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
     let path = format!("/api/v1/config/tenants/{tenant}/configs/branding");
 
     assert_eq!(api.get(&path).await.status, 404);
+    let defaults = api.get(&format!("/api/v1/config/tenants/{tenant}/configs/general")).await;
+    assert_eq!(defaults.body["value"]["timezone"], "UTC", "onboarding writes the default settings");
     let first = api.put(&path, json!({"value": {"color": "blue"}})).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!((first.body["version"].as_u64(), first.header("etag")), (Some(1), Some("\"1\"")));
@@ -323,8 +334,8 @@ pub async fn configuration(api: &Api, tenant: &str) {
 
 /// Concurrent writers: without If-Match every write lands as its own version; with the
 /// same If-Match exactly one wins.
-pub async fn concurrent_writers(api: &Api, tenant: &str) {
-    let api = api.tenant(tenant);
+pub async fn concurrent_writers(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
     let path = format!("/api/v1/config/tenants/{tenant}/configs/counter");
     let writers = (0..12).map(|i| {
         let api = api.clone();
@@ -356,9 +367,10 @@ pub async fn concurrent_writers(api: &Api, tenant: &str) {
 }
 
 /// One tenant never sees another's data, and the answer does not reveal it exists.
-pub async fn isolation(api: &Api, tenant_a: &str, tenant_b: &str) {
-    let a = api.tenant(tenant_a);
-    let b = api.tenant(tenant_b);
+pub async fn isolation(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
+    let api = &ctx.api;
+    let a = ctx.new_tenant(tenant_a).await;
+    let b = ctx.new_tenant(tenant_b).await;
     a.post(&format!("/api/v1/tenants/{tenant_a}/systems"), json!({"system_id": "marketing"})).await;
     a.put(&format!("/api/v1/config/tenants/{tenant_a}/configs/secret"), json!({"value": "a-only"})).await;
 
@@ -387,15 +399,20 @@ pub async fn isolation(api: &Api, tenant_a: &str, tenant_b: &str) {
     assert!(b.get(&format!("/api/v1/tenants/{tenant_b}/systems")).await.body["items"].as_array().unwrap().is_empty());
     assert_eq!(a.get(&format!("/api/v1/config/tenants/{tenant_a}/configs/secret")).await.body["value"], "a-only");
 
-    // No tenant at all, or a malformed one.
-    assert_eq!(api.get(&format!("/api/v1/tenants/{tenant_a}/systems")).await.status, 401);
-    assert_eq!(api.get("/api/v1/systems/marketing/config").await.status, 401);
+    // A header naming another tenant than the credential's is refused.
+    assert_eq!(b.tenant(tenant_a).get("/api/v1/systems/marketing/config").await.status, 403);
+    assert_eq!(b.tenant(tenant_a).get(&format!("/api/v1/tenants/{tenant_b}/systems")).await.status, 403);
+
+    // The bare header is no identity: without a credential everything tenant-scoped is 401.
+    assert_eq!(api.tenant(tenant_a).get(&format!("/api/v1/tenants/{tenant_a}/systems")).await.status, 401);
+    assert_eq!(api.tenant(tenant_a).get("/api/v1/systems/marketing/config").await.status, 401);
     let malformed = api.tenant("bad tenant!").get("/api/v1/systems/crm/config").await;
     assert_eq!((malformed.status, malformed.problem_fields()), (400, vec!["x-tenant-id".to_string()]));
 }
 
 /// Health, OpenAPI and Swagger UI.
-pub async fn platform(api: &Api) {
+pub async fn platform(ctx: &Ctx) {
+    let api = &ctx.api;
     for path in ["/health", "/health/live", "/health/ready"] {
         let answer = api.get(path).await;
         assert_eq!((answer.status, answer.body["status"].as_str()), (200, Some("ok")), "{path}");

@@ -166,3 +166,16 @@ async fn dynamodb_store_conforms_on_moto() {
     let store = moto.new_table("conformance").await;
     suite(store).await;
 }
+
+#[tokio::test]
+async fn ses_mailer_sends_from_a_verified_sender_on_moto() {
+    use platform::adapters::ses::SesMailer;
+    use platform::ports::mail::{Mail, Mailer};
+    let moto = Moto::start();
+    let client = moto.sesv2_client();
+    let mail = Mail { to: "someone@example.com".into(), subject: "Hello".into(), text: "Body".into() };
+    let unverified = SesMailer::new(client.clone(), "sender@example.com");
+    assert!(unverified.send(&mail).await.is_err(), "SES refuses an unverified sender");
+    client.create_email_identity().email_identity("sender@example.com").send().await.unwrap();
+    SesMailer::new(client, "sender@example.com").send(&mail).await.unwrap();
+}

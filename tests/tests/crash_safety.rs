@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use blackbox::{Api, LocalServer};
+use blackbox::{Api, Ctx, LocalServer};
 use serde_json::json;
 
 const WRITERS: usize = 4;
@@ -15,7 +15,9 @@ const MAX_WRITES_PER_WRITER: usize = 400;
 async fn sigkill_during_writes_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = LocalServer::start(dir.path());
-    let api = Api::new(&server.base).tenant("crash");
+    let ctx =
+        Ctx { api: Api::new(&server.base), admin_token: server.admin_token.clone(), mail_dir: dir.path().join("mail") };
+    let api = ctx.new_tenant("crash").await;
     let acked: Arc<Mutex<Vec<(usize, u64, usize)>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
 
@@ -30,7 +32,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
                     let request = api
                         .client
                         .put(format!("{}{path}", api.base))
-                        .header("x-tenant-id", "crash")
+                        .bearer_auth(api.token.as_deref().unwrap())
                         .json(&json!({"value": {"n": n}}));
                     match request.send().await {
                         Ok(response) if response.status() == 200 => {
@@ -38,15 +40,16 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
                             acked.lock().unwrap().push((writer, body["version"].as_u64().unwrap(), n));
                             count.fetch_add(1, Ordering::SeqCst);
                         }
+                        Ok(response) => panic!("a write was refused before the kill: {}", response.status()),
                         // The server died mid-request: this write was never acknowledged.
-                        _ => return,
+                        Err(_) => return,
                     }
                 }
             })
         })
         .collect();
 
-    while count.load(Ordering::SeqCst) < KILL_AFTER_ACKS {
+    while count.load(Ordering::SeqCst) < KILL_AFTER_ACKS && !writers.iter().all(|w| w.is_finished()) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     server.kill();
@@ -57,7 +60,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= KILL_AFTER_ACKS);
     let server = LocalServer::start(dir.path());
-    let api = Api::new(&server.base).tenant("crash");
+    let api = Api { base: server.base.clone(), ..api };
     for (writer, version, n) in &acked {
         let stored = api.get(&format!("/api/v1/config/tenants/crash/configs/writer-{writer}/versions/{version}")).await;
         assert_eq!(stored.status, 200, "acknowledged write {writer}/{version} is there after SIGKILL");

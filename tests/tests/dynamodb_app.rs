@@ -1,25 +1,51 @@
 //! The same HTTP scenarios as the local server, with the app on DynamoDB (moto): the
 //! transactions, conditions and pagination of every use case on the AWS code path.
 
-use blackbox::{scenarios, serve_in_process, Api, Moto};
-use platform::http::{self, AuthConfig};
+use std::sync::Arc;
+
+use blackbox::{identity, scenarios, serve_in_process, Api, Ctx, Moto};
+use platform::adapters::mail_dir::DirectoryMailer;
+use platform::app::Secrets;
+use platform::http;
 use platform::runtime::{state, Seed};
+
+async fn ctx(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
+    let store = moto.new_table(table).await;
+    let token = "dynamo-admin-token";
+    let secrets = Secrets {
+        platform_admin_token: Some(token.to_string()),
+        jwt_secret: "a-test-signing-key-of-at-least-32-bytes".to_string(),
+    };
+    let app_state = state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Seed::Yes).await.unwrap();
+    let base = serve_in_process(http::app(app_state)).await;
+    Ctx { api: Api::new(&base), admin_token: token.to_string(), mail_dir: mail.to_path_buf() }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_dynamodb() {
     let moto = Moto::start();
-    let store = moto.new_table("platform").await;
-    let token = "dynamo-admin-token";
-    let auth = AuthConfig { platform_admin_token: Some(token.to_string()) };
-    let app_state = state(store, auth, Seed::Yes).await.unwrap();
-    let base = serve_in_process(http::app(app_state)).await;
-    let api = Api::new(&base);
-    scenarios::platform(&api).await;
-    scenarios::catalog_reads(&api).await;
-    scenarios::catalog_admin(&api, token, "dynamo").await;
-    scenarios::installs(&api, "tenant-installs").await;
-    scenarios::upgrades(&api, token, "tenant-upgrades", "dynamo").await;
-    scenarios::configuration(&api, "tenant-config").await;
-    scenarios::concurrent_writers(&api, "tenant-concurrency").await;
-    scenarios::isolation(&api, "tenant-a", "tenant-b").await;
+    let mail = tempfile::tempdir().unwrap();
+    let ctx = ctx(&moto, "platform", mail.path()).await;
+    scenarios::platform(&ctx).await;
+    scenarios::catalog_reads(&ctx).await;
+    scenarios::catalog_admin(&ctx, "dynamo").await;
+    scenarios::installs(&ctx, "tenant-installs").await;
+    scenarios::upgrades(&ctx, "tenant-upgrades", "dynamo").await;
+    scenarios::configuration(&ctx, "tenant-config").await;
+    scenarios::concurrent_writers(&ctx, "tenant-concurrency").await;
+    scenarios::isolation(&ctx, "tenant-a", "tenant-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_scenarios_pass_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let ctx = ctx(&moto, "identity", mail.path()).await;
+    identity::sessions(&ctx, "id-sessions").await;
+    identity::lockout(&ctx, "id-lockout").await;
+    identity::password_reset(&ctx, "id-reset").await;
+    identity::access_control(&ctx, "id-rbac").await;
+    identity::api_keys(&ctx, "id-keys").await;
+    identity::audit_trail(&ctx, "id-audit").await;
+    identity::cross_tenant_sweep(&ctx, "sweep-a", "sweep-b").await;
 }

@@ -12,6 +12,20 @@ fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
+/// The sample platform administrator token that `events/auth-initialize-tenant.json` carries.
+const SAMPLE_ADMIN_TOKEN: &str = "sample-platform-admin-token-0123456789";
+/// The placeholder tenant events carry where an access token from `auth-login` goes.
+const TOKEN_PLACEHOLDER: &str = "ACCESS_TOKEN_FROM_AUTH_LOGIN";
+
+/// A copy of a sample event with a real access token in place of the placeholder.
+fn with_token(event: &str, token: &str, dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(workspace_root().join(event)).expect("sample event");
+    assert!(text.contains(TOKEN_PLACEHOLDER), "{event} carries the token placeholder");
+    let path = dir.join(event.replace('/', "-"));
+    std::fs::write(&path, text.replace(TOKEN_PLACEHOLDER, token)).expect("write event copy");
+    path.to_string_lossy().into_owned()
+}
+
 /// Invokes a function with an event file; returns the API Gateway response.
 fn invoke(port: u16, function: &str, event: &str) -> Value {
     let output = Command::new("cargo")
@@ -50,7 +64,7 @@ async fn every_function_answers_its_sample_event() {
     moto.new_table("platform-lambda").await;
     let port = free_port();
     let env = format!(
-        "TABLE_NAME=platform-lambda,AWS_ENDPOINT_URL={},AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,PLATFORM_ADMIN_TOKEN=lambda-admin-token-0123,RUST_LOG=warn",
+        "TABLE_NAME=platform-lambda,AWS_ENDPOINT_URL={},AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,PLATFORM_ADMIN_TOKEN={SAMPLE_ADMIN_TOKEN},JWT_SECRET=lambda-test-signing-key-0123456789abcdef,MAIL_FROM=no-reply@example.com,RUST_LOG=warn",
         moto.endpoint
     );
     let watch = Command::new("cargo")
@@ -63,12 +77,21 @@ async fn every_function_answers_its_sample_event() {
     let _watch = Guard(watch);
     assert!(wait_for_port(port, Duration::from_secs(120)), "cargo lambda watch did not start");
 
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let tasks = tokio::task::spawn_blocking(move || {
         let health = invoke(port, "health", "events/health-ready.json");
         assert_eq!(health["statusCode"], 200, "{health}");
         assert_eq!(body(&health)["checks"]["store"], "ok");
 
-        let catalog = invoke(port, "catalog", "events/catalog-list-systems.json");
+        let tenant = invoke(port, "auth", "events/auth-initialize-tenant.json");
+        assert_eq!(tenant["statusCode"], 201, "{tenant}");
+        assert_eq!(body(&tenant)["owner"]["roles"][0], "owner");
+        let login = invoke(port, "auth", "events/auth-login.json");
+        assert_eq!(login["statusCode"], 200, "{login}");
+        let token = body(&login)["access_token"].as_str().unwrap().to_string();
+
+        let catalog = invoke(port, "catalog", &with_token("events/catalog-list-systems.json", &token, &dir));
         assert_eq!(catalog["statusCode"], 200, "{catalog}");
         let ids: Vec<String> = body(&catalog)["items"]
             .as_array()
@@ -78,7 +101,7 @@ async fn every_function_answers_its_sample_event() {
             .collect();
         assert_eq!(ids, ["crm", "marketing", "sales", "support"]);
 
-        let installed = invoke(port, "tenant-systems", "events/tenant-systems-install.json");
+        let installed = invoke(port, "tenant-systems", &with_token("events/tenant-systems-install.json", &token, &dir));
         assert_eq!(installed["statusCode"], 201, "{installed}");
         let names: Vec<String> = body(&installed)["installed"]
             .as_array()
@@ -87,13 +110,29 @@ async fn every_function_answers_its_sample_event() {
             .map(|i| i["system_id"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(names, ["crm", "sales"]);
-        let again = invoke(port, "tenant-systems", "events/tenant-systems-install.json");
+        let again = invoke(port, "tenant-systems", &with_token("events/tenant-systems-install.json", &token, &dir));
         assert_eq!(again["statusCode"], 409, "{again}");
 
-        let config = invoke(port, "config", "events/config-put.json");
+        let config = invoke(port, "config", &with_token("events/config-put.json", &token, &dir));
         assert_eq!(config["statusCode"], 200, "{config}");
         assert_eq!(body(&config)["value"]["primary_color"], "#0055ff");
         assert_eq!(body(&config)["version"], 1);
+
+        let users = invoke(port, "users", &with_token("events/users-list.json", &token, &dir));
+        assert_eq!(users["statusCode"], 200, "{users}");
+        assert_eq!(body(&users)["items"][0]["email"], "owner@acme.example.com");
+
+        let audit = invoke(port, "audit", &with_token("events/audit-list.json", &token, &dir));
+        assert_eq!(audit["statusCode"], 200, "{audit}");
+        let actions: Vec<String> = body(&audit)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect();
+        for action in ["tenant.initialize", "auth.login", "system.install", "config.write"] {
+            assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+        }
     });
     tasks.await.unwrap();
 

@@ -8,9 +8,12 @@ use rand::Rng;
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::embedded::EmbeddedStore;
+use crate::adapters::mail_dir::DirectoryMailer;
+use crate::adapters::ses::SesMailer;
 use crate::app::seed::ensure_builtin_catalog;
-use crate::app::Services;
-use crate::http::{self, ApiRouter, AppState, AuthConfig};
+use crate::app::{Secrets, Services};
+use crate::http::{self, ApiRouter, AppState};
+use crate::ports::mail::Mailer;
 use crate::ports::store::Store;
 
 /// Logs through `tracing`: JSON in Lambda (CloudWatch), compact text locally.
@@ -28,15 +31,20 @@ pub enum Seed {
     No,
 }
 
-/// Builds the state over any store, seeding the catalog when asked.
-pub async fn state(store: Arc<dyn Store>, auth: AuthConfig, seed: Seed) -> anyhow::Result<AppState> {
-    let services = Services::new(store);
+/// Builds the state over any store and mailer, seeding the catalog when asked.
+pub async fn state(
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+    secrets: Secrets,
+    seed: Seed,
+) -> anyhow::Result<AppState> {
+    let services = Services::new(store, mailer, secrets);
     if seed == Seed::Yes {
         ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
             .await
             .map_err(|e| anyhow::anyhow!("seeding the built-in catalog failed: {e}"))?;
     }
-    Ok(AppState { services, auth: Arc::new(auth) })
+    Ok(AppState { services })
 }
 
 fn admin_token_from_env() -> Option<String> {
@@ -44,13 +52,19 @@ fn admin_token_from_env() -> Option<String> {
 }
 
 /// Runs one resource's routes as a Lambda function behind API Gateway, on DynamoDB
-/// (`TABLE_NAME`; the AWS SDK reads region, credentials and `AWS_ENDPOINT_URL`).
+/// (`TABLE_NAME`) and SES (`MAIL_FROM`); the AWS SDK reads region, credentials and
+/// `AWS_ENDPOINT_URL`. `JWT_SECRET` signs access tokens.
 pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http::Error> {
     init_tracing(true);
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let store = Arc::new(DynamoStore::from_env(table).await);
-    let auth = AuthConfig { platform_admin_token: admin_token_from_env() };
-    let state = state(store, auth, seed).await.map_err(|e| e.to_string())?;
+    let jwt_secret =
+        std::env::var("JWT_SECRET").ok().filter(|s| s.len() >= 32).ok_or("JWT_SECRET must be set (32+ characters)")?;
+    let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "no-reply@example.com".to_string());
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
+    let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws), from));
+    let secrets = Secrets { platform_admin_token: admin_token_from_env(), jwt_secret };
+    let state = state(store, mailer, secrets, seed).await.map_err(|e| e.to_string())?;
     lambda_http::run(http::finish(routes, state)).await
 }
 
@@ -61,9 +75,12 @@ pub struct LocalSettings {
     pub addr: SocketAddr,
     /// `DATA_DIR` (default `./.data`): where the embedded store keeps its file.
     pub data_dir: PathBuf,
-    pub auth: AuthConfig,
+    /// `PLATFORM_ADMIN_TOKEN` (generated when unset).
+    pub platform_admin_token: String,
     /// True when the admin token was generated because `PLATFORM_ADMIN_TOKEN` is unset.
     pub generated_admin_token: bool,
+    /// `JWT_SECRET`; when unset, one is generated once and kept in `DATA_DIR/jwt-secret`.
+    pub jwt_secret: Option<String>,
 }
 
 impl LocalSettings {
@@ -81,12 +98,8 @@ impl LocalSettings {
             Some(token) => (token, false),
             None => (generate_token(), true),
         };
-        Ok(Self {
-            addr,
-            data_dir,
-            auth: AuthConfig { platform_admin_token: Some(token) },
-            generated_admin_token: generated,
-        })
+        let jwt_secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
+        Ok(Self { addr, data_dir, platform_admin_token: token, generated_admin_token: generated, jwt_secret })
     }
 }
 
@@ -99,17 +112,42 @@ fn generate_token() -> String {
 pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     init_tracing(false);
     let store = Arc::new(EmbeddedStore::open(&settings.data_dir.join("platform.redb"))?);
-    let auth = settings.auth.clone();
+    let mailer = Arc::new(DirectoryMailer::new(settings.data_dir.join("mail")));
     if settings.generated_admin_token {
-        // Printed once so the operator can administer the catalog; set PLATFORM_ADMIN_TOKEN to choose it.
-        println!("PLATFORM_ADMIN_TOKEN={}", auth.platform_admin_token.as_deref().unwrap_or_default());
+        // Printed once so the operator can administer the platform; set PLATFORM_ADMIN_TOKEN to choose it.
+        println!("PLATFORM_ADMIN_TOKEN={}", settings.platform_admin_token);
     }
-    let state = state(store, auth, Seed::Yes).await?;
+    let jwt_secret = match settings.jwt_secret.clone() {
+        Some(secret) => secret,
+        None => kept_secret(&settings.data_dir.join("jwt-secret"))?,
+    };
+    let secrets = Secrets { platform_admin_token: Some(settings.platform_admin_token.clone()), jwt_secret };
+    let state = state(store, mailer, secrets, Seed::Yes).await?;
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %settings.data_dir.display(), "local server ready");
     axum::serve(listener, http::app(state)).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// A secret generated on first use and kept in a file only the owner can read, so
+/// sessions survive restarts.
+fn kept_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        if existing.trim().len() >= 32 {
+            return Ok(existing.trim().to_string());
+        }
+    }
+    let secret = generate_token() + &generate_token();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, secret.as_bytes())?;
+    Ok(secret)
 }
 
 async fn shutdown() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use semver::Version;
 use serde_json::{json, Value};
 
+use super::audit::{self, Actor, Change};
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::page::{Listed, PageRequest};
@@ -59,7 +60,7 @@ impl CatalogService {
         Ok((decode(item)?, version))
     }
 
-    pub async fn create_system(&self, new: NewSystem) -> AppResult<System> {
+    pub async fn create_system(&self, actor: &Actor, new: NewSystem) -> AppResult<System> {
         new.check()?;
         let now = now_rfc3339();
         let system = System {
@@ -74,7 +75,9 @@ impl CatalogService {
             updated_at: now,
         };
         let item = Item::new(keys::CATALOG_PK, keys::system_sk(&system.system_id), 1, encode(&system));
-        match self.store.put(item, Condition::Absent).await {
+        let change = Change::new("catalog.system.create", format!("system:{}", system.system_id)).after(&system);
+        let writes = vec![Write::Put { item, condition: Condition::Absent }, audit::record(actor, None, change)];
+        match self.store.transact(writes).await {
             Err(StoreError::ConditionFailed { .. }) => Err(AppError::conflict_with(
                 format!("system '{}' already exists", system.system_id),
                 "system_id",
@@ -87,6 +90,7 @@ impl CatalogService {
     /// Updates the given fields. `expected` is the item version from `If-Match`, if any.
     pub async fn update_system(
         &self,
+        actor: &Actor,
         id: &SystemId,
         update: SystemUpdate,
         expected: Option<u64>,
@@ -96,9 +100,13 @@ impl CatalogService {
         if expected.is_some_and(|e| e != version) {
             return Err(AppError::PreconditionFailed(format!("system '{id}' is at version {version}")));
         }
+        let before = system.clone();
         update.apply(&mut system, &now_rfc3339());
         let item = Item::new(keys::CATALOG_PK, keys::system_sk(id), version + 1, encode(&system));
-        match self.store.put(item, Condition::Version(version)).await {
+        let change = Change::new("catalog.system.update", format!("system:{id}")).before(&before).after(&system);
+        let writes =
+            vec![Write::Put { item, condition: Condition::Version(version) }, audit::record(actor, None, change)];
+        match self.store.transact(writes).await {
             Err(StoreError::ConditionFailed { .. }) if expected.is_some() => {
                 Err(AppError::PreconditionFailed(format!("system '{id}' was changed concurrently")))
             }
@@ -141,7 +149,7 @@ impl CatalogService {
     }
 
     /// Publishes an immutable version and moves the system's `latest_version` when it is higher.
-    pub async fn publish_version(&self, id: &SystemId, new: NewVersion) -> AppResult<SystemVersion> {
+    pub async fn publish_version(&self, actor: &Actor, id: &SystemId, new: NewVersion) -> AppResult<SystemVersion> {
         let known: Vec<SystemId> = self.all_systems().await?.into_iter().map(|s| s.system_id).collect();
         for _attempt in 0..5 {
             let (mut system, item_version) = self.get_system(id).await?;
@@ -173,6 +181,13 @@ impl CatalogService {
                     item: Item::new(keys::CATALOG_PK, keys::system_sk(id), item_version + 1, encode(&system)),
                     condition: Condition::Version(item_version),
                 },
+                audit::record(
+                    actor,
+                    None,
+                    Change::new("catalog.version.publish", format!("system:{id}@{}", published.version)).after(
+                        json!({"version": published.version.to_string(), "dependencies": &published.dependencies}),
+                    ),
+                ),
             ];
             match self.store.transact(writes).await {
                 Ok(()) => return Ok(published),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
@@ -79,6 +80,7 @@ impl ConfigService {
 
     pub async fn put(
         &self,
+        actor: &Actor,
         tenant: &TenantId,
         scope: &ConfigScope,
         value: Value,
@@ -91,20 +93,23 @@ impl ConfigService {
                 format!("is {size} bytes; at most {MAX_CONFIG_BYTES} are accepted"),
             )));
         }
-        self.write(tenant, scope, if_match, |_| Ok((value.clone(), ConfigCause::Write))).await
+        self.write(actor, tenant, scope, if_match, |_| Ok((value.clone(), ConfigCause::Write))).await
     }
 
     /// Makes a copy of an earlier version the new current version.
     pub async fn rollback(
         &self,
+        actor: &Actor,
         tenant: &TenantId,
         scope: &ConfigScope,
         to: u64,
         if_match: Option<IfMatch>,
     ) -> AppResult<ConfigVersion> {
         let target = self.get_version(tenant, scope, to).await?;
-        self.write(tenant, scope, if_match, |_| Ok((target.value.clone(), ConfigCause::Rollback { to_version: to })))
-            .await
+        self.write(actor, tenant, scope, if_match, |_| {
+            Ok((target.value.clone(), ConfigCause::Rollback { to_version: to }))
+        })
+        .await
     }
 
     pub async fn list_versions(
@@ -155,6 +160,7 @@ impl ConfigService {
     /// concurrent writer got there first and the caller did not pin a version.
     async fn write(
         &self,
+        actor: &Actor,
         tenant: &TenantId,
         scope: &ConfigScope,
         if_match: Option<IfMatch>,
@@ -190,8 +196,18 @@ impl ConfigService {
                     condition: Condition::Version(*item_version),
                 });
             }
+            let before = head.as_ref().map(|h| h.value.clone());
             let (written, mut writes) = next_version_writes(tenant, scope, head.as_ref(), value, cause);
             writes.extend(extra);
+            let action =
+                if matches!(written.cause, ConfigCause::Rollback { .. }) { "config.rollback" } else { "config.write" };
+            let change = Change {
+                action,
+                target: format!("config:{}", scope.key()),
+                before,
+                after: Some(written.value.clone()),
+            };
+            writes.push(audit::record(actor, Some(tenant), change));
             match self.store.transact(writes).await {
                 Ok(()) => return Ok(written),
                 Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) if if_match.is_some() => {

@@ -27,6 +27,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many attempts; try again after `retry_after` seconds (429).
+    #[error("too many attempts; retry in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
 }
 
 pub type AppResult<T> = Result<T, AppError>;

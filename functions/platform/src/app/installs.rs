@@ -8,6 +8,7 @@ use semver::VersionReq;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::configs::{next_version_writes, ConfigService};
 use super::error::{AppError, AppResult};
@@ -176,6 +177,7 @@ impl InstallService {
     /// every missing dependency, with their default configurations, atomically.
     pub async fn install(
         &self,
+        actor: &Actor,
         tenant: &TenantId,
         system: &SystemId,
         version: Option<&str>,
@@ -253,6 +255,11 @@ impl InstallService {
             writes.push(Self::history_write(tenant, &entry));
             done.push(install);
         }
+        writes.push(audit::record(
+            actor,
+            Some(tenant),
+            Change::new("system.install", format!("system:{system}")).after(&done),
+        ));
         match self.store.transact(writes).await {
             Ok(()) => Ok(InstallOutcome { installed: done }),
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
@@ -276,6 +283,7 @@ impl InstallService {
     /// its configuration; installed dependents must accept the new version.
     pub async fn change_version(
         &self,
+        actor: &Actor,
         tenant: &TenantId,
         system: &SystemId,
         version: &str,
@@ -344,6 +352,12 @@ impl InstallService {
             condition: Condition::Version(item_version),
         });
         writes.push(Self::history_write(tenant, &attempt(Outcome::Succeeded, None)));
+        let action = if action == HistoryAction::Upgrade { "system.upgrade" } else { "system.rollback" };
+        writes.push(audit::record(
+            actor,
+            Some(tenant),
+            Change::new(action, format!("system:{system}")).before(&current).after(&changed),
+        ));
         match self.store.transact(writes).await {
             Ok(()) => Ok((changed, item_version + 1)),
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) if expected.is_some() => {
@@ -385,7 +399,13 @@ impl InstallService {
     }
 
     /// Removes `system`; with `cascade`, installed dependents go first.
-    pub async fn uninstall(&self, tenant: &TenantId, system: &SystemId, cascade: bool) -> AppResult<UninstallOutcome> {
+    pub async fn uninstall(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        system: &SystemId,
+        cascade: bool,
+    ) -> AppResult<UninstallOutcome> {
         let view = self.catalog.view().await?;
         let installs = self.installed(tenant).await?;
         let order = match view.plan_uninstall(&Self::installed_map(&installs), system, cascade) {
@@ -418,6 +438,13 @@ impl InstallService {
             );
             writes.push(Self::history_write(tenant, &entry));
         }
+        let removed: Vec<&Install> =
+            order.iter().filter_map(|s| installs.iter().find(|(i, _)| &i.system_id == s).map(|(i, _)| i)).collect();
+        writes.push(audit::record(
+            actor,
+            Some(tenant),
+            Change::new("system.uninstall", format!("system:{system}")).before(&removed),
+        ));
         self.store.transact(writes).await?;
         Ok(UninstallOutcome { uninstalled: order })
     }

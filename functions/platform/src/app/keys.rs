@@ -55,3 +55,50 @@ pub fn config_versions_prefix(scope: &ConfigScope) -> String {
 pub fn config_version_sk(scope: &ConfigScope, version: u64) -> String {
     format!("{}{version:020}", config_versions_prefix(scope))
 }
+
+pub const TENANT_PROFILE_SK: &str = "PROFILE";
+pub const USER_PREFIX: &str = "USER#";
+pub const ROLE_PREFIX: &str = "ROLE#";
+pub const TEAM_PREFIX: &str = "TEAM#";
+pub const API_KEY_PREFIX: &str = "APIKEY#";
+
+pub fn user_sk(user_id: &str) -> String {
+    format!("{USER_PREFIX}{user_id}")
+}
+
+pub fn credential_sk(user_id: &str) -> String {
+    format!("CRED#{user_id}")
+}
+
+pub fn user_email_sk(email: &str) -> String {
+    format!("USEREMAIL#{email}")
+}
+
+pub fn login_throttle_sk(email: &str) -> String {
+    format!("LOGIN#{email}")
+}
+
+pub fn role_sk(name: &str) -> String {
+    format!("{ROLE_PREFIX}{name}")
+}
+
+pub fn team_sk(team_id: &str) -> String {
+    format!("{TEAM_PREFIX}{team_id}")
+}
+
+pub fn sessions_prefix(user_id: &str) -> String {
+    format!("SESSION#{user_id}#")
+}
+
+pub fn session_sk(user_id: &str, session_id: &str) -> String {
+    format!("{}{session_id}", sessions_prefix(user_id))
+}
+
+pub fn api_key_sk(key_id: &str) -> String {
+    format!("{API_KEY_PREFIX}{key_id}")
+}
+
+/// A single-use token (password reset, email verification), by the digest of its secret.
+pub fn one_time_token_sk(purpose: &str, digest: &str) -> String {
+    format!("OTT#{purpose}#{digest}")
+}

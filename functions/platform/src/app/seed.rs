@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::audit::Actor;
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
@@ -40,15 +41,16 @@ pub async fn ensure_builtin_catalog(store: &dyn Store, catalog: &CatalogService)
     if store.get(keys::CATALOG_PK, &marker).await?.is_some() {
         return Ok(());
     }
+    let actor = Actor::system("seed");
     for raw in BUILTIN {
         let file: SeedFile = serde_json::from_str(raw).expect("the built-in catalog files are valid");
         let id = file.system.system_id.clone();
-        match catalog.create_system(file.system).await {
+        match catalog.create_system(&actor, file.system).await {
             Ok(_) | Err(AppError::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
         for version in file.versions {
-            match catalog.publish_version(&id, version).await {
+            match catalog.publish_version(&actor, &id, version).await {
                 Ok(_) | Err(AppError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -68,6 +70,7 @@ mod tests {
 
     #[test]
     fn seed_files_parse_and_their_manifests_are_coherent() {
+        let actor = Actor::system("seed");
         for raw in BUILTIN {
             let file: SeedFile = serde_json::from_str(raw).unwrap();
             assert!(!file.versions.is_empty());

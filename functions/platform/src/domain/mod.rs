@@ -1,7 +1,9 @@
 //! Pure types and rules: no I/O, most unit tests live here.
 
+pub mod access;
 pub mod catalog;
 pub mod config;
+pub mod identity;
 pub mod ids;
 pub mod install;
 pub mod invalid;

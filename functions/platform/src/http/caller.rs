@@ -1,85 +1,48 @@
-//! Who is calling, for which tenant: the one place that decides it.
+//! Who is calling, for which tenant, with which permissions: the one place that decides.
 //!
-//! Today the tenant comes from the `X-Tenant-ID` header and catalog administration from
-//! the platform administrator bearer token; the identity work replaces the header with
-//! verified tokens here, without touching any handler.
+//! A bearer credential (access token, API key or the platform administrator token) is
+//! verified by the [`Authenticator`](crate::app::principal::Authenticator). The tenant
+//! comes from it, never from the body; an `X-Tenant-ID` header or a path `{tenant_id}`
+//! naming another tenant is refused.
 
-use std::sync::Arc;
+use std::marker::PhantomData;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::app::error::AppError;
+use crate::app::audit::Actor;
+use crate::app::error::{AppError, AppResult};
+use crate::app::principal::Principal;
+use crate::domain::access::Permission;
 use crate::domain::ids::TenantId;
 use crate::domain::invalid::Invalid;
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Secrets that establish identity. Never logged.
-#[derive(Clone, Default)]
-pub struct AuthConfig {
-    pub platform_admin_token: Option<String>,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("platform_admin_token", &self.platform_admin_token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
+/// The request as far as identity goes; credentials are already verified.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    tenant: Option<TenantId>,
-    platform_admin: bool,
+    pub principal: Option<Principal>,
+    /// The `X-Tenant-ID` header, when sent (for sign-in and password reset).
+    pub header_tenant: Option<TenantId>,
+    pub request_id: String,
+    pub user_agent: Option<String>,
 }
 
-impl Caller {
-    /// The caller's tenant; 401 when the request names none.
-    pub fn tenant(&self) -> Result<&TenantId, AppError> {
-        self.tenant.as_ref().ok_or_else(|| AppError::Unauthorized(format!("the {TENANT_HEADER} header is required")))
-    }
-
-    /// The caller's tenant, which a path `{tenant_id}` must name. Another tenant is
-    /// refused whether or not it exists, so the answer reveals nothing about it.
-    pub fn tenant_in_path(&self, path_tenant: &str) -> Result<&TenantId, AppError> {
-        let tenant = self.tenant()?;
-        if tenant.as_str() != path_tenant {
-            return Err(AppError::Forbidden("the path names another tenant than the caller's".to_string()));
-        }
-        Ok(tenant)
-    }
-
-    /// Catalog administration: only the platform administrator.
-    pub fn require_platform_admin(&self) -> Result<(), AppError> {
-        if self.platform_admin {
-            Ok(())
-        } else {
-            Err(AppError::Unauthorized("catalog administration needs the platform administrator token".to_string()))
-        }
-    }
-}
-
-fn is_admin(auth: &AuthConfig, parts: &Parts) -> bool {
-    let Some(expected) = auth.platform_admin_token.as_deref().filter(|t| !t.is_empty()) else { return false };
-    let presented = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let tenant = match parts.headers.get(TENANT_HEADER) {
+        let header_tenant = match parts.headers.get(TENANT_HEADER) {
             None => None,
             Some(raw) => {
                 let raw = raw.to_str().map_err(|_| AppError::BadRequest(Invalid::one(TENANT_HEADER, "is not text")))?;
@@ -89,50 +52,104 @@ impl FromRequestParts<AppState> for Caller {
                 )
             }
         };
-        let auth: &Arc<AuthConfig> = &state.auth;
-        Ok(Caller { tenant, platform_admin: is_admin(auth, parts) })
+        let principal =
+            match bearer(parts) {
+                None => None,
+                Some(token) => Some(state.services.authn.authenticate(token).await?.ok_or_else(|| {
+                    AppError::Unauthorized("the credentials are not valid or have expired".to_string())
+                })?),
+            };
+        if let (Some(Principal { tenant: Some(own), .. }), Some(named)) = (&principal, &header_tenant) {
+            if own != named {
+                return Err(AppError::Forbidden(format!(
+                    "the {TENANT_HEADER} header names another tenant than the caller's"
+                )));
+            }
+        }
+        let request_id = parts.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok(Caller { principal, header_tenant, request_id, user_agent })
     }
 }
 
-/// The platform administrator, or a 401 before anything else of the request is read.
-pub struct PlatformAdmin;
+/// What an endpoint needs: a permission, or just a signed-in caller.
+pub trait Requirement {
+    const PERMISSION: Option<Permission>;
+}
 
-impl FromRequestParts<AppState> for PlatformAdmin {
-    type Rejection = AppError;
+/// The requirement markers, one per permission.
+pub mod need {
+    use super::Requirement;
+    use crate::domain::access::Permission;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Caller::from_request_parts(parts, state).await?.require_platform_admin()?;
-        Ok(PlatformAdmin)
+    macro_rules! markers {
+        ($($name:ident => $perm:expr),* $(,)?) => {$(
+            pub struct $name;
+            impl Requirement for $name {
+                const PERMISSION: Option<Permission> = $perm;
+            }
+        )*};
+    }
+
+    markers! {
+        SignedIn => None,
+        SystemsRead => Some(Permission::SystemsRead),
+        SystemsManage => Some(Permission::SystemsManage),
+        ConfigRead => Some(Permission::ConfigRead),
+        ConfigWrite => Some(Permission::ConfigWrite),
+        UsersRead => Some(Permission::UsersRead),
+        UsersManage => Some(Permission::UsersManage),
+        RolesManage => Some(Permission::RolesManage),
+        TeamsManage => Some(Permission::TeamsManage),
+        ApiKeysManage => Some(Permission::ApiKeysManage),
+        AuditRead => Some(Permission::AuditRead),
+        CatalogManage => Some(Permission::CatalogManage),
     }
 }
 
-/// The caller's tenant, checked before the body is read (401 without one).
-pub struct CallerTenant(pub TenantId);
+/// A verified caller holding the permission `R` names; a path `{tenant_id}` must be theirs.
+/// Rejects (401, then 403) before anything else of the request is read.
+pub struct Authorized<R> {
+    pub principal: Principal,
+    pub request_id: String,
+    _requirement: PhantomData<R>,
+}
 
-impl FromRequestParts<AppState> for CallerTenant {
-    type Rejection = AppError;
+impl<R> Authorized<R> {
+    pub fn tenant(&self) -> AppResult<&TenantId> {
+        self.principal.tenant()
+    }
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(CallerTenant(Caller::from_request_parts(parts, state).await?.tenant()?.clone()))
+    pub fn actor(&self) -> Actor {
+        self.principal.actor(&self.request_id)
     }
 }
 
-/// The caller's tenant, which the path's `{tenant_id}` must name (403 otherwise).
-pub struct PathTenant(pub TenantId);
-
-impl FromRequestParts<AppState> for PathTenant {
+impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| AppError::NotFound("no such resource".to_string()))?;
-        let in_path = params
-            .iter()
-            .find(|(name, _)| *name == "tenant_id")
-            .map(|(_, value)| value.to_string())
-            .ok_or_else(|| AppError::NotFound("no such resource".to_string()))?;
-        Ok(PathTenant(caller.tenant_in_path(&in_path)?.clone()))
+        let principal = caller
+            .principal
+            .ok_or_else(|| AppError::Unauthorized("sign in: this endpoint needs a bearer token".to_string()))?;
+        if let Some(permission) = R::PERMISSION {
+            if !principal.can(permission) {
+                return Err(AppError::Forbidden(format!("this needs the '{permission}' permission")));
+            }
+        }
+        let params = RawPathParams::from_request_parts(parts, state).await.ok();
+        let in_path =
+            params.as_ref().and_then(|p| p.iter().find(|(name, _)| *name == "tenant_id").map(|(_, v)| v.to_string()));
+        if let Some(in_path) = in_path {
+            // Refused alike whether or not that tenant exists: the answer reveals nothing.
+            if principal.tenant.as_ref().map(TenantId::as_str) != Some(in_path.as_str()) {
+                return Err(AppError::Forbidden("the path names another tenant than the caller's".to_string()));
+            }
+        }
+        if let Some(tenant) = &principal.tenant {
+            tracing::Span::current().record("tenant", tenant.as_str());
+        }
+        Ok(Authorized { principal, request_id: caller.request_id, _requirement: PhantomData })
     }
 }

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::caller::PlatformAdmin;
+use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
 use super::{etag_header, ApiRouter, AppState};
@@ -30,31 +30,41 @@ pub(crate) fn system_in_path(raw: &str) -> AppResult<SystemId> {
 
 /// List the systems of the catalog.
 #[utoipa::path(get, path = "/api/v1/systems", tag = "catalog",
+    security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<System>), (status = 400, body = Problem)))]
-async fn list_systems(State(state): State<AppState>, params: Params) -> AppResult<Json<Listed<System>>> {
+async fn list_systems(
+    State(state): State<AppState>,
+    _auth: Authorized<need::SystemsRead>,
+    params: Params,
+) -> AppResult<Json<Listed<System>>> {
     Ok(Json(state.services.catalog.list_systems(&params.page()?).await?))
 }
 
 /// Add a system to the catalog (platform administrator).
 #[utoipa::path(post, path = "/api/v1/systems", tag = "catalog", request_body = NewSystem,
-    security(("platform_admin" = [])),
+    security(("bearer" = [])),
     responses((status = 201, body = System), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_system(
     State(state): State<AppState>,
-    _admin: PlatformAdmin,
+    admin: Authorized<need::CatalogManage>,
     JsonBody(new): JsonBody<NewSystem>,
 ) -> AppResult<impl IntoResponse> {
-    let system = state.services.catalog.create_system(new).await?;
+    let system = state.services.catalog.create_system(&admin.actor(), new).await?;
     let location = format!("/api/v1/systems/{}", system.system_id);
     Ok((StatusCode::CREATED, etag_header(1), [(header::LOCATION, location)], Json(system)))
 }
 
 /// Get a system.
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}", tag = "catalog",
+    security(("bearer" = [])),
     params(("system_id" = String, Path)),
     responses((status = 200, body = System, headers(("ETag" = String))), (status = 404, body = Problem)))]
-async fn get_system(State(state): State<AppState>, Path(system_id): Path<String>) -> AppResult<impl IntoResponse> {
+async fn get_system(
+    State(state): State<AppState>,
+    _auth: Authorized<need::SystemsRead>,
+    Path(system_id): Path<String>,
+) -> AppResult<impl IntoResponse> {
     let (system, version) = state.services.catalog.get_system(&system_in_path(&system_id)?).await?;
     Ok((etag_header(version), Json(system)))
 }
@@ -62,22 +72,26 @@ async fn get_system(State(state): State<AppState>, Path(system_id): Path<String>
 /// Update a system's details (platform administrator); `If-Match` guards against lost updates.
 #[utoipa::path(put, path = "/api/v1/systems/{system_id}", tag = "catalog", request_body = SystemUpdate,
     params(("system_id" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("platform_admin" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = System), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn update_system(
     State(state): State<AppState>,
-    _admin: PlatformAdmin,
+    admin: Authorized<need::CatalogManage>,
     Path(system_id): Path<String>,
     if_match: IfMatchHeader,
     JsonBody(update): JsonBody<SystemUpdate>,
 ) -> AppResult<impl IntoResponse> {
-    let (system, version) =
-        state.services.catalog.update_system(&system_in_path(&system_id)?, update, if_match.version()).await?;
+    let (system, version) = state
+        .services
+        .catalog
+        .update_system(&admin.actor(), &system_in_path(&system_id)?, update, if_match.version())
+        .await?;
     Ok((etag_header(version), Json(system)))
 }
 
 /// List a system's published versions, newest first.
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/versions", tag = "catalog",
+    security(("bearer" = [])),
     params(("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<SystemVersion>), (status = 404, body = Problem)))]
 async fn list_versions(
@@ -91,21 +105,22 @@ async fn list_versions(
 /// Publish a new immutable version (platform administrator).
 #[utoipa::path(post, path = "/api/v1/systems/{system_id}/versions", tag = "catalog", request_body = NewVersion,
     params(("system_id" = String, Path)),
-    security(("platform_admin" = [])),
+    security(("bearer" = [])),
     responses((status = 201, body = SystemVersion), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn publish_version(
     State(state): State<AppState>,
-    _admin: PlatformAdmin,
+    admin: Authorized<need::CatalogManage>,
     Path(system_id): Path<String>,
     JsonBody(new): JsonBody<NewVersion>,
 ) -> AppResult<impl IntoResponse> {
-    let published = state.services.catalog.publish_version(&system_in_path(&system_id)?, new).await?;
+    let published = state.services.catalog.publish_version(&admin.actor(), &system_in_path(&system_id)?, new).await?;
     let location = format!("/api/v1/systems/{}/versions/{}", published.system_id, published.version);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(published)))
 }
 
 /// Get one published version with its manifest.
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/versions/{version}", tag = "catalog",
+    security(("bearer" = [])),
     params(("system_id" = String, Path), ("version" = String, Path)),
     responses((status = 200, body = SystemVersion), (status = 404, body = Problem)))]
 async fn get_version(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::caller::{CallerTenant, PathTenant};
+use super::caller::{need, Authorized};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
@@ -112,14 +112,14 @@ fn system_view(tenant: &TenantId, scope: &ConfigScope, current: ConfigVersion) -
 /// Get a tenant configuration (current version).
 #[utoipa::path(get, path = "/api/v1/config/tenants/{tenant_id}/configs/{config_key}", tag = "configuration",
     params(("tenant_id" = String, Path), ("config_key" = String, Path)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = TenantConfig, headers(("ETag" = String))), (status = 404, body = Problem)))]
 async fn get_tenant_config(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::ConfigRead>,
     Path((_tenant_id, key)): Path<(String, String)>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = key_in_path(&key)?;
     let current = state.services.configs.get(tenant, &scope).await?;
     Ok(tenant_view(tenant, &scope, current))
@@ -128,79 +128,79 @@ async fn get_tenant_config(
 /// Set a tenant configuration: a new version. `If-Match` makes it conditional (412 on mismatch).
 #[utoipa::path(put, path = "/api/v1/config/tenants/{tenant_id}/configs/{config_key}", tag = "configuration", request_body = PutTenantConfig,
     params(("tenant_id" = String, Path), ("config_key" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = TenantConfig), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn put_tenant_config(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::ConfigWrite>,
     Path((_tenant_id, key)): Path<(String, String)>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<PutTenantConfig>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = ConfigKey::parse(&key).map(ConfigScope::Tenant)?;
-    let current = state.services.configs.put(tenant, &scope, body.value, if_match.0).await?;
+    let current = state.services.configs.put(&auth.actor(), tenant, &scope, body.value, if_match.0).await?;
     Ok(tenant_view(tenant, &scope, current))
 }
 
 /// List a tenant configuration's versions, newest first.
 #[utoipa::path(get, path = "/api/v1/config/tenants/{tenant_id}/configs/{config_key}/versions", tag = "configuration",
     params(("tenant_id" = String, Path), ("config_key" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Listed<ConfigVersion>), (status = 404, body = Problem)))]
 async fn list_tenant_config_versions(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::ConfigRead>,
     Path((_tenant_id, key)): Path<(String, String)>,
     params: Params,
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     Ok(Json(state.services.configs.list_versions(tenant, &key_in_path(&key)?, &params.page()?).await?))
 }
 
 /// Get one version of a tenant configuration.
 #[utoipa::path(get, path = "/api/v1/config/tenants/{tenant_id}/configs/{config_key}/versions/{version}", tag = "configuration",
     params(("tenant_id" = String, Path), ("config_key" = String, Path), ("version" = u64, Path)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = ConfigVersion), (status = 404, body = Problem)))]
 async fn get_tenant_config_version(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::ConfigRead>,
     Path((_tenant_id, key, version)): Path<(String, String, String)>,
 ) -> AppResult<Json<ConfigVersion>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     Ok(Json(state.services.configs.get_version(tenant, &key_in_path(&key)?, version_in_path(&version)?).await?))
 }
 
 /// Roll back to an earlier version; the rollback is itself a new version.
 #[utoipa::path(post, path = "/api/v1/config/tenants/{tenant_id}/configs/{config_key}/rollback", tag = "configuration", request_body = Rollback,
     params(("tenant_id" = String, Path), ("config_key" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = TenantConfig), (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn rollback_tenant_config(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::ConfigWrite>,
     Path((_tenant_id, key)): Path<(String, String)>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<Rollback>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = key_in_path(&key)?;
-    let current = state.services.configs.rollback(tenant, &scope, body.version, if_match.0).await?;
+    let current = state.services.configs.rollback(&auth.actor(), tenant, &scope, body.version, if_match.0).await?;
     Ok(tenant_view(tenant, &scope, current))
 }
 
 /// Get the caller's configuration of an installed system.
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/config", tag = "configuration",
     params(("system_id" = String, Path)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = SystemConfig, headers(("ETag" = String))), (status = 404, body = Problem)))]
 async fn get_system_config(
     State(state): State<AppState>,
-    CallerTenant(tenant): CallerTenant,
+    auth: Authorized<need::ConfigRead>,
     Path(system_id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     let current = state.services.configs.get(tenant, &scope).await?;
     Ok(system_view(tenant, &scope, current))
@@ -209,33 +209,33 @@ async fn get_system_config(
 /// Replace the configuration of an installed system; validated against its JSON Schema.
 #[utoipa::path(put, path = "/api/v1/systems/{system_id}/config", tag = "configuration", request_body = PutSystemConfig,
     params(("system_id" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = SystemConfig), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn put_system_config(
     State(state): State<AppState>,
-    CallerTenant(tenant): CallerTenant,
+    auth: Authorized<need::ConfigWrite>,
     Path(system_id): Path<String>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<PutSystemConfig>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    let current = state.services.configs.put(tenant, &scope, body.configuration, if_match.0).await?;
+    let current = state.services.configs.put(&auth.actor(), tenant, &scope, body.configuration, if_match.0).await?;
     Ok(system_view(tenant, &scope, current))
 }
 
 /// List an installed system's configuration versions, newest first.
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/config/versions", tag = "configuration",
     params(("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Listed<ConfigVersion>), (status = 404, body = Problem)))]
 async fn list_system_config_versions(
     State(state): State<AppState>,
-    CallerTenant(tenant): CallerTenant,
+    auth: Authorized<need::ConfigRead>,
     Path(system_id): Path<String>,
     params: Params,
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     Ok(Json(state.services.configs.list_versions(tenant, &scope, &params.page()?).await?))
 }
@@ -243,14 +243,14 @@ async fn list_system_config_versions(
 /// Get one version of an installed system's configuration.
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/config/versions/{version}", tag = "configuration",
     params(("system_id" = String, Path), ("version" = u64, Path)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = ConfigVersion), (status = 404, body = Problem)))]
 async fn get_system_config_version(
     State(state): State<AppState>,
-    CallerTenant(tenant): CallerTenant,
+    auth: Authorized<need::ConfigRead>,
     Path((system_id, version)): Path<(String, String)>,
 ) -> AppResult<Json<ConfigVersion>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
     Ok(Json(state.services.configs.get_version(tenant, &scope, version_in_path(&version)?).await?))
 }
@@ -259,17 +259,17 @@ async fn get_system_config_version(
 /// the installed version's schema); the rollback is itself a new version.
 #[utoipa::path(post, path = "/api/v1/systems/{system_id}/config/rollback", tag = "configuration", request_body = Rollback,
     params(("system_id" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = SystemConfig), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn rollback_system_config(
     State(state): State<AppState>,
-    CallerTenant(tenant): CallerTenant,
+    auth: Authorized<need::ConfigWrite>,
     Path(system_id): Path<String>,
     if_match: IfMatchHeader,
     JsonBody(body): JsonBody<Rollback>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    let current = state.services.configs.rollback(tenant, &scope, body.version, if_match.0).await?;
+    let current = state.services.configs.rollback(&auth.actor(), tenant, &scope, body.version, if_match.0).await?;
     Ok(system_view(tenant, &scope, current))
 }

@@ -2,11 +2,11 @@
 //! binary (no CDN).
 
 use axum::Router;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{caller::TENANT_HEADER, ApiRouter};
+use super::ApiRouter;
 
 /// Adds what the routes cannot say about themselves: title, version, security schemes.
 pub fn describe(mut api: OpenApi) -> OpenApi {
@@ -19,10 +19,16 @@ pub fn describe(mut api: OpenApi) -> OpenApi {
     );
     let components = api.components.get_or_insert_with(|| ComponentsBuilder::new().build());
     components.add_security_scheme(
-        "platform_admin",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An access token from /api/v1/auth/login, an API key (bpk.…), or the platform administrator token",
+                ))
+                .build(),
+        ),
     );
-    components.add_security_scheme("tenant", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(TENANT_HEADER))));
     api
 }
 

@@ -1,6 +1,8 @@
 //! The HTTP API: one router per resource, each usable alone (one Lambda function per
 //! resource) or merged into one app (the local server).
 
+pub mod audit;
+pub mod auth;
 pub mod caller;
 pub mod catalog;
 pub mod config;
@@ -9,8 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod problem;
 pub mod tenant_systems;
-
-use std::sync::Arc;
+pub mod users;
 
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::Router;
@@ -19,12 +20,11 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::Services;
-pub use caller::{AuthConfig, Caller};
+pub use caller::{need, Authorized, Caller};
 
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
-    pub auth: Arc<AuthConfig>,
 }
 
 /// A resource's routes with their OpenAPI description.
@@ -34,7 +34,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every resource's routes.
 pub fn all_routes() -> ApiRouter {
-    catalog::routes().merge(tenant_systems::routes()).merge(config::routes()).merge(health::routes())
+    catalog::routes()
+        .merge(tenant_systems::routes())
+        .merge(config::routes())
+        .merge(auth::routes())
+        .merge(users::routes())
+        .merge(audit::routes())
+        .merge(health::routes())
 }
 
 /// The OpenAPI document of the whole product.
@@ -47,12 +53,12 @@ pub fn finish(routes: ApiRouter, state: AppState) -> Router {
     let (router, _) = routes.split_for_parts();
     router
         .fallback(problem::not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            let tenant = req.headers().get(caller::TENANT_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, tenant)
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, tenant = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -44,6 +44,9 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(&self)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.extra.get("retry_after").and_then(|v| v.as_u64()) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -67,6 +70,14 @@ impl From<AppError> for Problem {
             AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, detail),
             AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, detail),
             AppError::Unavailable(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            AppError::TooManyRequests { retry_after } => {
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many attempts; retry in {retry_after} seconds"),
+                );
+                problem.extra.insert("retry_after".to_string(), retry_after.into());
+                problem
+            }
         }
     }
 }
@@ -80,4 +91,9 @@ impl IntoResponse for AppError {
 /// The answer for a path no router knows.
 pub async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "no such resource")
+}
+
+/// The answer for a known path with a method it does not have.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this resource does not support that method")
 }

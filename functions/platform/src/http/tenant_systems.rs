@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::caller::PathTenant;
+use super::caller::{need, Authorized};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
@@ -46,29 +46,30 @@ pub struct ChangeVersionRequest {
 /// List the tenant's installed systems.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant systems",
     params(("tenant_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Listed<Install>), (status = 403, body = Problem)))]
 async fn list_installed(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::SystemsRead>,
     params: Params,
 ) -> AppResult<Json<Listed<Install>>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     Ok(Json(state.services.installs.list(tenant, &params.page()?).await?))
 }
 
 /// Install a system and, in the same atomic operation, its missing dependencies.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant systems", request_body = InstallRequest,
     params(("tenant_id" = String, Path)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 201, body = InstallOutcome), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn install(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::SystemsManage>,
     JsonBody(request): JsonBody<InstallRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
-    let outcome = state.services.installs.install(tenant, &request.system_id, request.version.as_deref()).await?;
+    let tenant = auth.tenant()?;
+    let outcome =
+        state.services.installs.install(&auth.actor(), tenant, &request.system_id, request.version.as_deref()).await?;
     let location = format!("/api/v1/tenants/{tenant}/systems/{}", request.system_id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(outcome)))
 }
@@ -76,14 +77,14 @@ async fn install(
 /// Get one installed system.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Install, headers(("ETag" = String))), (status = 404, body = Problem)))]
 async fn get_installed(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::SystemsRead>,
     Path((_tenant_id, system_id)): Path<(String, String)>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let (install, version) = state.services.installs.get(tenant, &system_in_path(&system_id)?).await?;
     Ok((etag_header(version), Json(install)))
 }
@@ -91,49 +92,52 @@ async fn get_installed(
 /// Upgrade or roll back an installed system, migrating its configuration.
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems", request_body = ChangeVersionRequest,
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Install), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn change_version(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::SystemsManage>,
     Path((_tenant_id, system_id)): Path<(String, String)>,
     if_match: IfMatchHeader,
     JsonBody(request): JsonBody<ChangeVersionRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let system = system_in_path(&system_id)?;
-    let (install, version) =
-        state.services.installs.change_version(tenant, &system, &request.version, if_match.version()).await?;
+    let (install, version) = state
+        .services
+        .installs
+        .change_version(&auth.actor(), tenant, &system, &request.version, if_match.version())
+        .await?;
     Ok((etag_header(version), Json(install)))
 }
 
 /// Uninstall a system; `?cascade=true` also removes the installed systems that depend on it.
 #[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("cascade" = Option<bool>, Query)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = UninstallOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn uninstall(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::SystemsManage>,
     Path((_tenant_id, system_id)): Path<(String, String)>,
     params: Params,
 ) -> AppResult<Json<UninstallOutcome>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     let cascade = params.flag("cascade")?;
-    Ok(Json(state.services.installs.uninstall(tenant, &system_in_path(&system_id)?, cascade).await?))
+    Ok(Json(state.services.installs.uninstall(&auth.actor(), tenant, &system_in_path(&system_id)?, cascade).await?))
 }
 
 /// Every install, upgrade, rollback and uninstall of a system, oldest first, with outcome.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}/history", tag = "tenant systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    security(("tenant" = [])),
+    security(("bearer" = [])),
     responses((status = 200, body = Listed<HistoryEntry>), (status = 404, body = Problem)))]
 async fn history(
     State(state): State<AppState>,
-    PathTenant(tenant): PathTenant,
+    auth: Authorized<need::SystemsRead>,
     Path((_tenant_id, system_id)): Path<(String, String)>,
     params: Params,
 ) -> AppResult<Json<Listed<HistoryEntry>>> {
-    let tenant = &tenant;
+    let tenant = auth.tenant()?;
     Ok(Json(state.services.installs.history(tenant, &system_in_path(&system_id)?, &params.page()?).await?))
 }

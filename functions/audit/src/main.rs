@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/settings/audit-logs` (read and export the audit trail).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::audit::routes(), platform::runtime::Seed::No).await
+}

@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/auth` (onboarding, sign-in, tokens, sessions, password reset).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::auth::routes(), platform::runtime::Seed::No).await
+}

@@ -1,0 +1,156 @@
+//! Secrets handling: password hashes (argon2id at OWASP parameters), random secrets,
+//! SHA-256 digests of tokens kept at rest, and signed access tokens (JWT, HS256).
+
+use std::sync::OnceLock;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::access::Permission;
+
+/// Argon2id, m = 19 MiB, t = 2, p = 1: the OWASP Password Storage Cheat Sheet minimum
+/// (and the `argon2` crate's defaults).
+fn hasher() -> Argon2<'static> {
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::DEFAULT)
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+pub fn hash_password(password: &str) -> String {
+    hasher().hash_password(password.as_bytes()).expect("argon2 with default parameters hashes").to_string()
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    hasher().verify_password(password.as_bytes(), phc).is_ok()
+}
+
+/// Spends the same time as a real check when there is no account, so timing does not
+/// tell whether an email is registered.
+pub fn verify_against_nothing(password: &str) {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("no account has this password"));
+    let _ = verify_password(password, dummy);
+}
+
+/// 256 random bits, hex.
+pub fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    hex(&bytes)
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two digests.
+pub fn same_digest(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The claims of an access token (seed 004's, plus roles, permissions and session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub email: String,
+    pub username: String,
+    pub tenant_id: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub roles: Vec<String>,
+    pub perms: Vec<Permission>,
+    /// The session the token belongs to; logging out revokes it.
+    pub sid: String,
+}
+
+/// Signs and verifies access tokens with one symmetric key.
+#[derive(Clone)]
+pub struct TokenSigner {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub access_ttl_seconds: u64,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner").field("access_ttl_seconds", &self.access_ttl_seconds).finish_non_exhaustive()
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl TokenSigner {
+    /// Access tokens live 15 minutes: short enough that a revoked session's tokens die soon everywhere.
+    pub const DEFAULT_ACCESS_TTL: u64 = 15 * 60;
+
+    pub fn new(secret: &str) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            access_ttl_seconds: Self::DEFAULT_ACCESS_TTL,
+        }
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing does not fail")
+    }
+
+    /// Checks signature, algorithm and expiry; `None` for anything else.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).ok().map(|data| data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_at_owasp_parameters() {
+        let phc = hash_password("correct horse battery staple");
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_password("correct horse battery staple", &phc));
+        assert!(!verify_password("wrong horse battery staple", &phc));
+        assert_ne!(phc, hash_password("correct horse battery staple"), "salted");
+    }
+
+    fn claims(exp: u64) -> AccessClaims {
+        AccessClaims {
+            sub: "u1".into(),
+            email: "a@b.co".into(),
+            username: "a".into(),
+            tenant_id: "t".into(),
+            exp,
+            iat: unix_now(),
+            jti: "j".into(),
+            roles: vec!["viewer".into()],
+            perms: vec![Permission::ConfigRead],
+            sid: "s".into(),
+        }
+    }
+
+    #[test]
+    fn tokens_verify_only_with_the_key_and_before_expiry() {
+        let signer = TokenSigner::new("k1-0123456789abcdef0123456789abcdef");
+        let token = signer.sign(&claims(unix_now() + 60));
+        assert_eq!(signer.verify(&token).unwrap().sub, "u1");
+        assert!(TokenSigner::new("other-key-0123456789abcdef0123456789").verify(&token).is_none());
+        assert!(signer.verify(&signer.sign(&claims(unix_now() - 60))).is_none(), "expired");
+        let mut tampered = token.clone();
+        tampered.replace_range(token.len() - 3.., "AAA");
+        assert!(signer.verify(&tampered).is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! `/api/v1/settings/audit-logs`: the tenant's audit trail, read-only.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::caller::{need, Authorized};
+use super::extract::Params;
+use super::problem::Problem;
+use super::{ApiRouter, AppState};
+use crate::app::audit::{to_csv, to_json_lines, AuditEntry, AuditFilter};
+use crate::app::error::{AppError, AppResult};
+use crate::app::page::Listed;
+use crate::domain::invalid::Invalid;
+
+pub fn routes() -> ApiRouter {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(export))
+}
+
+fn filter(params: &Params) -> AuditFilter {
+    let get = |name: &str| params.0.get(name).filter(|v| !v.is_empty()).cloned();
+    AuditFilter {
+        action: get("action"),
+        actor: get("actor"),
+        target: get("target"),
+        since: get("since"),
+        until: get("until"),
+    }
+}
+
+/// The audit trail, newest first. Filters: `action` (exact, or a prefix ending in `*`),
+/// `actor`, `target`, `since`, `until` (RFC 3339).
+#[utoipa::path(get, path = "/api/v1/settings/audit-logs", tag = "audit", security(("bearer" = [])),
+    params(("action" = Option<String>, Query), ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
+           ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<AuditEntry>), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<need::AuditRead>,
+    params: Params,
+) -> AppResult<Json<Listed<AuditEntry>>> {
+    Ok(Json(state.services.audit.list(auth.tenant()?, &filter(&params), &params.page()?).await?))
+}
+
+/// Every matching entry, oldest first, as JSON Lines (`format=jsonl`, default) or CSV (`format=csv`).
+#[utoipa::path(get, path = "/api/v1/settings/audit-logs/export", tag = "audit", security(("bearer" = [])),
+    params(("format" = Option<String>, Query), ("action" = Option<String>, Query), ("actor" = Option<String>, Query),
+           ("target" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query)),
+    responses((status = 200, content_type = "application/x-ndjson"), (status = 400, body = Problem)))]
+async fn export(
+    State(state): State<AppState>,
+    auth: Authorized<need::AuditRead>,
+    params: Params,
+) -> AppResult<impl IntoResponse> {
+    let format = params.0.get("format").map(String::as_str).unwrap_or("jsonl");
+    let content_type = match format {
+        "jsonl" | "ndjson" => "application/x-ndjson",
+        "csv" => "text/csv; charset=utf-8",
+        _ => return Err(AppError::BadRequest(Invalid::one("format", "must be jsonl or csv"))),
+    };
+    let entries = state.services.audit.export(auth.tenant()?, &filter(&params)).await?;
+    let body = if format == "csv" { to_csv(&entries) } else { to_json_lines(&entries) };
+    let name = if format == "csv" { "audit-log.csv" } else { "audit-log.jsonl" };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    ))
+}

@@ -1,0 +1,257 @@
+//! `/api/v1/auth`: tenant onboarding, sign-in, tokens, sessions, password reset and
+//! email verification.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::caller::{need, Authorized, Caller};
+use super::extract::JsonBody;
+use super::problem::Problem;
+use super::{ApiRouter, AppState};
+use crate::app::auth::{check_login_fields, InitializeTenant, TenantInitialized, TenantStatus, TokenPair};
+use crate::app::error::{AppError, AppResult};
+use crate::app::principal::Subject;
+use crate::domain::access::Permission;
+use crate::domain::identity::{Session, User};
+use crate::domain::ids::TenantId;
+use crate::domain::invalid::Invalid;
+
+pub fn routes() -> ApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(initialize_tenant))
+        .routes(routes!(verify_tenant))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(test))
+        .routes(routes!(sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
+        .routes(routes!(request_email_verification))
+        .routes(routes!(confirm_email))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyTenant {
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Or the `X-Tenant-ID` header.
+    #[schema(value_type = Option<String>)]
+    pub tenant_id: Option<TenantId>,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// Or the `X-Tenant-ID` header.
+    #[schema(value_type = Option<String>)]
+    pub tenant_id: Option<TenantId>,
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenOnly {
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub status: &'static str,
+}
+
+fn tenant_of(body: Option<TenantId>, caller: &Caller) -> AppResult<TenantId> {
+    body.or_else(|| caller.header_tenant.clone())
+        .ok_or_else(|| AppError::Invalid(Invalid::one("tenant_id", "is required (or send the X-Tenant-ID header)")))
+}
+
+/// Create a tenant with its owner and default settings (platform administrator).
+#[utoipa::path(post, path = "/api/v1/auth/initialize-tenant", tag = "auth", request_body = InitializeTenant,
+    security(("bearer" = [])),
+    responses((status = 201, body = TenantInitialized), (status = 401, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn initialize_tenant(
+    State(state): State<AppState>,
+    admin: Authorized<need::CatalogManage>,
+    JsonBody(request): JsonBody<InitializeTenant>,
+) -> AppResult<impl IntoResponse> {
+    let done = state.services.auth.initialize_tenant(&admin.actor(), request).await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// Whether a tenant exists and is complete (platform administrator).
+#[utoipa::path(post, path = "/api/v1/auth/verify-tenant", tag = "auth", request_body = VerifyTenant,
+    security(("bearer" = [])),
+    responses((status = 200, body = TenantStatus), (status = 401, body = Problem)))]
+async fn verify_tenant(
+    State(state): State<AppState>,
+    _admin: Authorized<need::CatalogManage>,
+    JsonBody(request): JsonBody<VerifyTenant>,
+) -> AppResult<Json<TenantStatus>> {
+    Ok(Json(state.services.auth.verify_tenant(&request.tenant_id).await?))
+}
+
+/// Sign in. Every failure is the same 401; repeated failures lock the email with growing delays (429).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem), (status = 429, body = Problem)))]
+async fn login(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<Login>,
+) -> AppResult<Json<TokenPair>> {
+    check_login_fields(&request.email, &request.password)?;
+    let tenant = tenant_of(request.tenant_id, &caller)?;
+    let pair = state
+        .services
+        .auth
+        .login(&tenant, &request.email, &request.password, caller.user_agent.clone(), &caller.request_id)
+        .await?;
+    Ok(Json(pair))
+}
+
+/// Exchange a refresh token for new tokens; the old refresh token stops working, and
+/// presenting it again revokes the session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
+async fn refresh(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<Refresh>,
+) -> AppResult<Json<TokenPair>> {
+    Ok(Json(state.services.auth.refresh(&request.refresh_token, &caller.request_id).await?))
+}
+
+/// Sign out: the session is revoked server-side and its tokens stop working.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+async fn logout(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<StatusCode> {
+    state.services.auth.revoke_session(&auth.principal, None, &auth.request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user, with their permissions.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
+async fn me(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<Json<Me>> {
+    let (user, permissions) = state.services.auth.me(&auth.principal).await?;
+    Ok(Json(Me { user, permissions }))
+}
+
+/// Checks a credential: who it is and for which tenant.
+#[utoipa::path(get, path = "/api/v1/auth/test", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem)))]
+async fn test(auth: Authorized<need::SignedIn>) -> Json<serde_json::Value> {
+    let kind = match &auth.principal.subject {
+        Subject::User { .. } => "user",
+        Subject::ApiKey { .. } => "api_key",
+        Subject::PlatformAdmin => "platform_admin",
+    };
+    Json(serde_json::json!({
+        "authenticated": true,
+        "kind": kind,
+        "user_id": auth.principal.user_id(),
+        "tenant_id": auth.principal.tenant.as_ref().map(TenantId::as_str),
+    }))
+}
+
+/// The caller's active sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Session>), (status = 401, body = Problem)))]
+async fn sessions(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<Json<Vec<Session>>> {
+    Ok(Json(state.services.auth.sessions(&auth.principal).await?))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{session_id}", tag = "auth", security(("bearer" = [])),
+    params(("session_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Authorized<need::SignedIn>,
+    Path(session_id): Path<String>,
+) -> AppResult<StatusCode> {
+    state.services.auth.revoke_session(&auth.principal, Some(&session_id), &auth.request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a password reset; the answer is the same whether or not the account exists.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 202, body = Accepted)))]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<ResetRequest>,
+) -> AppResult<impl IntoResponse> {
+    let tenant = tenant_of(request.tenant_id, &caller)?;
+    state.services.auth.request_password_reset(&tenant, &request.email).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { status: "if the account exists, a message is on its way" })))
+}
+
+/// Choose a new password with a reset token (single use); every session is signed out.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = 422, body = Problem)))]
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<ResetConfirm>,
+) -> AppResult<StatusCode> {
+    state.services.auth.confirm_password_reset(&request.token, &request.new_password, &caller.request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send the signed-in user a verification message.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, body = Accepted), (status = 401, body = Problem)))]
+async fn request_email_verification(
+    State(state): State<AppState>,
+    auth: Authorized<need::SignedIn>,
+) -> AppResult<impl IntoResponse> {
+    let (user, _) = state.services.auth.me(&auth.principal).await?;
+    state.services.auth.request_email_verification(auth.tenant()?, &user).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { status: "a verification message is on its way" })))
+}
+
+/// Confirm an email address with the token from the message (single use).
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/confirm", tag = "auth", request_body = TokenOnly,
+    responses((status = 204), (status = 422, body = Problem)))]
+async fn confirm_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<TokenOnly>,
+) -> AppResult<StatusCode> {
+    state.services.auth.confirm_email(&request.token, &caller.request_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/users` (users, roles, permissions, teams, API keys).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::users::routes(), platform::runtime::Seed::No).await
+}
