@@ -352,6 +352,17 @@ pub async fn api_keys(ctx: &Ctx, tenant: &str) {
     assert!(member.get("/api/v1/users/api-keys").await.body[0]["last_used_at"].is_string(), "last use is recorded");
     assert_eq!(ctx.api.bearer(&format!("{}x", &secret[..secret.len() - 1])).get(&config).await.status, 401);
 
+    // A key with an expiry stops working then, even while cached.
+    let soon = time_in(2);
+    let expiring = member
+        .post("/api/v1/users/api-keys", json!({"name": "short-lived", "scopes": ["config.read"], "expires_at": soon}))
+        .await;
+    assert_eq!(expiring.status, 201, "{}", expiring.body);
+    let short = ctx.api.bearer(expiring.body["secret"].as_str().unwrap());
+    assert_eq!(short.get(&config).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(short.get(&config).await.status, 401, "an expired key stops working");
+
     assert_eq!(owner.delete("/api/v1/users/api-keys/01NOSUCHKEY").await.status, 404);
     assert_eq!(member.delete(&format!("/api/v1/users/api-keys/{key_id}")).await.status, 204);
     assert_eq!(with_key.get(&config).await.status, 401, "revoked keys stop working");
@@ -521,4 +532,10 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
     assert_eq!(a.get("/api/v1/users/teams").await.body["items"][0]["name"], "A-SECRET-TEAM");
     assert_eq!(a.get("/api/v1/auth/me").await.body["user_id"], me.body["user_id"]);
     let _: &Api = &b;
+}
+
+/// An RFC 3339 UTC time `seconds` from now.
+fn time_in(seconds: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
 }

@@ -80,7 +80,15 @@ pub struct Authenticator {
     platform_admin_token: Option<String>,
     /// Sessions revoked by this process, until their access tokens expire.
     revoked_sessions: Arc<Mutex<HashMap<String, u64>>>,
-    keys: Arc<Mutex<HashMap<String, (Principal, Instant)>>>,
+    /// Verified API keys by digest: the principal, when it was checked, and its expiry.
+    keys: Arc<Mutex<HashMap<String, CachedKey>>>,
+}
+
+#[derive(Clone)]
+struct CachedKey {
+    principal: Principal,
+    checked: Instant,
+    expires_at: Option<String>,
 }
 
 impl Authenticator {
@@ -113,7 +121,7 @@ impl Authenticator {
         self.keys
             .lock()
             .expect("lock")
-            .retain(|_, (p, _)| !matches!(&p.subject, Subject::ApiKey { key_id: k, .. } if k == key_id));
+            .retain(|_, c| !matches!(&c.principal.subject, Subject::ApiKey { key_id: k, .. } if k == key_id));
     }
 
     /// `None`: the credential is not valid (the caller gets a generic 401).
@@ -146,9 +154,10 @@ impl Authenticator {
 
     async fn api_key(&self, presented: &str) -> AppResult<Option<Principal>> {
         let digest = sha256_hex(presented);
-        if let Some((principal, at)) = self.keys.lock().expect("lock").get(&digest) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(Some(principal.clone()));
+        if let Some(cached) = self.keys.lock().expect("lock").get(&digest) {
+            let expired = cached.expires_at.as_deref().is_some_and(|e| e <= now_rfc3339().as_str());
+            if cached.checked.elapsed() < KEY_CACHE_TTL && !expired {
+                return Ok(Some(cached.principal.clone()));
             }
         }
         let mut parts = presented.splitn(4, '.');
@@ -182,7 +191,8 @@ impl Authenticator {
             roles: Vec::new(),
             permissions: key.scopes.into_iter().collect(),
         };
-        self.keys.lock().expect("lock").insert(digest, (principal.clone(), Instant::now()));
+        let cached = CachedKey { principal: principal.clone(), checked: Instant::now(), expires_at: key.expires_at };
+        self.keys.lock().expect("lock").insert(digest, cached);
         Ok(Some(principal))
     }
 }
