@@ -56,6 +56,10 @@ pub struct TriggerDef {
     /// The fields every event of this trigger carries.
     #[serde(default)]
     pub data: Vec<String>,
+    /// Which change of the entity's records fires it; absent for triggers fired only
+    /// by events from outside.
+    #[serde(default)]
+    pub when: Option<crate::domain::events::TriggerWhen>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -3,10 +3,14 @@
 pub mod access;
 pub mod catalog;
 pub mod config;
+pub mod events;
 pub mod identity;
 pub mod ids;
 pub mod install;
 pub mod invalid;
 pub mod manifest;
+pub mod matcher;
 pub mod migration;
+pub mod records;
+pub mod rules;
 pub mod time;

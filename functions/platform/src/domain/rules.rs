@@ -1,0 +1,334 @@
+//! Automation rules (seed 003): a trigger, conditions that must all hold, and actions.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::invalid::{FieldIssue, Invalid};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// One of [`CONDITION_TYPES`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// One of [`ACTION_TYPES`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: Map<String, Value>,
+}
+
+/// The body of `POST /api/v1/automation/rules` and `PUT /api/v1/automation/rules/{id}`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub module_type: String,
+    pub trigger_id: String,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    pub actions: Vec<Action>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Rule {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub module_type: String,
+    pub trigger_id: String,
+    pub conditions: Vec<Condition>,
+    pub actions: Vec<Action>,
+    pub is_active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Condition types: the seed's threshold, field comparisons, and EventBridge pattern operators.
+pub const CONDITION_TYPES: [&str; 20] = [
+    "value_threshold",
+    "equals",
+    "not_equals",
+    "greater_than",
+    "greater_or_equal",
+    "less_than",
+    "less_or_equal",
+    "contains",
+    "in",
+    "exists",
+    "changed",
+    "changed_to",
+    "prefix",
+    "suffix",
+    "equals_ignore_case",
+    "anything_but",
+    "numeric",
+    "pattern",
+    "any_of",
+    "wildcard",
+];
+
+/// Action types with their required parameters.
+pub const ACTION_TYPES: [(&str, &[&str]); 4] = [
+    ("send_notification", &["recipient", "message"]),
+    ("update_status", &["entity_id", "new_status"]),
+    ("create_task", &["title"]),
+    ("webhook", &["url"]),
+];
+
+/// What a trigger carries, for validating rules against it.
+#[derive(Debug, Clone)]
+pub struct TriggerFields {
+    /// Every field an event of the trigger may carry.
+    pub fields: BTreeSet<String>,
+    /// The fields a change can be detected on (the entity's properties).
+    pub changeable: BTreeSet<String>,
+}
+
+fn needs_field(kind: &str) -> bool {
+    !matches!(kind, "value_threshold" | "pattern" | "any_of")
+}
+
+fn needs_value(kind: &str) -> bool {
+    !matches!(kind, "exists" | "changed")
+}
+
+/// Checks a rule against its trigger; every fault is named (`conditions[0].field`, ...).
+pub fn check_rule(input: &RuleInput, trigger: &TriggerFields) -> Result<(), Invalid> {
+    let mut issues = Vec::new();
+    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
+        issues.push(FieldIssue::new("name", "must be 1 to 200 characters"));
+    }
+    if input.actions.is_empty() {
+        issues.push(FieldIssue::new("actions", "must hold at least one action"));
+    }
+    check_conditions(&input.conditions, trigger, "conditions", &mut issues);
+    for (i, action) in input.actions.iter().enumerate() {
+        let at = format!("actions[{i}]");
+        match ACTION_TYPES.iter().find(|(kind, _)| *kind == action.kind) {
+            None => issues.push(FieldIssue::new(
+                format!("{at}.type"),
+                format!(
+                    "'{}' is not an action type; use one of {}",
+                    action.kind,
+                    ACTION_TYPES.map(|(k, _)| k).join(", ")
+                ),
+            )),
+            Some((_, required)) => {
+                for name in *required {
+                    let present = action.parameters.get(*name).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+                    if !present {
+                        issues.push(FieldIssue::new(format!("{at}.parameters.{name}"), "is required"));
+                    }
+                }
+                if action.kind == "webhook" {
+                    let url = action.parameters.get("url").and_then(Value::as_str).unwrap_or_default();
+                    if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+                        issues.push(FieldIssue::new(format!("{at}.parameters.url"), "must be an http(s) URL"));
+                    }
+                    if action.parameters.get("headers").is_some_and(|h| !h.is_object()) {
+                        issues.push(FieldIssue::new(format!("{at}.parameters.headers"), "must be an object"));
+                    }
+                }
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(Invalid(issues))
+    }
+}
+
+fn check_conditions(conditions: &[Condition], trigger: &TriggerFields, at: &str, issues: &mut Vec<FieldIssue>) {
+    for (i, c) in conditions.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        if !CONDITION_TYPES.contains(&c.kind.as_str()) {
+            issues.push(FieldIssue::new(
+                format!("{at}.type"),
+                format!("'{}' is not a condition type; use one of {}", c.kind, CONDITION_TYPES.join(", ")),
+            ));
+            continue;
+        }
+        match (&c.field, needs_field(&c.kind)) {
+            (None, true) => issues.push(FieldIssue::new(format!("{at}.field"), "is required")),
+            (Some(field), _) => {
+                let known = if matches!(c.kind.as_str(), "changed" | "changed_to") {
+                    &trigger.changeable
+                } else {
+                    &trigger.fields
+                };
+                if !known.contains(field) {
+                    issues
+                        .push(FieldIssue::new(format!("{at}.field"), format!("the trigger does not carry '{field}'")));
+                }
+            }
+            (None, false) => {
+                if c.kind == "value_threshold" && !trigger.fields.contains("value") {
+                    issues
+                        .push(FieldIssue::new(format!("{at}.field"), "the trigger carries no 'value'; name the field"));
+                }
+            }
+        }
+        if needs_value(&c.kind) && c.value.is_none() {
+            issues.push(FieldIssue::new(format!("{at}.value"), "is required"));
+            continue;
+        }
+        let value = c.value.as_ref();
+        let bad = |message: &str| FieldIssue::new(format!("{at}.value"), message);
+        match c.kind.as_str() {
+            "value_threshold" | "greater_than" | "greater_or_equal" | "less_than" | "less_or_equal"
+                if !value.is_some_and(Value::is_number) =>
+            {
+                issues.push(bad("must be a number"))
+            }
+            "in" if !value.is_some_and(Value::is_array) => issues.push(bad("must be an array")),
+            "prefix" | "suffix" | "equals_ignore_case" | "wildcard" if !value.is_some_and(Value::is_string) => {
+                issues.push(bad("must be a string"))
+            }
+            "numeric" => {
+                if let Err(message) = super::matcher::check_numeric(value.unwrap_or(&Value::Null)) {
+                    issues.push(bad(&message));
+                }
+            }
+            "pattern" => {
+                if let Err(message) = super::matcher::check_pattern(value.unwrap_or(&Value::Null), &trigger.fields) {
+                    issues.push(bad(&message));
+                }
+            }
+            "any_of" => match value.and_then(Value::as_array) {
+                Some(list) => match serde_json::from_value::<Vec<Condition>>(Value::Array(list.clone())) {
+                    Ok(inner) => check_conditions(&inner, trigger, &format!("{at}.value"), issues),
+                    Err(e) => issues.push(bad(&format!("must be a list of conditions: {e}"))),
+                },
+                None => issues.push(bad("must be a list of conditions")),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Fills `{{field}}` placeholders from the event data (missing fields become empty).
+pub fn render(template: &str, data: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let name = after[..end].trim();
+                match data.get(name) {
+                    Some(Value::String(s)) => out.push_str(s),
+                    Some(Value::Null) | None => {}
+                    Some(other) => out.push_str(&other.to_string()),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Renders every string inside a JSON value (for webhook bodies and task fields).
+pub fn render_value(value: &Value, data: &Map<String, Value>) -> Value {
+    match value {
+        Value::String(s) => Value::String(render(s, data)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, data)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), render_value(v, data))).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn trigger() -> TriggerFields {
+        TriggerFields {
+            fields: ["opportunity_id", "opportunity_name", "value", "stage", "owner"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            changeable: ["value", "stage", "owner"].iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn input(rule: Value) -> RuleInput {
+        serde_json::from_value(rule).unwrap()
+    }
+
+    #[test]
+    fn the_seed_example_is_valid() {
+        let rule = input(json!({
+            "name": "High Value Deal Alert", "description": "Notify sales manager about deals over $10,000",
+            "module_type": "sales", "trigger_id": "high_value_opportunity",
+            "conditions": [{"type": "value_threshold", "value": 10000}],
+            "actions": [{"type": "send_notification", "parameters": {"recipient": "sales-manager@example.com", "message": "New high-value opportunity: {{opportunity_name}} - ${{value}}"}}]
+        }));
+        check_rule(&rule, &trigger()).unwrap();
+    }
+
+    #[test]
+    fn every_fault_is_named() {
+        let rule = input(json!({
+            "name": "x", "module_type": "sales", "trigger_id": "t",
+            "conditions": [
+                {"type": "teleport", "value": 1},
+                {"type": "equals", "field": "shoe_size", "value": 1},
+                {"type": "greater_than", "field": "value", "value": "big"},
+                {"type": "equals", "field": "stage"},
+                {"type": "any_of", "value": [{"type": "equals", "field": "nope", "value": 1}]}
+            ],
+            "actions": [{"type": "launch_rocket"}, {"type": "send_notification", "parameters": {"recipient": "a@b.co"}}, {"type": "webhook", "parameters": {"url": "ftp://x"}}]
+        }));
+        let fields: Vec<String> = check_rule(&rule, &trigger()).unwrap_err().0.into_iter().map(|i| i.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "conditions[0].type",
+                "conditions[1].field",
+                "conditions[2].value",
+                "conditions[3].value",
+                "conditions[4].value[0].field",
+                "actions[0].type",
+                "actions[1].parameters.message",
+                "actions[2].parameters.url"
+            ]
+        );
+    }
+
+    #[test]
+    fn templates_fill_placeholders_from_event_data() {
+        let data = json!({"opportunity_name": "Big deal", "value": 20000}).as_object().unwrap().clone();
+        assert_eq!(
+            render("New high-value opportunity: {{opportunity_name}} - ${{value}}", &data),
+            "New high-value opportunity: Big deal - $20000"
+        );
+        assert_eq!(render("{{missing}}!{{ value }} {{open", &data), "!20000 {{open");
+    }
+}
