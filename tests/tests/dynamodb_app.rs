@@ -7,7 +7,7 @@ use blackbox::{identity, scenarios, serve_in_process, Api, Ctx, Moto};
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::Secrets;
 use platform::http;
-use platform::runtime::{state, Seed};
+use platform::runtime::{state, Delivery, Seed};
 
 async fn ctx(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
     let store = moto.new_table(table).await;
@@ -15,8 +15,10 @@ async fn ctx(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
     let secrets = Secrets {
         platform_admin_token: Some(token.to_string()),
         jwt_secret: "a-test-signing-key-of-at-least-32-bytes".to_string(),
+        webhook_secret: None,
     };
-    let app_state = state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Seed::Yes).await.unwrap();
+    let app_state =
+        state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap();
     let base = serve_in_process(http::app(app_state)).await;
     Ctx { api: Api::new(&base), admin_token: token.to_string(), mail_dir: mail.to_path_buf() }
 }

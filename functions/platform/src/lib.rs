@@ -12,5 +12,6 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod http;
+pub mod pipeline;
 pub mod ports;
 pub mod runtime;

@@ -6,14 +6,20 @@ use std::sync::Arc;
 
 use rand::Rng;
 
+use crate::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::embedded::EmbeddedStore;
+use crate::adapters::local_bus::InProcessBus;
+use crate::adapters::local_queue::StoreQueue;
 use crate::adapters::mail_dir::DirectoryMailer;
 use crate::adapters::ses::SesMailer;
+use crate::app::engine::MAX_ATTEMPTS;
 use crate::app::seed::ensure_builtin_catalog;
 use crate::app::{Secrets, Services};
 use crate::http::{self, ApiRouter, AppState};
+use crate::pipeline::LocalPipeline;
 use crate::ports::mail::Mailer;
+use crate::ports::queue::{ActionQueue, EventBus};
 use crate::ports::store::Store;
 
 /// Logs through `tracing`: JSON in Lambda (CloudWatch), compact text locally.
@@ -31,20 +37,54 @@ pub enum Seed {
     No,
 }
 
+/// Where automation events and actions go.
+pub enum Delivery {
+    /// In this process: an in-process bus and a durable queue in the store.
+    Local,
+    /// EventBridge and SQS.
+    Aws { queue: Arc<dyn ActionQueue>, bus: Arc<dyn EventBus> },
+}
+
+/// The local durable action queue over a store.
+pub fn local_queue(store: Arc<dyn Store>) -> StoreQueue {
+    StoreQueue::new(store, MAX_ATTEMPTS)
+}
+
 /// Builds the state over any store and mailer, seeding the catalog when asked.
 pub async fn state(
     store: Arc<dyn Store>,
     mailer: Arc<dyn Mailer>,
     secrets: Secrets,
+    delivery: Delivery,
     seed: Seed,
 ) -> anyhow::Result<AppState> {
-    let services = Services::new(store, mailer, secrets);
+    let services = match delivery {
+        Delivery::Local => {
+            let queue = Arc::new(local_queue(store.clone()));
+            Services::new(store, mailer, secrets, queue, |evaluator| Arc::new(InProcessBus::new(evaluator.clone())))
+        }
+        Delivery::Aws { queue, bus } => Services::new(store, mailer, secrets, queue, |_| bus),
+    };
     if seed == Seed::Yes {
         ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
             .await
             .map_err(|e| anyhow::anyhow!("seeding the built-in catalog failed: {e}"))?;
     }
     Ok(AppState { services })
+}
+
+fn webhook_secret_from_env() -> Option<String> {
+    std::env::var("WEBHOOK_SIGNING_SECRET").ok().filter(|t| !t.is_empty())
+}
+
+/// EventBridge bus `EVENT_BUS_NAME` and SQS queue `ACTION_QUEUE_URL`.
+pub fn aws_delivery(aws: &aws_config::SdkConfig) -> Delivery {
+    let bus_name = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
+    let queue_url = std::env::var("ACTION_QUEUE_URL").unwrap_or_default();
+    Delivery::Aws {
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), queue_url)),
+        bus: Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(aws), bus_name)),
+    }
 }
 
 fn admin_token_from_env() -> Option<String> {
@@ -63,8 +103,10 @@ pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws), from));
-    let secrets = Secrets { platform_admin_token: admin_token_from_env(), jwt_secret };
-    let state = state(store, mailer, secrets, seed).await.map_err(|e| e.to_string())?;
+    let secrets =
+        Secrets { platform_admin_token: admin_token_from_env(), jwt_secret, webhook_secret: webhook_secret_from_env() };
+    let delivery = aws_delivery(&aws);
+    let state = state(store, mailer, secrets, delivery, seed).await.map_err(|e| e.to_string())?;
     lambda_http::run(http::finish(routes, state)).await
 }
 
@@ -111,7 +153,8 @@ fn generate_token() -> String {
 /// Runs the whole product on one machine: every router in one app, on the embedded store.
 pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     init_tracing(false);
-    let store = Arc::new(EmbeddedStore::open(&settings.data_dir.join("platform.redb"))?);
+    let embedded = Arc::new(EmbeddedStore::open(&settings.data_dir.join("platform.redb"))?);
+    let store: Arc<dyn Store> = embedded.clone();
     let mailer = Arc::new(DirectoryMailer::new(settings.data_dir.join("mail")));
     if settings.generated_admin_token {
         // Printed once so the operator can administer the platform; set PLATFORM_ADMIN_TOKEN to choose it.
@@ -121,8 +164,21 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         Some(secret) => secret,
         None => kept_secret(&settings.data_dir.join("jwt-secret"))?,
     };
-    let secrets = Secrets { platform_admin_token: Some(settings.platform_admin_token.clone()), jwt_secret };
-    let state = state(store, mailer, secrets, Seed::Yes).await?;
+    let secrets = Secrets {
+        platform_admin_token: Some(settings.platform_admin_token.clone()),
+        jwt_secret,
+        webhook_secret: webhook_secret_from_env(),
+    };
+    let state = state(store.clone(), mailer, secrets, Delivery::Local, Seed::Yes).await?;
+    let engine = state.services.engine.clone();
+    LocalPipeline {
+        store: store.clone(),
+        feed: embedded,
+        publisher: engine.publisher,
+        queue: local_queue(store),
+        executor: engine.executor,
+    }
+    .spawn();
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %settings.data_dir.display(), "local server ready");

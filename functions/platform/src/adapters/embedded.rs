@@ -11,10 +11,39 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ports::feed::{ChangeFeed, StoreChange};
 use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
 
 /// (partition key, sort key) -> JSON of [`Stored`].
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+/// Sequence -> JSON of [`FeedEntry`]: the change feed, written in the same transaction.
+const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+
+#[derive(Serialize, Deserialize)]
+struct FeedEntry {
+    old: Option<StoredItem>,
+    new: Option<StoredItem>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredItem {
+    pk: String,
+    sk: String,
+    version: u64,
+    data: Value,
+}
+
+impl From<Item> for StoredItem {
+    fn from(i: Item) -> Self {
+        Self { pk: i.pk, sk: i.sk, version: i.version, data: i.data }
+    }
+}
+
+impl From<StoredItem> for Item {
+    fn from(i: StoredItem) -> Self {
+        Item { pk: i.pk, sk: i.sk, version: i.version, data: i.data }
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -40,6 +69,7 @@ impl EmbeddedStore {
         let db = Database::create(path).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
+        txn.open_table(FEED).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -71,13 +101,13 @@ fn holds(condition: Condition, current: Option<u64>) -> bool {
     }
 }
 
-fn current_version(
+fn current(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     pk: &str,
     sk: &str,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Option<Item>, StoreError> {
     match table.get((pk, sk)).map_err(unavailable)? {
-        Some(guard) => Ok(Some(decode(pk, sk, guard.value())?.version)),
+        Some(guard) => Ok(Some(decode(pk, sk, guard.value())?)),
         None => Ok(None),
     }
 }
@@ -163,6 +193,8 @@ impl Store for EmbeddedStore {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                let mut feed = txn.open_table(FEED).map_err(unavailable)?;
+                let mut seq = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value());
                 for (index, write) in writes.iter().enumerate() {
                     let (pk, sk, condition) = match write {
                         Write::Put { item, condition } => (&item.pk, &item.sk, *condition),
@@ -170,18 +202,27 @@ impl Store for EmbeddedStore {
                             (pk, sk, *condition)
                         }
                     };
-                    if !holds(condition, current_version(&table, pk, sk)?) {
+                    let old = current(&table, pk, sk)?;
+                    if !holds(condition, old.as_ref().map(|i| i.version)) {
                         // Dropping the transaction without commit aborts it: nothing is written.
                         return Err(StoreError::ConditionFailed { index });
                     }
-                    match write {
+                    let new = match write {
                         Write::Put { item, .. } => {
                             table.insert((pk.as_str(), sk.as_str()), encode(item)?.as_slice()).map_err(unavailable)?;
+                            Some(item.clone())
                         }
                         Write::Delete { .. } => {
                             table.remove((pk.as_str(), sk.as_str())).map_err(unavailable)?;
+                            None
                         }
-                        Write::Check { .. } => {}
+                        Write::Check { .. } => continue,
+                    };
+                    if old.is_some() || new.is_some() {
+                        seq += 1;
+                        let entry = FeedEntry { old: old.map(Into::into), new: new.map(Into::into) };
+                        let bytes = serde_json::to_vec(&entry).map_err(unavailable)?;
+                        feed.insert(seq, bytes.as_slice()).map_err(unavailable)?;
                     }
                 }
             }
@@ -191,6 +232,49 @@ impl Store for EmbeddedStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        self.ping_tables().await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for EmbeddedStore {
+    async fn read(&self, after: u64, limit: usize) -> Result<Vec<StoreChange>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let feed = txn.open_table(FEED).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in feed.range((Bound::Excluded(after), Bound::Unbounded)).map_err(unavailable)?.take(limit) {
+                let (seq, bytes) = entry.map_err(unavailable)?;
+                let entry: FeedEntry = serde_json::from_slice(bytes.value()).map_err(unavailable)?;
+                out.push(StoreChange {
+                    seq: seq.value(),
+                    old: entry.old.map(Into::into),
+                    new: entry.new.map(Into::into),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn trim(&self, upto: u64) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut feed = txn.open_table(FEED).map_err(unavailable)?;
+                // Keep the newest entry so the sequence never restarts.
+                let last = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value());
+                let bound = if upto >= last { last } else { upto + 1 };
+                feed.retain_in(..bound, |_, _| false).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    async fn ping_tables(&self) -> Result<(), StoreError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             txn.open_table(ITEMS).map_err(unavailable)?;

@@ -1,7 +1,10 @@
-//! Implementations of the ports: DynamoDB and SES for AWS; an embedded store and a mail
-//! folder for the local server.
+//! Implementations of the ports: DynamoDB, SES, EventBridge and SQS for AWS; an embedded
+//! store, a mail folder, an in-process bus and a durable store-backed queue locally.
 
+pub mod aws_delivery;
 pub mod dynamo;
 pub mod embedded;
+pub mod local_bus;
+pub mod local_queue;
 pub mod mail_dir;
 pub mod ses;

@@ -102,3 +102,53 @@ pub fn api_key_sk(key_id: &str) -> String {
 pub fn one_time_token_sk(purpose: &str, digest: &str) -> String {
     format!("OTT#{purpose}#{digest}")
 }
+
+pub fn records_prefix(system: &SystemId, entity: &str) -> String {
+    format!("REC#{system}#{entity}#")
+}
+
+pub fn record_sk(system: &SystemId, entity: &str, record_id: &str) -> String {
+    format!("{}{record_id}", records_prefix(system, entity))
+}
+
+/// `REC#<system>#<entity>#<id>` back into its parts.
+pub fn parse_record_sk(sk: &str) -> Option<(&str, &str, &str)> {
+    let rest = sk.strip_prefix("REC#")?;
+    let mut parts = rest.splitn(3, '#');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+/// `TENANT#<tenant>` back into the tenant (only for a plain tenant partition).
+pub fn parse_tenant_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("TENANT#").filter(|t| !t.contains('#'))
+}
+
+pub const RULE_PREFIX: &str = "RULE#";
+/// Bumped on every rule change, so evaluators notice and recompile.
+pub const RULES_GENERATION_SK: &str = "RULESGEN";
+pub const EXECUTION_PREFIX: &str = "EXEC#";
+pub const NOTIFICATION_PREFIX: &str = "NOTIF#";
+pub const TASK_PREFIX: &str = "TASK#";
+
+pub fn rule_sk(rule_id: &str) -> String {
+    format!("{RULE_PREFIX}{rule_id}")
+}
+
+pub fn execution_sk(execution_id: &str) -> String {
+    format!("{EXECUTION_PREFIX}{execution_id}")
+}
+
+pub fn notification_sk(created_at: &str, id: &str) -> String {
+    format!("{NOTIFICATION_PREFIX}{created_at}#{id}")
+}
+
+pub fn task_sk(task_id: &str) -> String {
+    format!("{TASK_PREFIX}{task_id}")
+}
+
+/// The local pipeline's position in the embedded change feed.
+pub const FEED_CURSOR_PK: &str = "LOCAL#PIPELINE";
+pub const FEED_CURSOR_SK: &str = "FEEDCURSOR";
+/// The local durable action queue and its dead letters.
+pub const QUEUE_PK: &str = "LOCAL#QUEUE";
+pub const DEAD_LETTER_PK: &str = "LOCAL#DEADLETTERS";

@@ -2,20 +2,24 @@
 
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod catalog;
 pub mod configs;
 pub mod credentials;
+pub mod engine;
 pub mod error;
 pub mod installs;
 pub mod keys;
 pub mod page;
 pub mod principal;
+pub mod records;
 pub mod seed;
 pub mod users;
 
 use std::sync::Arc;
 
 use crate::ports::mail::Mailer;
+use crate::ports::queue::{ActionQueue, EventBus};
 use crate::ports::store::Store;
 
 /// The secrets that establish identity. Never logged.
@@ -25,6 +29,8 @@ pub struct Secrets {
     pub platform_admin_token: Option<String>,
     /// Key that signs access tokens (HS256).
     pub jwt_secret: String,
+    /// Default key that signs webhook bodies (HMAC-SHA256), unless a rule sets its own.
+    pub webhook_secret: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -44,10 +50,28 @@ pub struct Services {
     pub auth: auth::AuthService,
     pub users: users::UserService,
     pub audit: audit::AuditService,
+    pub records: records::RecordService,
+    pub automation: automation::AutomationService,
+    pub engine: Engine,
+}
+
+/// The automation stages.
+#[derive(Clone)]
+pub struct Engine {
+    pub publisher: engine::Publisher,
+    pub evaluator: engine::Evaluator,
+    pub executor: engine::Executor,
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, secrets: Secrets) -> Self {
+    /// `bus` builds the event bus; the local one hands events to the evaluator it is given.
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        secrets: Secrets,
+        queue: Arc<dyn ActionQueue>,
+        bus: impl FnOnce(&engine::Evaluator) -> Arc<dyn EventBus>,
+    ) -> Self {
         let signer = credentials::TokenSigner::new(&secrets.jwt_secret);
         let authn = principal::Authenticator::new(store.clone(), signer, secrets.platform_admin_token);
         let catalog = catalog::CatalogService::new(store.clone());
@@ -56,6 +80,14 @@ impl Services {
         let auth = auth::AuthService::new(store.clone(), authn.clone(), mailer);
         let users = users::UserService::new(store.clone(), auth.clone(), authn.clone());
         let audit = audit::AuditService::new(store.clone());
-        Self { store, authn, catalog, installs, configs, auth, users, audit }
+        let records = records::RecordService::new(store.clone(), catalog.clone());
+        let manifests = engine::Manifests::new(store.clone(), catalog.clone());
+        let evaluator = engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone());
+        let bus = bus(&evaluator);
+        let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());
+        let executor = engine::Executor::new(store.clone(), records.clone(), secrets.webhook_secret.clone());
+        let automation = automation::AutomationService::new(store.clone(), catalog.clone(), manifests, queue, bus);
+        let engine = Engine { publisher, evaluator, executor };
+        Self { store, authn, catalog, installs, configs, auth, users, audit, records, automation, engine }
     }
 }

@@ -33,6 +33,18 @@ pub enum Permission {
     ApiKeysManage,
     #[serde(rename = "audit.read")]
     AuditRead,
+    /// Read management-system records, notifications and tasks.
+    #[serde(rename = "records.read")]
+    RecordsRead,
+    /// Create, change and delete records and tasks.
+    #[serde(rename = "records.write")]
+    RecordsWrite,
+    /// See automation rules, triggers and executions.
+    #[serde(rename = "automation.read")]
+    AutomationRead,
+    /// Create and change rules, publish events, retry executions.
+    #[serde(rename = "automation.manage")]
+    AutomationManage,
     /// Catalog administration: only the platform administrator holds it.
     #[serde(rename = "catalog.manage")]
     CatalogManage,
@@ -40,7 +52,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission a tenant role may hold (catalog administration is not one).
-    pub const TENANT: [Permission; 10] = [
+    pub const TENANT: [Permission; 14] = [
         Permission::SystemsRead,
         Permission::SystemsManage,
         Permission::ConfigRead,
@@ -51,6 +63,10 @@ impl Permission {
         Permission::TeamsManage,
         Permission::ApiKeysManage,
         Permission::AuditRead,
+        Permission::RecordsRead,
+        Permission::RecordsWrite,
+        Permission::AutomationRead,
+        Permission::AutomationManage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +81,10 @@ impl Permission {
             Permission::TeamsManage => "teams.manage",
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::AuditRead => "audit.read",
+            Permission::RecordsRead => "records.read",
+            Permission::RecordsWrite => "records.write",
+            Permission::AutomationRead => "automation.read",
+            Permission::AutomationManage => "automation.manage",
             Permission::CatalogManage => "catalog.manage",
         }
     }
@@ -81,6 +101,10 @@ impl Permission {
             Permission::TeamsManage => "Create teams and manage their members",
             Permission::ApiKeysManage => "Create and revoke one's own API keys",
             Permission::AuditRead => "Read and export the audit trail",
+            Permission::RecordsRead => "Read records, notifications and tasks",
+            Permission::RecordsWrite => "Create, change and delete records and tasks",
+            Permission::AutomationRead => "See automation rules, triggers and executions",
+            Permission::AutomationManage => "Manage automation rules, publish events, retry executions",
             Permission::CatalogManage => "Administer the global catalog (platform administrator)",
         }
     }
@@ -102,8 +126,10 @@ pub fn builtin_role(name: &str) -> Option<Permissions> {
     use Permission::*;
     let list: &[Permission] = match name {
         "owner" | "admin" => &Permission::TENANT,
-        "member" => &[SystemsRead, ConfigRead, ConfigWrite, UsersRead, ApiKeysManage],
-        "viewer" => &[SystemsRead, ConfigRead, UsersRead],
+        "member" => {
+            &[SystemsRead, ConfigRead, ConfigWrite, UsersRead, ApiKeysManage, RecordsRead, RecordsWrite, AutomationRead]
+        }
+        "viewer" => &[SystemsRead, ConfigRead, UsersRead, RecordsRead, AutomationRead],
         _ => return None,
     };
     Some(list.iter().copied().collect())

@@ -103,6 +103,10 @@ pub mod need {
         TeamsManage => Some(Permission::TeamsManage),
         ApiKeysManage => Some(Permission::ApiKeysManage),
         AuditRead => Some(Permission::AuditRead),
+        RecordsRead => Some(Permission::RecordsRead),
+        RecordsWrite => Some(Permission::RecordsWrite),
+        AutomationRead => Some(Permission::AutomationRead),
+        AutomationManage => Some(Permission::AutomationManage),
         CatalogManage => Some(Permission::CatalogManage),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod caller;
 pub mod catalog;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod problem;
+pub mod records;
 pub mod tenant_systems;
 pub mod users;
 
@@ -40,6 +42,8 @@ pub fn all_routes() -> ApiRouter {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(audit::routes())
+        .merge(records::routes())
+        .merge(automation::routes())
         .merge(health::routes())
 }
 

@@ -1,0 +1,93 @@
+//! EventBridge (the event bus) and SQS (the action queue).
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use crate::domain::events::BusinessEvent;
+use crate::ports::queue::{ActionMessage, ActionQueue, DeliveryError, EventBus};
+
+fn failure(e: impl std::error::Error) -> DeliveryError {
+    DeliveryError(format!("{}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+}
+
+/// Business events on a custom bus: `source` = `platform.<module>`, `detail-type` = trigger.
+#[derive(Clone)]
+pub struct EventBridgeBus {
+    client: aws_sdk_eventbridge::Client,
+    bus_name: String,
+}
+
+impl EventBridgeBus {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
+        Self { client, bus_name: bus_name.into() }
+    }
+}
+
+#[async_trait]
+impl EventBus for EventBridgeBus {
+    async fn publish(&self, events: Vec<BusinessEvent>) -> Result<(), DeliveryError> {
+        for chunk in events.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|e| {
+                    PutEventsRequestEntry::builder()
+                        .event_bus_name(&self.bus_name)
+                        .source(format!("platform.{}", e.module_type))
+                        .detail_type(&e.trigger_id)
+                        .detail(serde_json::to_string(e).expect("serializes"))
+                        .build()
+                })
+                .collect();
+            let out = self.client.put_events().set_entries(Some(entries)).send().await.map_err(failure)?;
+            if out.failed_entry_count() > 0 {
+                return Err(DeliveryError(format!("{} events were not accepted", out.failed_entry_count())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Action messages on a standard SQS queue (its redrive policy sends them to a DLQ).
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into() }
+    }
+}
+
+#[async_trait]
+impl ActionQueue for SqsQueue {
+    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(m).expect("serializes"))
+                        .build()
+                        .map_err(|e| DeliveryError(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(failure)?;
+            if !out.failed().is_empty() {
+                return Err(DeliveryError(format!("{} messages were not accepted", out.failed().len())));
+            }
+        }
+        Ok(())
+    }
+}

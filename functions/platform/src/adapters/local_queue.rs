@@ -1,0 +1,150 @@
+//! The local action queue: durable messages in the store (so they survive a restart),
+//! ordered by when they become visible, leased while worked on, retried with backoff
+//! and dead-lettered after too many attempts. Same semantics as SQS with a redrive policy.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::app::credentials::unix_now;
+use crate::app::keys;
+use crate::ports::queue::{ActionMessage, ActionQueue, DeliveryError};
+use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+
+/// How long a received message stays invisible to other workers.
+const LEASE_MS: u64 = 30_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Envelope {
+    message: ActionMessage,
+    /// Deliveries so far.
+    receives: u32,
+    last_error: Option<String>,
+}
+
+/// A received message: ack it when done, nack it to retry.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    pub message: ActionMessage,
+    pub receives: u32,
+    item: Item,
+}
+
+#[derive(Clone)]
+pub struct StoreQueue {
+    store: Arc<dyn Store>,
+    max_receives: u32,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn sk(visible_at_ms: u64, action_id: &str) -> String {
+    format!("{visible_at_ms:015}#{action_id}")
+}
+
+fn err(e: StoreError) -> DeliveryError {
+    DeliveryError(e.to_string())
+}
+
+impl StoreQueue {
+    pub fn new(store: Arc<dyn Store>, max_receives: u32) -> Self {
+        Self { store, max_receives }
+    }
+
+    /// Up to `max` visible messages, each leased for [`LEASE_MS`].
+    pub async fn receive(&self, max: usize) -> Result<Vec<Leased>, DeliveryError> {
+        let now = now_ms();
+        let page = self.store.query(Query { limit: max, ..Query::new(keys::QUEUE_PK, "") }).await.map_err(err)?;
+        let mut leased = Vec::new();
+        for item in page.items {
+            let visible_at: u64 = item.sk.split('#').next().and_then(|t| t.parse().ok()).unwrap_or(0);
+            if visible_at > now {
+                break;
+            }
+            let Ok(mut envelope) = serde_json::from_value::<Envelope>(item.data.clone()) else { continue };
+            envelope.receives += 1;
+            let moved = Item::new(
+                keys::QUEUE_PK,
+                sk(now + LEASE_MS, &envelope.message.action_id),
+                1,
+                serde_json::to_value(&envelope).expect("serializes"),
+            );
+            let writes = vec![
+                Write::Delete { pk: item.pk.clone(), sk: item.sk.clone(), condition: Condition::Version(item.version) },
+                Write::Put { item: moved.clone(), condition: Condition::None },
+            ];
+            match self.store.transact(writes).await {
+                Ok(()) => leased.push(Leased { message: envelope.message, receives: envelope.receives, item: moved }),
+                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue, // another worker took it
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(leased)
+    }
+
+    pub async fn ack(&self, leased: &Leased) -> Result<(), DeliveryError> {
+        let delete =
+            Write::Delete { pk: leased.item.pk.clone(), sk: leased.item.sk.clone(), condition: Condition::None };
+        self.store.transact(vec![delete]).await.map_err(err)
+    }
+
+    /// Makes it visible again after an exponential backoff, or dead-letters it.
+    pub async fn nack(&self, leased: &Leased, error: &str) -> Result<(), DeliveryError> {
+        let envelope = Envelope {
+            message: leased.message.clone(),
+            receives: leased.receives,
+            last_error: Some(error.to_string()),
+        };
+        let data = serde_json::to_value(&envelope).expect("serializes");
+        let target = if leased.receives >= self.max_receives {
+            Item::new(keys::DEAD_LETTER_PK, format!("{}#{}", unix_now(), leased.message.action_id), 1, data)
+        } else {
+            let backoff = 200u64 << leased.receives.min(10);
+            Item::new(keys::QUEUE_PK, sk(now_ms() + backoff, &leased.message.action_id), 1, data)
+        };
+        let writes = vec![
+            Write::Delete { pk: leased.item.pk.clone(), sk: leased.item.sk.clone(), condition: Condition::None },
+            Write::Put { item: target, condition: Condition::None },
+        ];
+        self.store.transact(writes).await.map_err(err)
+    }
+
+    /// Messages given up on, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<ActionMessage>, DeliveryError> {
+        let items = self.store.query_all(keys::DEAD_LETTER_PK, "").await.map_err(err)?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| serde_json::from_value::<Envelope>(i.data).ok())
+            .map(|e| e.message)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ActionQueue for StoreQueue {
+    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
+        let now = now_ms();
+        for chunk in messages.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|message| {
+                    let envelope = Envelope { message: message.clone(), receives: 0, last_error: None };
+                    Write::Put {
+                        item: Item::new(
+                            keys::QUEUE_PK,
+                            sk(now, &message.action_id),
+                            1,
+                            serde_json::to_value(&envelope).expect("serializes"),
+                        ),
+                        condition: Condition::None,
+                    }
+                })
+                .collect();
+            self.store.transact(writes).await.map_err(err)?;
+        }
+        Ok(())
+    }
+}

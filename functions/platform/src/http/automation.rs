@@ -1,0 +1,261 @@
+//! `/api/v1/automation`: triggers, rules (seed 003), tests, executions, events; and what
+//! actions produce: `/api/v1/notifications`, `/api/v1/tools/tasks`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::caller::{need, Authorized};
+use super::extract::{JsonBody, Params};
+use super::problem::Problem;
+use super::{ApiRouter, AppState};
+use crate::app::automation::{IncomingEvent, RuleFilter, RuleTest, SampleEvent, TaskInput, TriggerInfo};
+use crate::app::engine::{Execution, Notification, Task};
+use crate::app::error::{AppError, AppResult};
+use crate::app::page::Listed;
+use crate::domain::events::BusinessEvent;
+use crate::domain::invalid::Invalid;
+use crate::domain::rules::{Rule, RuleInput};
+
+pub fn routes() -> ApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_triggers))
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(get_rule, update_rule, delete_rule))
+        .routes(routes!(toggle_rule))
+        .routes(routes!(test_rule))
+        .routes(routes!(rule_executions))
+        .routes(routes!(list_executions))
+        .routes(routes!(get_execution))
+        .routes(routes!(retry_execution))
+        .routes(routes!(publish_event))
+        .routes(routes!(list_notifications))
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(update_task))
+}
+
+fn flag(params: &Params, name: &str) -> AppResult<Option<bool>> {
+    match params.0.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(AppError::BadRequest(Invalid::one(name, "must be true or false"))),
+    }
+}
+
+/// Triggers of the tenant's installed systems, with the data fields they carry.
+#[utoipa::path(get, path = "/api/v1/automation/triggers", tag = "automation", security(("bearer" = [])),
+    params(("module_type" = Option<String>, Query)),
+    responses((status = 200, body = Vec<TriggerInfo>)))]
+async fn list_triggers(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    params: Params,
+) -> AppResult<Json<Vec<TriggerInfo>>> {
+    Ok(Json(state.services.automation.triggers(auth.tenant()?, params.0.get("module_type").map(String::as_str)).await?))
+}
+
+/// List rules (filters `module_type`, `trigger_id`, `is_active`).
+#[utoipa::path(get, path = "/api/v1/automation/rules", tag = "automation", security(("bearer" = [])),
+    params(("module_type" = Option<String>, Query), ("trigger_id" = Option<String>, Query), ("is_active" = Option<bool>, Query),
+           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Rule>)))]
+async fn list_rules(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    params: Params,
+) -> AppResult<Json<Listed<Rule>>> {
+    let filter = RuleFilter {
+        module_type: params.0.get("module_type").cloned(),
+        trigger_id: params.0.get("trigger_id").cloned(),
+        is_active: flag(&params, "is_active")?,
+    };
+    Ok(Json(state.services.automation.list_rules(auth.tenant()?, &filter, &params.page()?).await?))
+}
+
+/// Create a rule.
+#[utoipa::path(post, path = "/api/v1/automation/rules", tag = "automation", security(("bearer" = [])), request_body = RuleInput,
+    responses((status = 201, body = Rule), (status = 422, body = Problem)))]
+async fn create_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    JsonBody(input): JsonBody<RuleInput>,
+) -> AppResult<impl IntoResponse> {
+    let rule = state.services.automation.create_rule(&auth.actor(), auth.tenant()?, input).await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+/// Get a rule.
+#[utoipa::path(get, path = "/api/v1/automation/rules/{rule_id}", tag = "automation", security(("bearer" = [])),
+    params(("rule_id" = String, Path)), responses((status = 200, body = Rule), (status = 404, body = Problem)))]
+async fn get_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    Path(rule_id): Path<String>,
+) -> AppResult<Json<Rule>> {
+    Ok(Json(state.services.automation.get_rule(auth.tenant()?, &rule_id).await?))
+}
+
+/// Replace a rule.
+#[utoipa::path(put, path = "/api/v1/automation/rules/{rule_id}", tag = "automation", security(("bearer" = [])), request_body = RuleInput,
+    params(("rule_id" = String, Path)), responses((status = 200, body = Rule), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    Path(rule_id): Path<String>,
+    JsonBody(input): JsonBody<RuleInput>,
+) -> AppResult<Json<Rule>> {
+    Ok(Json(state.services.automation.update_rule(&auth.actor(), auth.tenant()?, &rule_id, input).await?))
+}
+
+/// Delete a rule.
+#[utoipa::path(delete, path = "/api/v1/automation/rules/{rule_id}", tag = "automation", security(("bearer" = [])),
+    params(("rule_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    Path(rule_id): Path<String>,
+) -> AppResult<StatusCode> {
+    state.services.automation.delete_rule(&auth.actor(), auth.tenant()?, &rule_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enable or disable a rule: `?is_active=true|false`.
+#[utoipa::path(put, path = "/api/v1/automation/rules/{rule_id}/toggle", tag = "automation", security(("bearer" = [])),
+    params(("rule_id" = String, Path), ("is_active" = bool, Query)), responses((status = 200, body = Rule), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn toggle_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    Path(rule_id): Path<String>,
+    params: Params,
+) -> AppResult<Json<Rule>> {
+    let active = flag(&params, "is_active")?
+        .ok_or_else(|| AppError::BadRequest(Invalid::one("is_active", "is required: true or false")))?;
+    Ok(Json(state.services.automation.toggle_rule(&auth.actor(), auth.tenant()?, &rule_id, active).await?))
+}
+
+/// Try a rule on a sample event without side effects.
+#[utoipa::path(post, path = "/api/v1/automation/rules/{rule_id}/test", tag = "automation", security(("bearer" = [])), request_body = SampleEvent,
+    params(("rule_id" = String, Path)), responses((status = 200, body = RuleTest), (status = 404, body = Problem)))]
+async fn test_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    Path(rule_id): Path<String>,
+    JsonBody(sample): JsonBody<SampleEvent>,
+) -> AppResult<Json<RuleTest>> {
+    Ok(Json(state.services.automation.test_rule(auth.tenant()?, &rule_id, sample).await?))
+}
+
+/// A rule's runs, newest first.
+#[utoipa::path(get, path = "/api/v1/automation/rules/{rule_id}/executions", tag = "automation", security(("bearer" = [])),
+    params(("rule_id" = String, Path), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Execution>), (status = 404, body = Problem)))]
+async fn rule_executions(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    Path(rule_id): Path<String>,
+    params: Params,
+) -> AppResult<Json<Listed<Execution>>> {
+    let tenant = auth.tenant()?;
+    state.services.automation.get_rule(tenant, &rule_id).await?;
+    let status = params.0.get("status").map(String::as_str);
+    Ok(Json(state.services.automation.executions(tenant, Some(&rule_id), status, &params.page()?).await?))
+}
+
+/// Every run, newest first (`status`: pending, succeeded, failed, stopped).
+#[utoipa::path(get, path = "/api/v1/automation/executions", tag = "automation", security(("bearer" = [])),
+    params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Execution>)))]
+async fn list_executions(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    params: Params,
+) -> AppResult<Json<Listed<Execution>>> {
+    let status = params.0.get("status").map(String::as_str);
+    Ok(Json(state.services.automation.executions(auth.tenant()?, None, status, &params.page()?).await?))
+}
+
+/// One run: the event, which conditions held, each action's outcome and attempts.
+#[utoipa::path(get, path = "/api/v1/automation/executions/{execution_id}", tag = "automation", security(("bearer" = [])),
+    params(("execution_id" = String, Path)), responses((status = 200, body = Execution), (status = 404, body = Problem)))]
+async fn get_execution(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    Path(execution_id): Path<String>,
+) -> AppResult<Json<Execution>> {
+    Ok(Json(state.services.automation.execution(auth.tenant()?, &execution_id).await?.0))
+}
+
+/// Replay the failed actions of a run.
+#[utoipa::path(post, path = "/api/v1/automation/executions/{execution_id}/retry", tag = "automation", security(("bearer" = [])),
+    params(("execution_id" = String, Path)), responses((status = 202, body = Execution), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn retry_execution(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    Path(execution_id): Path<String>,
+) -> AppResult<impl IntoResponse> {
+    let execution = state.services.automation.retry(&auth.actor(), auth.tenant()?, &execution_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(execution)))
+}
+
+/// Publish an event from outside; it takes the same path as events derived from records.
+#[utoipa::path(post, path = "/api/v1/automation/events", tag = "automation", security(("bearer" = [])), request_body = IncomingEvent,
+    responses((status = 202, body = BusinessEvent), (status = 422, body = Problem)))]
+async fn publish_event(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    JsonBody(event): JsonBody<IncomingEvent>,
+) -> AppResult<impl IntoResponse> {
+    let event = state.services.automation.publish(auth.tenant()?, event).await?;
+    Ok((StatusCode::ACCEPTED, Json(event)))
+}
+
+/// Notifications sent by automations, newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "automation", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Notification>)))]
+async fn list_notifications(
+    State(state): State<AppState>,
+    auth: Authorized<need::RecordsRead>,
+    params: Params,
+) -> AppResult<Json<Listed<Notification>>> {
+    Ok(Json(state.services.automation.notifications(auth.tenant()?, &params.page()?).await?))
+}
+
+/// Tasks (seed 004 tools), created by people or by automations.
+#[utoipa::path(get, path = "/api/v1/tools/tasks", tag = "tools", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Task>)))]
+async fn list_tasks(
+    State(state): State<AppState>,
+    auth: Authorized<need::RecordsRead>,
+    params: Params,
+) -> AppResult<Json<Listed<Task>>> {
+    Ok(Json(state.services.automation.tasks(auth.tenant()?, &params.page()?).await?))
+}
+
+/// Create a task.
+#[utoipa::path(post, path = "/api/v1/tools/tasks", tag = "tools", security(("bearer" = [])), request_body = TaskInput,
+    responses((status = 201, body = Task), (status = 422, body = Problem)))]
+async fn create_task(
+    State(state): State<AppState>,
+    auth: Authorized<need::RecordsWrite>,
+    JsonBody(input): JsonBody<TaskInput>,
+) -> AppResult<impl IntoResponse> {
+    let task = state.services.automation.create_task(&auth.actor(), auth.tenant()?, input).await?;
+    Ok((StatusCode::CREATED, Json(task)))
+}
+
+/// Change a task.
+#[utoipa::path(put, path = "/api/v1/tools/tasks/{task_id}", tag = "tools", security(("bearer" = [])), request_body = TaskInput,
+    params(("task_id" = String, Path)), responses((status = 200, body = Task), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update_task(
+    State(state): State<AppState>,
+    auth: Authorized<need::RecordsWrite>,
+    Path(task_id): Path<String>,
+    JsonBody(input): JsonBody<TaskInput>,
+) -> AppResult<Json<Task>> {
+    Ok(Json(state.services.automation.update_task(&auth.actor(), auth.tenant()?, &task_id, input).await?))
+}

@@ -1,0 +1,89 @@
+//! The automation stages running in-process for the local server: the embedded store's
+//! change feed -> publisher -> (in-process bus) evaluator -> durable queue -> executor.
+//! Each step is at-least-once and every effect is idempotent, so a crash anywhere loses
+//! nothing and repeats nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::adapters::local_queue::StoreQueue;
+use crate::app::engine::{Executor, Publisher};
+use crate::app::keys;
+use crate::ports::feed::ChangeFeed;
+use crate::ports::store::{Condition, Item, Store};
+
+#[derive(Clone)]
+pub struct LocalPipeline {
+    pub store: Arc<dyn Store>,
+    pub feed: Arc<dyn ChangeFeed>,
+    pub publisher: Publisher,
+    pub queue: StoreQueue,
+    pub executor: Executor,
+}
+
+impl LocalPipeline {
+    async fn cursor(&self) -> anyhow::Result<(u64, Option<u64>)> {
+        let item = self.store.get(keys::FEED_CURSOR_PK, keys::FEED_CURSOR_SK).await?;
+        Ok(item.map_or((0, None), |i| (i.data["seq"].as_u64().unwrap_or(0), Some(i.version))))
+    }
+
+    /// Publishes the events of the next changes; returns how many changes it consumed.
+    pub async fn publish_once(&self) -> anyhow::Result<usize> {
+        let (after, version) = self.cursor().await?;
+        let changes = self.feed.read(after, 100).await?;
+        let Some(last) = changes.last().map(|c| c.seq) else { return Ok(0) };
+        // Evaluation queues the actions durably before the cursor moves past their change.
+        self.publisher.publish(&changes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cursor =
+            Item::new(keys::FEED_CURSOR_PK, keys::FEED_CURSOR_SK, version.unwrap_or(0) + 1, json!({"seq": last}));
+        self.store.put(cursor, version.map_or(Condition::Absent, Condition::Version)).await?;
+        self.feed.trim(last).await?;
+        Ok(changes.len())
+    }
+
+    /// Executes the visible queued actions; returns how many it handled.
+    pub async fn work_once(&self) -> anyhow::Result<usize> {
+        let leased = self.queue.receive(10).await?;
+        for message in &leased {
+            match self.executor.execute(&message.message).await {
+                Ok(()) => self.queue.ack(message).await?,
+                Err(e) => {
+                    tracing::warn!(action_id = %message.message.action_id, error = %e, "action failed; it will be retried");
+                    self.queue.nack(message, &e.0).await?
+                }
+            }
+        }
+        Ok(leased.len())
+    }
+
+    /// Runs both stages until the process ends.
+    pub fn spawn(self) {
+        let publisher = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match publisher.publish_once().await {
+                    Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "publishing business events failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                match self.work_once().await {
+                    Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "executing actions failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    }
+}
