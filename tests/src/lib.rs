@@ -1,6 +1,7 @@
 //! Test support: real servers on loopback (moto for DynamoDB, the local server binary),
 //! free ports, and an HTTP client that speaks to them.
 
+pub mod automation;
 pub mod identity;
 pub mod scenarios;
 

@@ -1,0 +1,446 @@
+//! Automation scenarios on a running local server: the seed 003 example end to end,
+//! validation, tests of rules, actions, loop protection, retries and isolation.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{Api, Ctx};
+
+/// The seed 003 "High Value Deal Alert" request, exactly as written there.
+pub fn seed_rule() -> Value {
+    json!({
+      "name": "High Value Deal Alert",
+      "description": "Notify sales manager about deals over $10,000",
+      "module_type": "sales",
+      "trigger_id": "high_value_opportunity",
+      "conditions": [{"type": "value_threshold", "value": 10000}],
+      "actions": [{"type": "send_notification", "parameters": {"recipient": "sales-manager@example.com", "message": "New high-value opportunity: {{opportunity_name}} - ${{value}}"}}]
+    })
+}
+
+/// Polls `path` until `done` holds for its answer (at most 10 s).
+pub async fn eventually(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = api.get(path).await;
+        if done(&answer.body) {
+            return answer.body;
+        }
+        assert!(Instant::now() < deadline, "{path} never reached the expected state: {}", answer.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn items(body: &Value) -> &Vec<Value> {
+    body["items"].as_array().expect("a list")
+}
+
+/// Waits until the pipeline has nothing left to do (no pending executions).
+async fn settle(api: &Api) {
+    eventually(api, "/api/v1/automation/executions?status=pending&limit=200", |b| items(b).is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(api, "/api/v1/automation/executions?status=pending&limit=200", |b| items(b).is_empty()).await;
+}
+
+/// The seed example: rule, opportunity worth 20000, the notification.
+pub async fn seed_example(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let created = api.post("/api/v1/automation/rules", seed_rule()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    for field in [
+        "id",
+        "name",
+        "tenant_id",
+        "description",
+        "module_type",
+        "trigger_id",
+        "conditions",
+        "actions",
+        "is_active",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(created.body.get(field).is_some(), "the seed's answer has {field}");
+    }
+    assert_eq!(created.body["tenant_id"], tenant);
+    assert_eq!(created.body["is_active"], true);
+    assert_eq!(created.body["conditions"], seed_rule()["conditions"]);
+    let rule_id = created.body["id"].as_str().unwrap().to_string();
+
+    let opportunity = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Acme expansion", "value": 20000, "stage": "prospecting"}),
+        )
+        .await;
+    assert_eq!(opportunity.status, 201, "{}", opportunity.body);
+    let notifications = eventually(&api, "/api/v1/notifications", |b| !items(b).is_empty()).await;
+    let notification = &items(&notifications)[0];
+    assert_eq!(notification["message"], "New high-value opportunity: Acme expansion - $20000");
+    assert_eq!(notification["recipient"], "sales-manager@example.com");
+
+    let runs = eventually(&api, &format!("/api/v1/automation/rules/{rule_id}/executions"), |b| {
+        items(b).first().is_some_and(|e| e["status"] == "succeeded")
+    })
+    .await;
+    let run = &items(&runs)[0];
+    assert_eq!(run["conditions"], json!([{"type": "value_threshold", "field": null, "held": true}]));
+    assert_eq!(run["actions"][0]["status"], "succeeded");
+    assert_eq!(run["actions"][0]["attempts"], 1);
+    assert_eq!(run["event"]["data"]["opportunity_id"], opportunity.body["record_id"]);
+
+    // A small deal fires no high-value event; a disabled rule does not run.
+    api.post(
+        "/api/v1/systems/sales/records/opportunities",
+        json!({"name": "Small", "value": 50, "stage": "prospecting"}),
+    )
+    .await;
+    let off = api.put(&format!("/api/v1/automation/rules/{rule_id}/toggle?is_active=false"), json!({})).await;
+    assert_eq!((off.status, off.body["is_active"].as_bool()), (200, Some(false)));
+    api.post(
+        "/api/v1/systems/sales/records/opportunities",
+        json!({"name": "Big but off", "value": 90000, "stage": "prospecting"}),
+    )
+    .await;
+    settle(&api).await;
+    assert_eq!(items(&api.get("/api/v1/notifications").await.body).len(), 1);
+    let listed = api.get("/api/v1/automation/rules?module_type=sales&is_active=false").await;
+    assert_eq!(items(&listed.body).len(), 1);
+    assert!(items(&api.get("/api/v1/automation/rules?is_active=true").await.body).is_empty());
+    assert_eq!(
+        api.put(&format!("/api/v1/automation/rules/{rule_id}/toggle?is_active=maybe"), json!({}))
+            .await
+            .problem_fields(),
+        ["is_active"]
+    );
+}
+
+/// Rules are validated field by field; triggers are listed with their data.
+pub async fn rules_api(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+    let triggers = api.get("/api/v1/automation/triggers?module_type=sales").await;
+    let ids: Vec<&str> = triggers.body.as_array().unwrap().iter().map(|t| t["trigger_id"].as_str().unwrap()).collect();
+    for id in [
+        "opportunity_created",
+        "opportunity_stage_changed",
+        "deal_closed_won",
+        "deal_closed_lost",
+        "high_value_opportunity",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    let high = triggers.body.as_array().unwrap().iter().find(|t| t["trigger_id"] == "high_value_opportunity").unwrap();
+    for field in ["opportunity_id", "opportunity_name", "value"] {
+        assert!(high["data"].as_array().unwrap().contains(&json!(field)), "{field}");
+    }
+    let all = api.get("/api/v1/automation/triggers").await;
+    assert!(all.body.as_array().unwrap().iter().any(|t| t["trigger_id"] == "contact_created"), "crm came with sales");
+
+    let with = |patch: Value| {
+        let mut rule = seed_rule();
+        for (k, v) in patch.as_object().unwrap() {
+            rule[k] = v.clone();
+        }
+        rule
+    };
+    let cases = [
+        (json!({"module_type": "payroll"}), "module_type"),
+        (json!({"module_type": "support"}), "module_type"),
+        (json!({"trigger_id": "moon_landing"}), "trigger_id"),
+        (json!({"conditions": [{"type": "astrology", "value": 1}]}), "conditions[0].type"),
+        (json!({"conditions": [{"type": "equals", "field": "shoe_size", "value": 1}]}), "conditions[0].field"),
+        (json!({"actions": [{"type": "send_fax", "parameters": {}}]}), "actions[0].type"),
+        (
+            json!({"actions": [{"type": "send_notification", "parameters": {"recipient": "x@y.co"}}]}),
+            "actions[0].parameters.message",
+        ),
+        (json!({"actions": []}), "actions"),
+    ];
+    for (patch, field) in cases {
+        let refused = api.post("/api/v1/automation/rules", with(patch.clone())).await;
+        assert_eq!((refused.status, refused.problem_fields()), (422, vec![field.to_string()]), "{patch}");
+    }
+
+    let created = api.post("/api/v1/automation/rules", with(json!({"conditions": [
+        {"type": "value_threshold", "value": 10000},
+        {"type": "pattern", "value": {"stage": [{"anything-but": ["closed_lost"]}], "$or": [{"owner": [{"prefix": "ann"}]}, {"value": [{"numeric": [">=", 50000]}]}]}}
+    ]}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let tried = api
+        .post(
+            &format!("/api/v1/automation/rules/{id}/test"),
+            json!({"data": {"opportunity_name": "Deal", "value": 20000, "stage": "proposal", "owner": "anna"}}),
+        )
+        .await;
+    assert_eq!(tried.body["matched"], true, "{}", tried.body);
+    assert_eq!(tried.body["actions"][0]["would"]["message"], "New high-value opportunity: Deal - $20000");
+    let missed = api
+        .post(
+            &format!("/api/v1/automation/rules/{id}/test"),
+            json!({"data": {"value": 20000, "stage": "proposal", "owner": "bob"}}),
+        )
+        .await;
+    assert_eq!(missed.body["matched"], false);
+    assert_eq!(missed.body["conditions"][1]["held"], false);
+    assert!(missed.body["actions"][0]["would"].is_null());
+    assert!(items(&api.get("/api/v1/notifications").await.body).is_empty(), "a test has no side effects");
+
+    let replaced = api.put(&format!("/api/v1/automation/rules/{id}"), with(json!({"name": "Renamed"}))).await;
+    assert_eq!((replaced.status, replaced.body["name"].as_str()), (200, Some("Renamed")));
+    assert_eq!(api.get(&format!("/api/v1/automation/rules/{id}")).await.body["name"], "Renamed");
+    assert_eq!(api.delete(&format!("/api/v1/automation/rules/{id}")).await.status, 204);
+    assert_eq!(api.get(&format!("/api/v1/automation/rules/{id}")).await.status, 404);
+
+    let unknown_field = api
+        .post(
+            "/api/v1/automation/events",
+            json!({"module_type": "sales", "trigger_id": "deal_closed_won", "data": {"horse": 1}}),
+        )
+        .await;
+    assert_eq!(unknown_field.problem_fields(), ["data.horse"]);
+}
+
+/// Actions: tasks, status updates (which fire further events), webhooks signed with
+/// HMAC, failures retried and replayed; loop protection; events from outside.
+pub async fn actions(ctx: &Ctx, tenant: &str, webhook_base: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+    let rule = |name: &str, trigger: &str, conditions: Value, actions: Value| json!({"name": name, "module_type": if trigger.starts_with("contact") { "crm" } else { "sales" }, "trigger_id": trigger, "conditions": conditions, "actions": actions});
+    let won = api.post("/api/v1/automation/rules", rule("Won: follow up", "deal_closed_won", json!([]), json!([
+        {"type": "create_task", "parameters": {"title": "Kick-off for {{opportunity_name}}", "description": "Worth {{value}}", "due_date": "2026-12-01", "assignee": "{{owner}}"}},
+        {"type": "webhook", "parameters": {"url": format!("{webhook_base}/hooks/ok"), "secret": "hook-secret", "headers": {"x-tenant": "{{opportunity_name}}"}, "body": {"deal": "{{opportunity_name}}", "value": "{{value}}"}}}
+    ]))).await;
+    assert_eq!(won.status, 201, "{}", won.body);
+    let opportunity = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Globex", "value": 5000, "stage": "negotiation", "owner": "ann"}),
+        )
+        .await;
+    let id = opportunity.body["record_id"].as_str().unwrap().to_string();
+    let patched = api
+        .send(
+            "PATCH",
+            &format!("/api/v1/systems/sales/records/opportunities/{id}"),
+            Some(json!({"stage": "closed_won"})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let tasks = eventually(&api, "/api/v1/tools/tasks", |b| !items(b).is_empty()).await;
+    let task = &items(&tasks)[0];
+    assert_eq!(
+        (task["title"].as_str(), task["assignee"].as_str(), task["status"].as_str()),
+        (Some("Kick-off for Globex"), Some("ann"), Some("open"))
+    );
+    let runs =
+        eventually(&api, &format!("/api/v1/automation/rules/{}/executions", won.body["id"].as_str().unwrap()), |b| {
+            items(b).first().is_some_and(|e| e["status"] == "succeeded")
+        })
+        .await;
+    assert_eq!(items(&runs)[0]["actions"][1]["result"]["status"], 200);
+
+    // A failing webhook is retried with backoff, recorded as failed, and can be replayed.
+    let failing = api
+        .post(
+            "/api/v1/automation/rules",
+            rule(
+                "Lost: tell the CRM",
+                "deal_closed_lost",
+                json!([]),
+                json!([
+                    {"type": "webhook", "parameters": {"url": format!("{webhook_base}/hooks/fail")}}
+                ]),
+            ),
+        )
+        .await;
+    let lost = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Initech", "value": 100, "stage": "proposal"}),
+        )
+        .await;
+    api.send(
+        "PATCH",
+        &format!("/api/v1/systems/sales/records/opportunities/{}", lost.body["record_id"].as_str().unwrap()),
+        Some(json!({"stage": "closed_lost", "reason": "price"})),
+        &[],
+    )
+    .await;
+    let failed_path = format!("/api/v1/automation/rules/{}/executions", failing.body["id"].as_str().unwrap());
+    let failed = eventually(&api, &failed_path, |b| {
+        items(b).first().is_some_and(|e| e["actions"][0]["attempts"].as_u64() >= Some(2))
+    })
+    .await;
+    let execution = &items(&failed)[0];
+    assert_eq!(execution["status"], "failed");
+    assert!(execution["actions"][0]["error"].as_str().unwrap().contains("500"), "{execution}");
+    let listed_failed = api.get("/api/v1/automation/executions?status=failed").await;
+    assert!(items(&listed_failed.body).iter().any(|e| e["execution_id"] == execution["execution_id"]));
+    let execution_id = execution["execution_id"].as_str().unwrap();
+    let replay = api.post(&format!("/api/v1/automation/executions/{execution_id}/retry"), json!({})).await;
+    assert_eq!(replay.status, 202, "{}", replay.body);
+    assert_eq!(api.post("/api/v1/automation/executions/nope/retry", json!({})).await.status, 404);
+    let again = eventually(&api, &format!("/api/v1/automation/executions/{execution_id}"), |b| {
+        b["actions"][0]["attempts"].as_u64() >= Some(1) && b["status"] == "failed"
+    })
+    .await;
+    assert_eq!(again["status"], "failed");
+
+    // update_status changes the record, which fires further events; a ping-pong of two
+    // rules stops at the causation depth limit and the run says why.
+    for (from, to) in [("active", "inactive"), ("inactive", "active")] {
+        let created = api
+            .post(
+                "/api/v1/automation/rules",
+                rule(
+                    &format!("{from} -> {to}"),
+                    "contact_status_changed",
+                    json!([{"type": "changed_to", "field": "status", "value": from}]),
+                    json!([
+                        {"type": "update_status", "parameters": {"entity_id": "{{contact_id}}", "new_status": to}}
+                    ]),
+                ),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let contact = api
+        .post(
+            "/api/v1/systems/crm/records/contacts",
+            json!({"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com", "status": "new"}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let contact_id = contact.body["record_id"].as_str().unwrap();
+    api.send(
+        "PATCH",
+        &format!("/api/v1/systems/crm/records/contacts/{contact_id}"),
+        Some(json!({"status": "active"})),
+        &[],
+    )
+    .await;
+    let stopped = eventually(&api, "/api/v1/automation/executions?status=stopped", |b| !items(b).is_empty()).await;
+    let stop = &items(&stopped)[0];
+    assert!(stop["reason"].as_str().unwrap().contains("causation depth"), "{stop}");
+    assert_eq!(stop["event"]["causation"]["depth"], 6);
+    settle(&api).await;
+    let version_after = api.get(&format!("/api/v1/systems/crm/records/contacts/{contact_id}")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        api.get(&format!("/api/v1/systems/crm/records/contacts/{contact_id}")).await.header("etag"),
+        version_after.header("etag"),
+        "the chain stopped"
+    );
+
+    // Events from outside take the same path.
+    let outside = api.post("/api/v1/automation/rules", rule("Outside", "deal_closed_won", json!([{"type": "equals", "field": "opportunity_name", "value": "From ERP"}]), json!([
+        {"type": "send_notification", "parameters": {"recipient": "erp@example.com", "message": "ERP says {{opportunity_name}} won {{value}}"}}
+    ]))).await;
+    assert_eq!(outside.status, 201);
+    let published = api.post("/api/v1/automation/events", json!({"module_type": "sales", "trigger_id": "deal_closed_won", "data": {"opportunity_id": "x1", "opportunity_name": "From ERP", "value": 7}})).await;
+    assert_eq!(published.status, 202, "{}", published.body);
+    let notes =
+        eventually(&api, "/api/v1/notifications", |b| items(b).iter().any(|n| n["recipient"] == "erp@example.com"))
+            .await;
+    assert!(items(&notes).iter().any(|n| n["message"] == "ERP says From ERP won 7"));
+}
+
+/// An event of one tenant only ever matches that tenant's rules.
+pub async fn isolation(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
+    let a = ctx.new_tenant(tenant_a).await;
+    let b = ctx.new_tenant(tenant_b).await;
+    for api in [&a, &b] {
+        let tenant = api.tenant.clone().unwrap();
+        api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+        assert_eq!(api.post("/api/v1/automation/rules", seed_rule()).await.status, 201);
+    }
+    a.post(
+        "/api/v1/systems/sales/records/opportunities",
+        json!({"name": "A only", "value": 99999, "stage": "prospecting"}),
+    )
+    .await;
+    eventually(&a, "/api/v1/notifications", |body| items(body).len() == 1).await;
+    settle(&b).await;
+    assert!(items(&b.get("/api/v1/notifications").await.body).is_empty(), "B's rules never see A's events");
+    assert!(items(&b.get("/api/v1/automation/executions").await.body).is_empty());
+    let a_rules = a.get("/api/v1/automation/rules").await;
+    let a_rule = items(&a_rules.body)[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(b.get(&format!("/api/v1/automation/rules/{a_rule}")).await.status, 404);
+    assert_eq!(
+        b.put(&format!("/api/v1/automation/rules/{a_rule}/toggle?is_active=false"), json!({})).await.status,
+        404
+    );
+    let records = a.get("/api/v1/systems/sales/records/opportunities").await;
+    let record = items(&records.body)[0]["record_id"].as_str().unwrap().to_string();
+    assert_eq!(b.get(&format!("/api/v1/systems/sales/records/opportunities/{record}")).await.status, 404);
+}
+
+/// Records: validation naming fields, relations within the tenant, filters, 404s.
+pub async fn records(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.get("/api/v1/systems/sales/records/opportunities").await.status, 404, "not installed");
+    api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+    assert_eq!(api.get("/api/v1/systems/sales/records/unicorns").await.status, 404);
+    let bad = api
+        .post("/api/v1/systems/sales/records/opportunities", json!({"name": "x", "value": -5, "stage": "dreaming"}))
+        .await;
+    assert_eq!(bad.status, 422);
+    let mut fields = bad.problem_fields();
+    fields.sort();
+    assert_eq!(fields, ["/stage", "/value"]);
+    let dangling = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "x", "value": 5, "stage": "proposal", "contact_id": "nope"}),
+        )
+        .await;
+    assert_eq!((dangling.status, dangling.problem_fields()), (422, vec!["/contact_id".to_string()]));
+    let contact = api
+        .post(
+            "/api/v1/systems/crm/records/contacts",
+            json!({"first_name": "Bo", "last_name": "Li", "email": "bo@example.com"}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let contact_id = contact.body["record_id"].as_str().unwrap();
+    let linked = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Linked", "value": 5, "stage": "proposal", "contact_id": contact_id}),
+        )
+        .await;
+    assert_eq!(linked.status, 201, "{}", linked.body);
+    api.post(
+        "/api/v1/systems/sales/records/opportunities",
+        json!({"name": "Other", "value": 7, "stage": "qualification"}),
+    )
+    .await;
+    let filtered = api.get("/api/v1/systems/sales/records/opportunities?stage=proposal").await;
+    assert_eq!(items(&filtered.body).len(), 1);
+    assert_eq!(api.get("/api/v1/systems/sales/records/opportunities?colour=red").await.problem_fields(), ["colour"]);
+    let page = api.get("/api/v1/systems/sales/records/opportunities?limit=1").await;
+    assert!(page.body["next_cursor"].is_string());
+    let id = linked.body["record_id"].as_str().unwrap();
+    let path = format!("/api/v1/systems/sales/records/opportunities/{id}");
+    let got = api.get(&path).await;
+    let stale = api.send("PATCH", &path, Some(json!({"value": 9})), &[("if-match", "\"99\"")]).await;
+    assert_eq!(stale.status, 412);
+    let ok = api
+        .send(
+            "PATCH",
+            &path,
+            Some(json!({"value": 9, "contact_id": null})),
+            &[("if-match", got.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body["data"].get("contact_id").is_none(), "merge patch null removes");
+    assert_eq!(api.send("PATCH", &path, Some(json!({"value": "lots"})), &[]).await.problem_fields(), ["/value"]);
+    assert_eq!(api.delete(&path).await.status, 204);
+    assert_eq!(api.get(&path).await.status, 404);
+}

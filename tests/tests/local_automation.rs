@@ -1,0 +1,91 @@
+//! The automation engine on the local server, end to end: change feed -> publisher ->
+//! evaluator -> durable queue -> executor, with a webhook receiver on loopback.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use blackbox::{automation, serve_in_process, Api, Ctx, LocalServer};
+use hmac::{KeyInit, Mac};
+use serde_json::json;
+
+fn ctx(server: &LocalServer) -> Ctx {
+    Ctx { api: Api::new(&server.base), admin_token: server.admin_token.clone(), mail_dir: server.data_dir.join("mail") }
+}
+
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver: `/hooks/ok` records and answers 200, `/hooks/fail` answers 500.
+async fn receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let ok = received.clone();
+    let app = axum::Router::new()
+        .route(
+            "/hooks/ok",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let ok = ok.clone();
+                async move {
+                    ok.lock().unwrap().push((headers, body.to_vec()));
+                    StatusCode::OK
+                }
+            }),
+        )
+        .route("/hooks/fail", post(|| async { StatusCode::INTERNAL_SERVER_ERROR }));
+    (serve_in_process(app).await, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automation_scenarios_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    let ctx = ctx(&server);
+    let (webhooks, received) = receiver().await;
+    automation::seed_example(&ctx, "auto-seed").await;
+    automation::rules_api(&ctx, "auto-rules").await;
+    automation::records(&ctx, "auto-records").await;
+    automation::actions(&ctx, "auto-actions", &webhooks).await;
+    automation::isolation(&ctx, "auto-a", "auto-b").await;
+
+    // The webhook arrived once, signed with HMAC-SHA256 of its body.
+    let calls: Vec<_> = received.lock().unwrap().iter().filter(|(h, _)| h["x-tenant"] == "Globex").cloned().collect();
+    assert_eq!(calls.len(), 1, "delivered exactly once");
+    let (headers, body) = &calls[0];
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+    mac.update(body);
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(headers["x-signature-256"], format!("sha256={expected}").as_str());
+    assert_eq!(headers["x-tenant"], "Globex");
+    assert!(headers.contains_key("x-idempotency-key"));
+    let payload: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(payload, json!({"deal": "Globex", "value": "5000"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matching_opportunity_notifies_even_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = LocalServer::start(dir.path());
+    let api = ctx(&server).new_tenant("crashy").await;
+    api.post("/api/v1/tenants/crashy/systems", json!({"system_id": "sales"})).await;
+    assert_eq!(api.post("/api/v1/automation/rules", automation::seed_rule()).await.status, 201);
+    let created = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Survivor", "value": 20000, "stage": "prospecting"}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    server.kill();
+
+    let server = LocalServer::start(dir.path());
+    let api = Api { base: server.base.clone(), ..api };
+    let notifications =
+        automation::eventually(&api, "/api/v1/notifications", |b| !b["items"].as_array().unwrap().is_empty()).await;
+    assert_eq!(notifications["items"].as_array().unwrap().len(), 1, "exactly one notification");
+    assert_eq!(notifications["items"][0]["message"], "New high-value opportunity: Survivor - $20000");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        api.get("/api/v1/notifications").await.body["items"].as_array().unwrap().len(),
+        1,
+        "and never a second one"
+    );
+}
