@@ -1,0 +1,124 @@
+//! The engine's guarantees, stage by stage, on the embedded store and on DynamoDB (moto):
+//! duplicate and concurrent deliveries, a publisher or executor that crashes after
+//! acting, and retries ending in the dead-letter queue.
+
+use std::sync::Arc;
+
+use blackbox::Moto;
+use platform::adapters::embedded::EmbeddedStore;
+use platform::adapters::mail_dir::DirectoryMailer;
+use platform::app::audit::Actor;
+use platform::app::auth::InitializeTenant;
+use platform::app::page::PageRequest;
+use platform::app::{keys, Secrets, Services};
+use platform::domain::ids::{SystemId, TenantId};
+use platform::domain::rules::RuleInput;
+use platform::ports::feed::StoreChange;
+use platform::ports::store::Store;
+use platform::runtime::{local_queue, state, Delivery, Seed};
+use serde_json::json;
+
+async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
+    let secrets = Secrets { platform_admin_token: None, jwt_secret: "engine-test-signing-key-0123456789abcdef".into(), webhook_secret: None };
+    state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap().services
+}
+
+async fn tenant_with_rule(s: &Services, tenant: &str, actions: serde_json::Value) -> TenantId {
+    let actor = Actor::system("test");
+    let tenant_id = TenantId::parse(tenant).unwrap();
+    let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": tenant, "name": tenant, "admin_email": format!("o@{tenant}.example.com"), "admin_password": "owner password 1234"})).unwrap();
+    s.auth.initialize_tenant(&actor, init).await.unwrap();
+    s.installs.install(&actor, &tenant_id, &SystemId::parse("sales").unwrap(), None).await.unwrap();
+    let rule: RuleInput = serde_json::from_value(json!({
+        "name": "High Value Deal Alert", "module_type": "sales", "trigger_id": "high_value_opportunity",
+        "conditions": [{"type": "value_threshold", "value": 10000}], "actions": actions
+    }))
+    .unwrap();
+    s.automation.create_rule(&actor, &tenant_id, rule).await.unwrap();
+    tenant_id
+}
+
+/// The change the stream (or the embedded feed) reports for a newly created record.
+async fn creation(s: &Services, tenant: &TenantId, value: u64) -> StoreChange {
+    let sales = SystemId::parse("sales").unwrap();
+    let record = s
+        .records
+        .create(&Actor::system("test"), tenant, &sales, "opportunities", json!({"name": "Deal", "value": value, "stage": "prospecting"}).as_object().unwrap().clone())
+        .await
+        .unwrap();
+    let item = s.store.get(&keys::tenant_pk(tenant), &keys::record_sk(&sales, "opportunities", &record.record_id)).await.unwrap().unwrap();
+    StoreChange { seq: 1, old: None, new: Some(item) }
+}
+
+async fn guarantees(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let notify = json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "{{opportunity_name}} - ${{value}}"}}, {"type": "create_task", "parameters": {"title": "Call about {{opportunity_name}}"}}]);
+    let tenant = tenant_with_rule(&s, "engine", notify).await;
+    let queue = local_queue(store.clone());
+    let change = creation(&s, &tenant, 20000).await;
+
+    // The publisher crashes after publishing and before moving its cursor: the change
+    // is published again. Same event ids, same execution, same action ids.
+    assert_eq!(s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(), 2, "opportunity_created + high_value_opportunity");
+    assert_eq!(s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(), 2);
+    let leased = queue.receive(20).await.unwrap();
+    assert_eq!(leased.len(), 4, "at-least-once: the re-published change queued both actions again");
+
+    // Every message delivered twice, and concurrently: each effect happens once.
+    for message in &leased {
+        let (a, b) = tokio::join!(s.engine.executor.execute(&message.message), s.engine.executor.execute(&message.message));
+        a.unwrap();
+        b.unwrap();
+        // The executor "crashes" after acting (no ack): the redelivery finds it done.
+        s.engine.executor.execute(&message.message).await.unwrap();
+    }
+    let page = PageRequest::first(50);
+    let notifications = s.automation.notifications(&tenant, &page).await.unwrap();
+    assert_eq!(notifications.items.len(), 1, "notified exactly once");
+    assert_eq!(notifications.items[0].message, "Deal - $20000");
+    assert_eq!(s.automation.tasks(&tenant, &page).await.unwrap().items.len(), 1, "one task");
+    let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
+    assert_eq!(runs.items.len(), 1);
+    assert_eq!(runs.items[0].status, "succeeded");
+    assert!(runs.items[0].actions.iter().all(|a| a.attempts == 1), "{:?}", runs.items[0].actions);
+
+    // A failing action is retried with backoff and ends in the dead-letter queue.
+    let broken = json!([{"type": "update_status", "parameters": {"entity_id": "no-such-record", "new_status": "closed_won", "field": "stage"}}]);
+    let other = tenant_with_rule(&s, "engine-dlq", broken).await;
+    let change = creation(&s, &other, 50000).await;
+    s.engine.publisher.publish(&[change]).await.unwrap();
+    let mut deliveries = 0;
+    loop {
+        let leased = queue.receive(10).await.unwrap();
+        if leased.is_empty() {
+            if queue.dead_letters().await.unwrap().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            break;
+        }
+        for message in leased {
+            deliveries += 1;
+            let failed = s.engine.executor.execute(&message.message).await.unwrap_err();
+            queue.nack(&message, &failed.0).await.unwrap();
+        }
+    }
+    assert_eq!(deliveries, platform::app::engine::MAX_ATTEMPTS, "retried up to the limit");
+    assert_eq!(queue.dead_letters().await.unwrap().len(), 1);
+    let runs = s.automation.executions(&other, None, Some("failed"), &page).await.unwrap();
+    assert_eq!(runs.items[0].actions[0].status, "dead");
+    assert!(runs.items[0].actions[0].error.as_deref().unwrap().contains("does not exist"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantees_hold_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    guarantees(Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantees_hold_on_dynamodb() {
+    let moto = Moto::start();
+    guarantees(moto.new_table("engine").await).await;
+}
