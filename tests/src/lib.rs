@@ -81,6 +81,57 @@ impl Moto {
         aws_sdk_sesv2::Client::from_conf(config)
     }
 
+    pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    pub fn eventbridge_client(&self) -> aws_sdk_eventbridge::Client {
+        let config = aws_sdk_eventbridge::Config::builder()
+            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_eventbridge::Client::from_conf(config)
+    }
+
+    /// A custom bus whose rule routes every `platform.*` event to a new SQS queue (what the
+    /// template does with the evaluator), and an action queue. Returns (bus tap url, action queue url).
+    pub async fn bus_and_queues(&self, bus: &str) -> (String, String) {
+        let sqs = self.sqs_client();
+        let tap = sqs.create_queue().queue_name(format!("{bus}-tap")).send().await.unwrap().queue_url.unwrap();
+        let actions = sqs.create_queue().queue_name(format!("{bus}-actions")).send().await.unwrap().queue_url.unwrap();
+        let tap_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&tap)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        let events = self.eventbridge_client();
+        events.create_event_bus().name(bus).send().await.unwrap();
+        events
+            .put_rule()
+            .name("to-evaluator")
+            .event_bus_name(bus)
+            .event_pattern(r#"{"source": [{"prefix": "platform."}]}"#)
+            .send()
+            .await
+            .unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder().id("evaluator").arn(tap_arn).build().unwrap();
+        events.put_targets().rule("to-evaluator").event_bus_name(bus).targets(target).send().await.unwrap();
+        (tap, actions)
+    }
+
     /// A new table, created as the SAM template declares it.
     pub async fn new_table(&self, name: &str) -> Arc<DynamoStore> {
         let store = DynamoStore::new(self.dynamodb_client(), name);

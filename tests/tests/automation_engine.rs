@@ -19,7 +19,11 @@ use platform::runtime::{local_queue, state, Delivery, Seed};
 use serde_json::json;
 
 async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
-    let secrets = Secrets { platform_admin_token: None, jwt_secret: "engine-test-signing-key-0123456789abcdef".into(), webhook_secret: None };
+    let secrets = Secrets {
+        platform_admin_token: None,
+        jwt_secret: "engine-test-signing-key-0123456789abcdef".into(),
+        webhook_secret: None,
+    };
     state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap().services
 }
 
@@ -43,10 +47,21 @@ async fn creation(s: &Services, tenant: &TenantId, value: u64) -> StoreChange {
     let sales = SystemId::parse("sales").unwrap();
     let record = s
         .records
-        .create(&Actor::system("test"), tenant, &sales, "opportunities", json!({"name": "Deal", "value": value, "stage": "prospecting"}).as_object().unwrap().clone())
+        .create(
+            &Actor::system("test"),
+            tenant,
+            &sales,
+            "opportunities",
+            json!({"name": "Deal", "value": value, "stage": "prospecting"}).as_object().unwrap().clone(),
+        )
         .await
         .unwrap();
-    let item = s.store.get(&keys::tenant_pk(tenant), &keys::record_sk(&sales, "opportunities", &record.record_id)).await.unwrap().unwrap();
+    let item = s
+        .store
+        .get(&keys::tenant_pk(tenant), &keys::record_sk(&sales, "opportunities", &record.record_id))
+        .await
+        .unwrap()
+        .unwrap();
     StoreChange { seq: 1, old: None, new: Some(item) }
 }
 
@@ -60,14 +75,19 @@ async fn guarantees(store: Arc<dyn Store>) {
 
     // The publisher crashes after publishing and before moving its cursor: the change
     // is published again. Same event ids, same execution, same action ids.
-    assert_eq!(s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(), 2, "opportunity_created + high_value_opportunity");
+    assert_eq!(
+        s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(),
+        2,
+        "opportunity_created + high_value_opportunity"
+    );
     assert_eq!(s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(), 2);
     let leased = queue.receive(20).await.unwrap();
     assert_eq!(leased.len(), 4, "at-least-once: the re-published change queued both actions again");
 
     // Every message delivered twice, and concurrently: each effect happens once.
     for message in &leased {
-        let (a, b) = tokio::join!(s.engine.executor.execute(&message.message), s.engine.executor.execute(&message.message));
+        let (a, b) =
+            tokio::join!(s.engine.executor.execute(&message.message), s.engine.executor.execute(&message.message));
         a.unwrap();
         b.unwrap();
         // The executor "crashes" after acting (no ack): the redelivery finds it done.

@@ -15,3 +15,4 @@ pub mod http;
 pub mod pipeline;
 pub mod ports;
 pub mod runtime;
+pub mod stages;

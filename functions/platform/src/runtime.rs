@@ -96,6 +96,12 @@ fn admin_token_from_env() -> Option<String> {
 /// `AWS_ENDPOINT_URL`. `JWT_SECRET` signs access tokens.
 pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http::Error> {
     init_tracing(true);
+    let state = lambda_services(seed).await?;
+    lambda_http::run(http::finish(routes, state)).await
+}
+
+/// The services of a Lambda function, on DynamoDB, SES, EventBridge and SQS.
+async fn lambda_services(seed: Seed) -> Result<AppState, lambda_http::Error> {
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let jwt_secret =
         std::env::var("JWT_SECRET").ok().filter(|s| s.len() >= 32).ok_or("JWT_SECRET must be set (32+ characters)")?;
@@ -106,8 +112,25 @@ pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http
     let secrets =
         Secrets { platform_admin_token: admin_token_from_env(), jwt_secret, webhook_secret: webhook_secret_from_env() };
     let delivery = aws_delivery(&aws);
-    let state = state(store, mailer, secrets, delivery, seed).await.map_err(|e| e.to_string())?;
-    lambda_http::run(http::finish(routes, state)).await
+    Ok(state(store, mailer, secrets, delivery, seed).await.map_err(|e| e.to_string())?)
+}
+
+/// Runs an automation stage as a Lambda function (stream, EventBridge or SQS events).
+pub async fn run_stage<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    F: Fn(Services, E) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<R, String>> + Send,
+{
+    init_tracing(true);
+    let services = lambda_services(Seed::No).await.map_err(|e| e.to_string())?.services;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
+        let services = services.clone();
+        let handler = handler.clone();
+        async move { handler(services, event.payload).await.map_err(lambda_runtime::Error::from) }
+    }))
+    .await
 }
 
 /// Settings of the local server, from the environment with working defaults.

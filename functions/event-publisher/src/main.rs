@@ -1,0 +1,11 @@
+//! Lambda function: DynamoDB stream of the table -> business events on EventBridge.
+
+use aws_lambda_events::event::dynamodb::Event;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    platform::runtime::run_stage(|services, event: Event| async move {
+        platform::stages::publish_stream(&services, event).await
+    })
+    .await
+}
