@@ -62,9 +62,10 @@ fn body(response: &Value) -> Value {
 async fn every_function_answers_its_sample_event() {
     let moto = Moto::start();
     moto.new_table("platform-lambda").await;
+    let (_tap, actions) = moto.bus_and_queues("platform-events").await;
     let port = free_port();
     let env = format!(
-        "TABLE_NAME=platform-lambda,AWS_ENDPOINT_URL={},AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,PLATFORM_ADMIN_TOKEN={SAMPLE_ADMIN_TOKEN},JWT_SECRET=lambda-test-signing-key-0123456789abcdef,MAIL_FROM=no-reply@example.com,RUST_LOG=warn",
+        "TABLE_NAME=platform-lambda,AWS_ENDPOINT_URL={},AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,PLATFORM_ADMIN_TOKEN={SAMPLE_ADMIN_TOKEN},JWT_SECRET=lambda-test-signing-key-0123456789abcdef,MAIL_FROM=no-reply@example.com,EVENT_BUS_NAME=platform-events,ACTION_QUEUE_URL={actions},RUST_LOG=warn",
         moto.endpoint
     );
     let watch = Command::new("cargo")
@@ -133,6 +134,23 @@ async fn every_function_answers_its_sample_event() {
         for action in ["tenant.initialize", "auth.login", "system.install", "config.write"] {
             assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
         }
+
+        let rule = invoke(port, "automation", &with_token("events/automation-create-rule.json", &token, &dir));
+        assert_eq!(rule["statusCode"], 201, "{rule}");
+        let record = invoke(port, "records", &with_token("events/records-create-opportunity.json", &token, &dir));
+        assert_eq!(record["statusCode"], 201, "{record}");
+        assert_eq!(body(&record)["data"]["value"], 20000);
+
+        // The automation stages: stream -> EventBridge, bus event -> SQS, SQS batch -> effects.
+        let published = invoke(port, "event-publisher", "events/event-publisher-stream.json");
+        assert_eq!(published, 2, "opportunity_created and high_value_opportunity went to the bus");
+        let evaluated = invoke(port, "rule-evaluator", "events/rule-evaluator-event.json");
+        assert_eq!(evaluated, 1, "the seed rule matched and its action was queued");
+        let executed = invoke(port, "action-executor", "events/action-executor-batch.json");
+        assert_eq!(
+            executed["batchItemFailures"][0]["itemIdentifier"], "059f36b4-87a3-44ab-83d2-661975830a7d",
+            "an action of an unknown execution is handed back for redelivery: {executed}"
+        );
     });
     tasks.await.unwrap();
 
