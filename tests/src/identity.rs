@@ -477,6 +477,16 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
     let team = a.post("/api/v1/users/teams", json!({"name": "A-SECRET-TEAM"})).await;
     let key = a.post("/api/v1/users/api-keys", json!({"name": "A-SECRET-KEY"})).await;
     let me = a.get("/api/v1/auth/me").await;
+    let rule = a.post("/api/v1/automation/rules", json!({"name": "A-SECRET-RULE", "module_type": "sales", "trigger_id": "opportunity_created", "actions": [{"type": "create_task", "parameters": {"title": "A-SECRET-TASK"}}]})).await;
+    assert_eq!(rule.status, 201, "{}", rule.body);
+    let task = a.post("/api/v1/tools/tasks", json!({"title": "A-SECRET-TODO"})).await;
+    let record = a
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "A-SECRET-DEAL", "value": 1, "stage": "proposal"}),
+        )
+        .await;
+    assert_eq!(record.status, 201, "{}", record.body);
     let sid = jwt_claims(a.token.as_deref().unwrap())["sid"].as_str().unwrap().to_string();
     let ids = json!({
         "tenant_id": tenant_a,
@@ -487,13 +497,18 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         "team_id": team.body["team_id"],
         "key_id": key.body["key"]["key_id"],
         "session_id": sid,
+        "rule_id": rule.body["id"],
+        "task_id": task.body["task_id"],
+        "entity": "opportunities",
+        "record_id": record.body["record_id"],
+        "execution_id": "20260101000000000-0123456789abcdef0123456789abcdef",
     });
     let spec = ctx.api.get("/openapi.json").await.body;
     let mut tried = 0;
     for (template, operations) in spec["paths"].as_object().unwrap() {
         for method in operations.as_object().unwrap().keys() {
             let path = fill(template, &ids);
-            if path.starts_with("/api/v1/systems") && !path.contains("/config") {
+            if path.starts_with("/api/v1/systems") && !path.contains("/config") && !path.contains("/records") {
                 continue; // the catalog is global
             }
             if path.starts_with("/api/v1/auth/") && !template.contains("{session_id}") {
@@ -531,6 +546,16 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
     assert_eq!(a.get(&format!("/api/v1/config/tenants/{tenant_a}/configs/secret-plan")).await.body["version"], 1);
     assert_eq!(a.get("/api/v1/users/teams").await.body["items"][0]["name"], "A-SECRET-TEAM");
     assert_eq!(a.get("/api/v1/auth/me").await.body["user_id"], me.body["user_id"]);
+    assert_eq!(
+        a.get(&format!("/api/v1/automation/rules/{}", rule.body["id"].as_str().unwrap())).await.body["name"],
+        "A-SECRET-RULE"
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/systems/sales/records/opportunities/{}", record.body["record_id"].as_str().unwrap()))
+            .await
+            .status,
+        200
+    );
     let _: &Api = &b;
 }
 
