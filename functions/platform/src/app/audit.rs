@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{AppError, AppResult};
-use super::page::{Listed, PageRequest};
+use super::page::{scan_filtered, Listed, PageRequest};
 use crate::domain::ids::TenantId;
 use crate::domain::invalid::Invalid;
 use crate::domain::time::now_rfc3339;
@@ -154,8 +154,6 @@ pub struct AuditService {
 
 /// Most entries one export returns.
 pub const MAX_EXPORT: usize = 100_000;
-/// Most entries one list request examines while filtering.
-const MAX_SCAN: usize = 2_000;
 
 impl AuditService {
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -171,36 +169,9 @@ impl AuditService {
     ) -> AppResult<Listed<AuditEntry>> {
         filter.check().map_err(AppError::BadRequest)?;
         let pk = audit_pk(Some(tenant));
-        let mut items = Vec::new();
-        let mut after = page.after.clone();
-        let mut scanned = 0;
-        loop {
-            let found = self
-                .store
-                .query(Query { limit: 200, after: after.as_deref(), descending: true, ..Query::new(&pk, "") })
-                .await?;
-            let mut last = None;
-            for item in found.items {
-                scanned += 1;
-                last = Some(item.sk.clone());
-                let entry = decode(item)?;
-                if filter.matches(&entry) {
-                    items.push(entry);
-                    if items.len() == page.limit {
-                        break;
-                    }
-                }
-            }
-            let exhausted = found.next.is_none() && items.len() < page.limit;
-            if exhausted {
-                return Ok(Listed { items, next_cursor: None });
-            }
-            if items.len() == page.limit || scanned >= MAX_SCAN {
-                let next = last.map(|sk| base64_cursor(&sk));
-                return Ok(Listed { items, next_cursor: next });
-            }
-            after = found.next;
-        }
+        let query = Query { descending: true, ..Query::new(&pk, "") };
+        scan_filtered(self.store.as_ref(), query, page, |item| Ok(Some(decode(item)?).filter(|e| filter.matches(e))))
+            .await
     }
 
     /// Every matching entry, oldest first (bounded by [`MAX_EXPORT`]).
@@ -223,11 +194,6 @@ impl AuditService {
             }
         }
     }
-}
-
-fn base64_cursor(sk: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
 }
 
 fn decode(item: Item) -> AppResult<AuditEntry> {

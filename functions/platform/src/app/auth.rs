@@ -159,15 +159,7 @@ impl AuthService {
             created_at: now,
         };
         let pk = keys::tenant_pk(&tenant);
-        let mut writes = vec![Write::Put {
-            item: Item::new(
-                pk.clone(),
-                keys::TENANT_PROFILE_SK,
-                1,
-                serde_json::to_value(&profile).expect("serializes"),
-            ),
-            condition: Condition::Absent,
-        }];
+        let mut writes = vec![Write::create(pk.clone(), keys::TENANT_PROFILE_SK, &profile)];
         writes.extend(UserRecord::new(owner.clone(), hash_password(&request.admin_password)).create_writes(&tenant));
         let settings = ConfigScope::Tenant(ConfigKey::parse(DEFAULT_SETTINGS_KEY).expect("a valid key"));
         let defaults = json!({"timezone": "UTC", "locale": "en-US", "date_format": "YYYY-MM-DD", "currency": "USD"});
@@ -376,10 +368,7 @@ impl AuthService {
                 session.revoked_at = Some(now_rfc3339());
                 session.revoked_reason = Some("refresh token reuse".to_string());
                 let writes = vec![
-                    Write::Put {
-                        item: Item::new(pk, sk, version + 1, serde_json::to_value(&session).expect("serializes")),
-                        condition: Condition::Version(version),
-                    },
+                    Write::replace(pk, sk, version, &session),
                     audit::record(
                         &actor,
                         Some(&tenant),
@@ -433,10 +422,7 @@ impl AuthService {
             session.revoked_at = Some(now_rfc3339());
             session.revoked_reason = Some("revoked by the user".to_string());
             let writes = vec![
-                Write::Put {
-                    item: Item::new(pk, sk, version + 1, serde_json::to_value(&session).expect("serializes")),
-                    condition: Condition::Version(version),
-                },
+                Write::replace(pk, sk, version, &session),
                 audit::record(
                     &principal.actor(request_id),
                     Some(tenant),
@@ -477,15 +463,7 @@ impl AuthService {
             self.authn.forget_session(&session.session_id);
             session.revoked_at = Some(now_rfc3339());
             session.revoked_reason = Some(reason.to_string());
-            writes.push(Write::Put {
-                item: Item::new(
-                    item.pk,
-                    item.sk,
-                    item.version + 1,
-                    serde_json::to_value(&session).expect("serializes"),
-                ),
-                condition: Condition::Version(item.version),
-            });
+            writes.push(Write::replace(item.pk, item.sk, item.version, &session));
         }
         Ok(writes)
     }

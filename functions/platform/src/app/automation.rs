@@ -12,7 +12,7 @@ use super::catalog::CatalogService;
 use super::engine::{Execution, Manifests, Notification, Task};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{Listed, PageRequest};
+use super::page::{scan_filtered, Listed, PageRequest};
 use crate::domain::events::{singular, BusinessEvent, Causation};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::{FieldIssue, Invalid};
@@ -215,15 +215,7 @@ impl AutomationService {
             created_at: now.clone(),
             updated_at: now,
         };
-        let put = Write::Put {
-            item: Item::new(
-                keys::tenant_pk(tenant),
-                keys::rule_sk(&rule.id),
-                1,
-                serde_json::to_value(&rule).expect("serializes"),
-            ),
-            condition: Condition::Absent,
-        };
+        let put = Write::create(keys::tenant_pk(tenant), keys::rule_sk(&rule.id), &rule);
         self.write_rule(
             actor,
             tenant,
@@ -248,15 +240,7 @@ impl AutomationService {
             updated_at: now_rfc3339(),
             ..before.clone()
         };
-        let put = Write::Put {
-            item: Item::new(
-                keys::tenant_pk(tenant),
-                keys::rule_sk(id),
-                version + 1,
-                serde_json::to_value(&rule).expect("serializes"),
-            ),
-            condition: Condition::Version(version),
-        };
+        let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
         self.write_rule(
             actor,
             tenant,
@@ -270,15 +254,7 @@ impl AutomationService {
     pub async fn toggle_rule(&self, actor: &Actor, tenant: &TenantId, id: &str, active: bool) -> AppResult<Rule> {
         let (before, version) = self.rule(tenant, id).await?;
         let rule = Rule { is_active: active, updated_at: now_rfc3339(), ..before.clone() };
-        let put = Write::Put {
-            item: Item::new(
-                keys::tenant_pk(tenant),
-                keys::rule_sk(id),
-                version + 1,
-                serde_json::to_value(&rule).expect("serializes"),
-            ),
-            condition: Condition::Version(version),
-        };
+        let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
         let change = Change::new("automation.rule.toggle", format!("rule:{id}"))
             .before(json!({"is_active": before.is_active}))
             .after(json!({"is_active": active}));
@@ -382,44 +358,13 @@ impl AutomationService {
         page: &PageRequest,
     ) -> AppResult<Listed<Execution>> {
         let pk = keys::tenant_pk(tenant);
-        let mut items = Vec::new();
-        let mut after = page.after.clone();
-        let mut scanned = 0usize;
-        loop {
-            let found = self
-                .store
-                .query(Query {
-                    limit: 200,
-                    after: after.as_deref(),
-                    descending: true,
-                    ..Query::new(&pk, keys::EXECUTION_PREFIX)
-                })
-                .await?;
-            let mut last = None;
-            for item in found.items {
-                scanned += 1;
-                last = Some(item.sk.clone());
-                let execution: Execution = serde_json::from_value(item.data).map_err(unreadable)?;
-                if rule_id.is_none_or(|r| execution.rule_id == r) && status.is_none_or(|s| execution.status == s) {
-                    items.push(execution);
-                    if items.len() == page.limit {
-                        break;
-                    }
-                }
-            }
-            let full = items.len() == page.limit;
-            if found.next.is_none() && !full {
-                return Ok(Listed { items, next_cursor: None });
-            }
-            if full || scanned >= 2_000 {
-                use base64::Engine;
-                return Ok(Listed {
-                    items,
-                    next_cursor: last.map(|sk| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)),
-                });
-            }
-            after = found.next;
-        }
+        let query = Query { descending: true, ..Query::new(&pk, keys::EXECUTION_PREFIX) };
+        scan_filtered(self.store.as_ref(), query, page, |item| {
+            let execution: Execution = serde_json::from_value(item.data).map_err(unreadable)?;
+            let wanted = rule_id.is_none_or(|r| execution.rule_id == r) && status.is_none_or(|s| execution.status == s);
+            Ok(Some(execution).filter(|_| wanted))
+        })
+        .await
     }
 
     /// Replays the failed (or dead) actions of an execution.
@@ -442,15 +387,7 @@ impl AutomationService {
         execution.status = "pending".to_string();
         execution.updated_at = now_rfc3339();
         let writes = vec![
-            Write::Put {
-                item: Item::new(
-                    keys::tenant_pk(tenant),
-                    keys::execution_sk(id),
-                    version + 1,
-                    serde_json::to_value(&execution).expect("serializes"),
-                ),
-                condition: Condition::Version(version),
-            },
+            Write::replace(keys::tenant_pk(tenant), keys::execution_sk(id), version, &execution),
             audit::record(
                 actor,
                 Some(tenant),
@@ -547,15 +484,7 @@ impl AutomationService {
             updated_at: now,
         };
         let writes = vec![
-            Write::Put {
-                item: Item::new(
-                    keys::tenant_pk(tenant),
-                    keys::task_sk(&task.task_id),
-                    1,
-                    serde_json::to_value(&task).expect("serializes"),
-                ),
-                condition: Condition::Absent,
-            },
+            Write::create(keys::tenant_pk(tenant), keys::task_sk(&task.task_id), &task),
             audit::record(
                 actor,
                 Some(tenant),
@@ -596,15 +525,7 @@ impl AutomationService {
         }
         task.updated_at = now_rfc3339();
         let writes = vec![
-            Write::Put {
-                item: Item::new(
-                    keys::tenant_pk(tenant),
-                    keys::task_sk(id),
-                    version + 1,
-                    serde_json::to_value(&task).expect("serializes"),
-                ),
-                condition: Condition::Version(version),
-            },
+            Write::replace(keys::tenant_pk(tenant), keys::task_sk(id), version, &task),
             audit::record(
                 actor,
                 Some(tenant),

@@ -140,12 +140,17 @@ fn delivery(e: DeliveryError) -> AppError {
     AppError::Unavailable(format!("delivery failed: {e}"))
 }
 
+/// (system, version) -> the published version.
+type VersionCache = Arc<Mutex<HashMap<(String, String), Arc<SystemVersion>>>>;
+/// (tenant, module, trigger) -> (rules generation, compiled rules).
+type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, Arc<CompiledRules>)>>>;
+
 /// The installed version's manifest of a tenant's system, cached per version.
 #[derive(Clone)]
 pub struct Manifests {
     store: Arc<dyn Store>,
     catalog: CatalogService,
-    cache: Arc<Mutex<HashMap<(String, String), Arc<SystemVersion>>>>,
+    cache: VersionCache,
 }
 
 impl Manifests {
@@ -248,8 +253,7 @@ pub struct Evaluator {
     store: Arc<dyn Store>,
     manifests: Manifests,
     queue: Arc<dyn ActionQueue>,
-    /// (tenant, module, trigger) -> (rules generation, compiled rules).
-    cache: Arc<Mutex<HashMap<(String, String, String), (u64, Arc<CompiledRules>)>>>,
+    cache: RulesCache,
 }
 
 /// Execution ids sort by time and are the same for the same (event, rule).
@@ -402,15 +406,7 @@ impl Executor {
     }
 
     fn execution_write(tenant: &TenantId, execution: &Execution, version: u64) -> Write {
-        Write::Put {
-            item: Item::new(
-                keys::tenant_pk(tenant),
-                keys::execution_sk(&execution.execution_id),
-                version + 1,
-                serde_json::to_value(execution).expect("serializes"),
-            ),
-            condition: Condition::Version(version),
-        }
+        Write::replace(keys::tenant_pk(tenant), keys::execution_sk(&execution.execution_id), version, &execution)
     }
 
     /// Executes one message. `Ok` when done (now or before); `Err` to retry later.

@@ -59,6 +59,47 @@ impl<T> Listed<T> {
     }
 }
 
+/// Most items one filtered list request examines before answering with a cursor.
+pub const MAX_SCAN: usize = 2_000;
+
+/// A filtered list over a partition: reads pages of `query` until `page.limit` items pass
+/// `keep` (which decodes an item, `None` to skip it), the partition ends, or [`MAX_SCAN`]
+/// items were examined. The cursor resumes after the last item examined, so a filter
+/// that matches little still answers promptly.
+pub async fn scan_filtered<T>(
+    store: &dyn crate::ports::store::Store,
+    query: crate::ports::store::Query<'_>,
+    page: &PageRequest,
+    mut keep: impl FnMut(crate::ports::store::Item) -> Result<Option<T>, super::error::AppError>,
+) -> Result<Listed<T>, super::error::AppError> {
+    let mut items = Vec::new();
+    let mut after = page.after.clone();
+    let mut scanned = 0;
+    loop {
+        let found =
+            store.query(crate::ports::store::Query { limit: 200, after: after.as_deref(), ..query.clone() }).await?;
+        let mut last = None;
+        for item in found.items {
+            scanned += 1;
+            last = Some(item.sk.clone());
+            if let Some(kept) = keep(item)? {
+                items.push(kept);
+                if items.len() == page.limit {
+                    break;
+                }
+            }
+        }
+        let full = items.len() == page.limit;
+        if found.next.is_none() && !full {
+            return Ok(Listed { items, next_cursor: None });
+        }
+        if full || scanned >= MAX_SCAN {
+            return Ok(Listed { items, next_cursor: last.map(|sk| URL_SAFE_NO_PAD.encode(sk)) });
+        }
+        after = found.next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{Listed, PageRequest};
+use super::page::{scan_filtered, Listed, PageRequest};
 use crate::domain::catalog::SystemVersion;
 use crate::domain::events::Causation;
 use crate::domain::ids::{SystemId, TenantId};
@@ -30,9 +30,6 @@ pub struct RecordService {
 fn unreadable<T>(_: T) -> AppError {
     AppError::Unavailable("stored data is unreadable".to_string())
 }
-
-/// Most records a filtered list examines per request.
-const MAX_SCAN: usize = 2_000;
 
 impl RecordService {
     pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
@@ -257,41 +254,12 @@ impl RecordService {
                 None => false,
             })
         };
-        let mut items = Vec::new();
-        let mut after = page.after.clone();
-        let mut scanned = 0;
-        loop {
-            let found = self
-                .store
-                .query(Query {
-                    limit: 200.min(page.limit.max(1) * 4),
-                    after: after.as_deref(),
-                    ..Query::new(&pk, &prefix)
-                })
-                .await?;
-            let mut last = None;
-            for item in found.items {
-                scanned += 1;
-                last = Some(item.sk.clone());
-                let record: Record = serde_json::from_value(item.data).map_err(unreadable)?;
-                if matches(&record) {
-                    items.push(record);
-                    if items.len() == page.limit {
-                        break;
-                    }
-                }
-            }
-            let full = items.len() == page.limit;
-            if found.next.is_none() && !full {
-                return Ok(Listed { items, next_cursor: None });
-            }
-            if full || scanned >= MAX_SCAN {
-                use base64::Engine;
-                let next = last.map(|sk| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk));
-                return Ok(Listed { items, next_cursor: next });
-            }
-            after = found.next;
-        }
+        let query = Query::new(&pk, &prefix);
+        scan_filtered(self.store.as_ref(), query, page, |item| {
+            let record: Record = serde_json::from_value(item.data).map_err(unreadable)?;
+            Ok(Some(record).filter(|r| matches(r)))
+        })
+        .await
     }
 }
 

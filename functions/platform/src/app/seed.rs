@@ -70,7 +70,6 @@ mod tests {
 
     #[test]
     fn seed_files_parse_and_their_manifests_are_coherent() {
-        let actor = Actor::system("seed");
         for raw in BUILTIN {
             let file: SeedFile = serde_json::from_str(raw).unwrap();
             assert!(!file.versions.is_empty());

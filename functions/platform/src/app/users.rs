@@ -56,15 +56,7 @@ impl UserRecord {
     pub fn create_writes(&self, tenant: &TenantId) -> Vec<Write> {
         let pk = keys::tenant_pk(tenant);
         vec![
-            Write::Put {
-                item: Item::new(
-                    pk.clone(),
-                    keys::user_sk(&self.user.user_id),
-                    1,
-                    serde_json::to_value(&self.user).expect("serializes"),
-                ),
-                condition: Condition::Absent,
-            },
+            Write::create(pk.clone(), keys::user_sk(&self.user.user_id), &self.user),
             Write::Put {
                 item: Item::new(
                     pk.clone(),
@@ -82,15 +74,7 @@ impl UserRecord {
     }
 
     pub fn put_user(&self, tenant: &TenantId, user: &User) -> Write {
-        Write::Put {
-            item: Item::new(
-                keys::tenant_pk(tenant),
-                keys::user_sk(&user.user_id),
-                self.user_version + 1,
-                serde_json::to_value(user).expect("serializes"),
-            ),
-            condition: Condition::Version(self.user_version),
-        }
+        Write::replace(keys::tenant_pk(tenant), keys::user_sk(&user.user_id), self.user_version, &user)
     }
 
     pub fn put_credential(&self, tenant: &TenantId, hash: String) -> Write {
@@ -397,15 +381,7 @@ impl UserService {
             let Ok(mut team) = serde_json::from_value::<Team>(item.data.clone()) else { continue };
             if team.members.iter().any(|m| m == user_id) {
                 team.members.retain(|m| m != user_id);
-                writes.push(Write::Put {
-                    item: Item::new(
-                        item.pk,
-                        item.sk,
-                        item.version + 1,
-                        serde_json::to_value(&team).expect("serializes"),
-                    ),
-                    condition: Condition::Version(item.version),
-                });
+                writes.push(Write::replace(item.pk, item.sk, item.version, &team));
             }
         }
         writes.push(audit::record(
@@ -464,15 +440,7 @@ impl UserService {
             builtin: false,
         };
         let writes = vec![
-            Write::Put {
-                item: Item::new(
-                    tenant_pk(tenant),
-                    keys::role_sk(&role.name),
-                    1,
-                    serde_json::to_value(&role).expect("serializes"),
-                ),
-                condition: Condition::Absent,
-            },
+            Write::create(tenant_pk(tenant), keys::role_sk(&role.name), &role),
             audit::record(actor, Some(tenant), Change::new("role.create", format!("role:{}", role.name)).after(&role)),
         ];
         match self.store.transact(writes).await {
@@ -550,15 +518,7 @@ impl UserService {
             updated_at: now,
         };
         let writes = vec![
-            Write::Put {
-                item: Item::new(
-                    tenant_pk(tenant),
-                    keys::team_sk(&team.team_id),
-                    1,
-                    serde_json::to_value(&team).expect("serializes"),
-                ),
-                condition: Condition::Absent,
-            },
+            Write::create(tenant_pk(tenant), keys::team_sk(&team.team_id), &team),
             audit::record(
                 actor,
                 Some(tenant),
@@ -600,15 +560,7 @@ impl UserService {
             team.updated_at = now_rfc3339();
             let action = if add { "team.member.add" } else { "team.member.remove" };
             let writes = vec![
-                Write::Put {
-                    item: Item::new(
-                        tenant_pk(tenant),
-                        keys::team_sk(team_id),
-                        version + 1,
-                        serde_json::to_value(&team).expect("serializes"),
-                    ),
-                    condition: Condition::Version(version),
-                },
+                Write::replace(tenant_pk(tenant), keys::team_sk(team_id), version, &team),
                 audit::record(
                     actor,
                     Some(tenant),

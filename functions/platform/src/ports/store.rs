@@ -54,6 +54,20 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// Puts `value` (as JSON) at a key that must be free, as version 1.
+    pub fn create(pk: impl Into<String>, sk: impl Into<String>, value: &impl serde::Serialize) -> Write {
+        let data = serde_json::to_value(value).expect("domain values serialize");
+        Write::Put { item: Item::new(pk, sk, 1, data), condition: Condition::Absent }
+    }
+
+    /// Replaces the item that is at `version` with `value` (as JSON), as `version + 1`.
+    pub fn replace(pk: impl Into<String>, sk: impl Into<String>, version: u64, value: &impl serde::Serialize) -> Write {
+        let data = serde_json::to_value(value).expect("domain values serialize");
+        Write::Put { item: Item::new(pk, sk, version + 1, data), condition: Condition::Version(version) }
+    }
+}
+
 /// One page of a query, in sort-key order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
