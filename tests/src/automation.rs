@@ -215,6 +215,8 @@ pub async fn actions(ctx: &Ctx, tenant: &str, webhook_base: &str) {
         {"type": "webhook", "parameters": {"url": format!("{webhook_base}/hooks/ok"), "secret": "hook-secret", "headers": {"x-tenant": "{{opportunity_name}}"}, "body": {"deal": "{{opportunity_name}}", "value": "{{value}}"}}}
     ]))).await;
     assert_eq!(won.status, 201, "{}", won.body);
+    assert_eq!(won.body["actions"][1]["parameters"]["secret"], "********", "secrets are never read back");
+    assert_eq!(won.body["actions"][1]["parameters"]["headers"]["x-tenant"], "********");
     let opportunity = api
         .post(
             "/api/v1/systems/sales/records/opportunities",
@@ -243,6 +245,11 @@ pub async fn actions(ctx: &Ctx, tenant: &str, webhook_base: &str) {
         })
         .await;
     assert_eq!(items(&runs)[0]["actions"][1]["result"]["status"], 200);
+    assert_eq!(
+        items(&runs)[0]["rule"]["actions"][1]["parameters"]["secret"],
+        "********",
+        "runs do not leak secrets either"
+    );
 
     // A failing webhook is retried with backoff, recorded as failed, and can be replayed.
     let failing = api

@@ -363,6 +363,16 @@ pub async fn api_keys(ctx: &Ctx, tenant: &str) {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(short.get(&config).await.status, 401, "an expired key stops working");
 
+    // A key acts for its creator as they are now: disabling the creator stops it.
+    let second = member.post("/api/v1/users/api-keys", json!({"name": "ci-2", "scopes": ["config.read"]})).await;
+    let second_key = ctx.api.bearer(second.body["secret"].as_str().unwrap());
+    assert_eq!(second_key.get(&config).await.status, 200);
+    let member_id = jwt_claims(member.token.as_deref().unwrap())["sub"].as_str().unwrap().to_string();
+    assert_eq!(owner.put(&format!("/api/v1/users/{member_id}"), json!({"status": "disabled"})).await.status, 200);
+    assert_eq!(second_key.get(&config).await.status, 401, "a disabled user's keys stop working");
+    assert_eq!(owner.put(&format!("/api/v1/users/{member_id}"), json!({"status": "active"})).await.status, 200);
+    let member = ctx.sign_in(tenant, &format!("m@{tenant}.example.com"), "member password 123").await;
+
     assert_eq!(owner.delete("/api/v1/users/api-keys/01NOSUCHKEY").await.status, 404);
     assert_eq!(member.delete(&format!("/api/v1/users/api-keys/{key_id}")).await.status, 204);
     assert_eq!(with_key.get(&config).await.status, 401, "revoked keys stop working");

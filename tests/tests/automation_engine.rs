@@ -142,3 +142,30 @@ async fn guarantees_hold_on_dynamodb() {
     let moto = Moto::start();
     guarantees(moto.new_table("engine").await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_pipeline_settles_once_the_feed_is_consumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let store: Arc<dyn Store> = embedded.clone();
+    let s = services(store.clone(), dir.path()).await;
+    let pipeline = platform::pipeline::LocalPipeline {
+        store: store.clone(),
+        feed: embedded.clone(),
+        publisher: s.engine.publisher.clone(),
+        queue: local_queue(store.clone()),
+        executor: s.engine.executor.clone(),
+    };
+    let mut consumed = 0;
+    loop {
+        let n = pipeline.publish_once().await.unwrap();
+        if n == 0 {
+            break;
+        }
+        consumed += n;
+    }
+    assert!(consumed > 0, "seeding the catalog wrote changes");
+    assert_eq!(pipeline.publish_once().await.unwrap(), 0, "committing the checkpoint adds no change of its own");
+    use platform::ports::feed::ChangeFeed;
+    assert!(embedded.read(0, 10).await.unwrap().is_empty(), "consumed changes are dropped");
+}

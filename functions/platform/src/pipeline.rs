@@ -6,13 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::adapters::local_queue::StoreQueue;
 use crate::app::engine::{Executor, Publisher};
-use crate::app::keys;
 use crate::ports::feed::ChangeFeed;
-use crate::ports::store::{Condition, Item, Store};
+use crate::ports::store::Store;
 
 #[derive(Clone)]
 pub struct LocalPipeline {
@@ -24,22 +21,14 @@ pub struct LocalPipeline {
 }
 
 impl LocalPipeline {
-    async fn cursor(&self) -> anyhow::Result<(u64, Option<u64>)> {
-        let item = self.store.get(keys::FEED_CURSOR_PK, keys::FEED_CURSOR_SK).await?;
-        Ok(item.map_or((0, None), |i| (i.data["seq"].as_u64().unwrap_or(0), Some(i.version))))
-    }
-
     /// Publishes the events of the next changes; returns how many changes it consumed.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
-        let (after, version) = self.cursor().await?;
+        let after = self.feed.checkpoint().await?;
         let changes = self.feed.read(after, 100).await?;
         let Some(last) = changes.last().map(|c| c.seq) else { return Ok(0) };
-        // Evaluation queues the actions durably before the cursor moves past their change.
+        // Evaluation queues the actions durably before the checkpoint moves past their change.
         self.publisher.publish(&changes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cursor =
-            Item::new(keys::FEED_CURSOR_PK, keys::FEED_CURSOR_SK, version.unwrap_or(0) + 1, json!({"seq": last}));
-        self.store.put(cursor, version.map_or(Condition::Absent, Condition::Version)).await?;
-        self.feed.trim(last).await?;
+        self.feed.commit(last).await?;
         Ok(changes.len())
     }
 

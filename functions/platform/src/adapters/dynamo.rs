@@ -268,7 +268,8 @@ impl Store for DynamoStore {
                 if (0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
                     return Err(StoreError::Conflict);
                 }
-                return Err(StoreError::ConditionFailed { index: 0 });
+                let codes: Vec<&str> = (0..reasons.len()).map(code).filter(|c| *c != "None").collect();
+                return Err(StoreError::Unavailable(format!("transaction cancelled: {}", codes.join(", "))));
             }
             if service.is_transaction_in_progress_exception() {
                 return Err(StoreError::Conflict);

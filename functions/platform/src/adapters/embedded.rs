@@ -18,6 +18,9 @@ use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
 /// Sequence -> JSON of [`FeedEntry`]: the change feed, written in the same transaction.
 const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+/// The feed consumer's checkpoint (and so the lowest sequence a new entry may take).
+const FEED_META: TableDefinition<&str, u64> = TableDefinition::new("feed_meta");
+const CHECKPOINT: &str = "checkpoint";
 
 #[derive(Serialize, Deserialize)]
 struct FeedEntry {
@@ -70,6 +73,7 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.open_table(FEED).map_err(unavailable)?;
+        txn.open_table(FEED_META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -194,7 +198,9 @@ impl Store for EmbeddedStore {
             {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
                 let mut feed = txn.open_table(FEED).map_err(unavailable)?;
-                let mut seq = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value());
+                let meta = txn.open_table(FEED_META).map_err(unavailable)?;
+                let consumed = meta.get(CHECKPOINT).map_err(unavailable)?.map_or(0, |v| v.value());
+                let mut seq = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()).max(consumed);
                 for (index, write) in writes.iter().enumerate() {
                     let (pk, sk, condition) = match write {
                         Write::Put { item, condition } => (&item.pk, &item.sk, *condition),
@@ -257,15 +263,24 @@ impl ChangeFeed for EmbeddedStore {
         .await
     }
 
-    async fn trim(&self, upto: u64) -> Result<(), StoreError> {
+    async fn checkpoint(&self) -> Result<u64, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let meta = txn.open_table(FEED_META).map_err(unavailable)?;
+            Ok(meta.get(CHECKPOINT).map_err(unavailable)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
+    async fn commit(&self, upto: u64) -> Result<(), StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
+                let mut meta = txn.open_table(FEED_META).map_err(unavailable)?;
+                let current = meta.get(CHECKPOINT).map_err(unavailable)?.map_or(0, |v| v.value());
+                meta.insert(CHECKPOINT, upto.max(current)).map_err(unavailable)?;
                 let mut feed = txn.open_table(FEED).map_err(unavailable)?;
-                // Keep the newest entry so the sequence never restarts.
-                let last = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value());
-                let bound = if upto >= last { last } else { upto + 1 };
-                feed.retain_in(..bound, |_, _| false).map_err(unavailable)?;
+                feed.retain_in(..=upto, |_, _| false).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
         })

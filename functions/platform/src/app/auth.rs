@@ -238,31 +238,8 @@ impl AuthService {
         };
         let actor =
             Actor { id: format!("email:{email}"), email: Some(email.clone()), request_id: request_id.to_string() };
-        let condition = throttle_version.map_or(Condition::Absent, Condition::Version);
         let Some(record) = record.filter(|_| verified) else {
-            let failures = throttle.failures + 1;
-            let locked_until = if lock_seconds(failures) > 0 { now + lock_seconds(failures) } else { 0 };
-            let next = LoginThrottle { failures, locked_until };
-            let writes = vec![
-                Write::Put {
-                    item: Item::new(
-                        pk.clone(),
-                        throttle_sk,
-                        throttle_version.unwrap_or(0) + 1,
-                        serde_json::to_value(&next).expect("serializes"),
-                    ),
-                    condition,
-                },
-                audit::record_outcome(
-                    &actor,
-                    Some(tenant),
-                    Change::new("auth.login", format!("email:{email}")),
-                    "failed",
-                ),
-            ];
-            if let Err(e) = self.store.transact(writes).await {
-                tracing::warn!(error = %e, "could not record a failed sign-in");
-            }
+            self.count_failure(tenant, &throttle_sk, throttle_version, throttle, &actor, &email).await;
             return Err(bad_credentials());
         };
         let mut writes = Vec::new();
@@ -283,6 +260,57 @@ impl AuthService {
             other => other.into(),
         })?;
         Ok(pair)
+    }
+
+    /// Counts a failed sign-in for an email; concurrent failures are each counted (the
+    /// increment is retried on a conflicting write), so guessing in parallel gains nothing.
+    async fn count_failure(
+        &self,
+        tenant: &TenantId,
+        throttle_sk: &str,
+        mut version: Option<u64>,
+        mut throttle: LoginThrottle,
+        actor: &Actor,
+        email: &str,
+    ) {
+        let pk = keys::tenant_pk(tenant);
+        for _attempt in 0..10 {
+            let now = unix_now();
+            let failures = throttle.failures + 1;
+            let locked_until = if lock_seconds(failures) > 0 { now + lock_seconds(failures) } else { 0 };
+            let next = LoginThrottle { failures, locked_until: locked_until.max(throttle.locked_until) };
+            let condition = version.map_or(Condition::Absent, Condition::Version);
+            let writes = vec![
+                Write::Put {
+                    item: Item::new(
+                        pk.clone(),
+                        throttle_sk,
+                        version.unwrap_or(0) + 1,
+                        serde_json::to_value(&next).expect("serializes"),
+                    ),
+                    condition,
+                },
+                audit::record_outcome(
+                    actor,
+                    Some(tenant),
+                    Change::new("auth.login", format!("email:{email}")),
+                    "failed",
+                ),
+            ];
+            match self.store.transact(writes).await {
+                Ok(()) => return,
+                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
+                    match self.store.get(&pk, throttle_sk).await {
+                        Ok(item) => {
+                            version = item.as_ref().map(|i| i.version);
+                            throttle = item.and_then(|i| serde_json::from_value(i.data).ok()).unwrap_or_default();
+                        }
+                        Err(e) => return tracing::warn!(error = %e, "could not record a failed sign-in"),
+                    }
+                }
+                Err(e) => return tracing::warn!(error = %e, "could not record a failed sign-in"),
+            }
+        }
     }
 
     async fn open_session(
@@ -451,21 +479,31 @@ impl AuthService {
         Ok(sessions)
     }
 
-    /// Revokes every session of a user (after a password reset, or when disabling them).
-    pub async fn revoke_all_sessions(&self, tenant: &TenantId, user_id: &str, reason: &str) -> AppResult<Vec<Write>> {
+    /// Revokes every live session of a user (after a password reset, or when disabling
+    /// them), in transactions of at most 50, however many sessions they opened.
+    pub async fn revoke_all_sessions(&self, tenant: &TenantId, user_id: &str, reason: &str) -> AppResult<()> {
         let items = self.store.query_all(&keys::tenant_pk(tenant), &keys::sessions_prefix(user_id)).await?;
+        let now = now_rfc3339();
         let mut writes = Vec::new();
         for item in items {
             let Ok(mut session) = serde_json::from_value::<Session>(item.data.clone()) else { continue };
-            if session.revoked_at.is_some() {
+            if session.revoked_at.is_some() || session.expires_at <= now {
                 continue;
             }
             self.authn.forget_session(&session.session_id);
-            session.revoked_at = Some(now_rfc3339());
+            session.revoked_at = Some(now.clone());
             session.revoked_reason = Some(reason.to_string());
             writes.push(Write::replace(item.pk, item.sk, item.version, &session));
         }
-        Ok(writes)
+        for chunk in writes.chunks(50) {
+            match self.store.transact(chunk.to_vec()).await {
+                // A session refreshed meanwhile: revoke what is left on the next call; the
+                // access token still dies here, and the caller's change goes on.
+                Ok(()) | Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn issue_one_time_token(
@@ -533,7 +571,7 @@ impl AuthService {
             .ok_or_else(|| AppError::Invalid(Invalid::one("token", "is not valid or has expired")))?;
         check_password(new_password, &record.user.email, "new_password")?;
         writes.push(record.put_credential(&tenant, hash_password(new_password)));
-        writes.extend(self.revoke_all_sessions(&tenant, &user_id, "password reset").await?);
+        self.revoke_all_sessions(&tenant, &user_id, "password reset").await?;
         let actor = Actor {
             id: format!("user:{user_id}"),
             email: Some(record.user.email.clone()),

@@ -220,7 +220,7 @@ impl AutomationService {
             actor,
             tenant,
             vec![put],
-            Change::new("automation.rule.create", format!("rule:{}", rule.id)).after(&rule),
+            Change::new("automation.rule.create", format!("rule:{}", rule.id)).after(rule.clone().redacted()),
         )
         .await?;
         Ok(rule)
@@ -245,7 +245,9 @@ impl AutomationService {
             actor,
             tenant,
             vec![put],
-            Change::new("automation.rule.update", format!("rule:{id}")).before(&before).after(&rule),
+            Change::new("automation.rule.update", format!("rule:{id}"))
+                .before(before.clone().redacted())
+                .after(rule.clone().redacted()),
         )
         .await?;
         Ok(rule)
@@ -273,7 +275,7 @@ impl AutomationService {
             actor,
             tenant,
             vec![delete],
-            Change::new("automation.rule.delete", format!("rule:{id}")).before(&before),
+            Change::new("automation.rule.delete", format!("rule:{id}")).before(before.clone().redacted()),
         )
         .await
     }

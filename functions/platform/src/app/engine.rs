@@ -29,6 +29,9 @@ use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 pub const MAX_CAUSATION_DEPTH: u32 = 5;
 /// Attempts before an action is dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// How long a delivery's claim on a webhook call holds off other deliveries (longer than
+/// the call's timeout).
+const WEBHOOK_CLAIM_SECONDS: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConditionResult {
@@ -50,6 +53,9 @@ pub struct ActionOutcome {
     pub error: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
+    /// When a delivery claimed it (webhooks): another delivery waits until the claim is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<u64>,
 }
 
 /// One run of one rule for one event.
@@ -328,6 +334,7 @@ impl Evaluator {
                     attempts: 0,
                     error: None,
                     result: None,
+                    claimed_at: None,
                 })
                 .collect();
             let execution = Execution {
@@ -422,11 +429,16 @@ impl Executor {
             if matches!(outcome.status.as_str(), "succeeded" | "dead" | "skipped") {
                 return Ok(()); // Done before: a duplicate delivery.
             }
+            let now = crate::app::credentials::unix_now();
+            if outcome.status == "running" && outcome.claimed_at.is_some_and(|at| now < at + WEBHOOK_CLAIM_SECONDS) {
+                return Err(ActionFailed("another delivery is calling this webhook".to_string()));
+            }
             let attempts = outcome.attempts + 1;
             let result = if message.action.kind == "webhook" {
                 // An outside effect cannot share our transaction: claim, call, record.
                 execution.actions[message.action_index].status = "running".to_string();
                 execution.actions[message.action_index].attempts = attempts;
+                execution.actions[message.action_index].claimed_at = Some(now);
                 match self.store.transact(vec![Self::execution_write(&tenant, &execution, version)]).await {
                     Ok(()) => {}
                     Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,

@@ -146,9 +146,6 @@ pub fn task_sk(task_id: &str) -> String {
     format!("{TASK_PREFIX}{task_id}")
 }
 
-/// The local pipeline's position in the embedded change feed.
-pub const FEED_CURSOR_PK: &str = "LOCAL#PIPELINE";
-pub const FEED_CURSOR_SK: &str = "FEEDCURSOR";
 /// The local durable action queue and its dead letters.
 pub const QUEUE_PK: &str = "LOCAL#QUEUE";
 pub const DEAD_LETTER_PK: &str = "LOCAL#DEADLETTERS";

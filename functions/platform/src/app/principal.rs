@@ -124,6 +124,14 @@ impl Authenticator {
             .retain(|_, c| !matches!(&c.principal.subject, Subject::ApiKey { key_id: k, .. } if k == key_id));
     }
 
+    /// Drops every cached API key of a user (their status or roles changed).
+    pub fn forget_user_keys(&self, user_id: &str) {
+        self.keys
+            .lock()
+            .expect("lock")
+            .retain(|_, c| !matches!(&c.principal.subject, Subject::ApiKey { user_id: u, .. } if u == user_id));
+    }
+
     /// `None`: the credential is not valid (the caller gets a generic 401).
     pub async fn authenticate(&self, bearer: &str) -> AppResult<Option<Principal>> {
         if let Some(expected) = &self.platform_admin_token {
@@ -177,9 +185,21 @@ impl Authenticator {
         if !same_digest(&hash, &digest) || key.revoked_at.is_some() || expired {
             return Ok(None);
         }
+        // The key acts for its creator as they are now: not at all once disabled, and never
+        // beyond their current roles.
+        let Some(user_item) = self.store.get(&keys::tenant_pk(&tenant), &keys::user_sk(&key.user_id)).await? else {
+            return Ok(None);
+        };
+        let Ok(user) = serde_json::from_value::<crate::domain::identity::User>(user_item.data) else { return Ok(None) };
+        if user.status != crate::domain::identity::UserStatus::Active {
+            return Ok(None);
+        }
+        let allowed = super::users::permissions_of(self.store.as_ref(), &tenant, &user.roles).await?;
+        key.scopes.retain(|scope| allowed.contains(scope));
         // Record use (at most once per cache period per process).
-        key.last_used_at = Some(now_rfc3339());
-        let mut data = serde_json::to_value(&key).expect("keys serialize");
+        let mut stored: ApiKey = serde_json::from_value(item.data.clone()).unwrap_or_else(|_| key.clone());
+        stored.last_used_at = Some(now_rfc3339());
+        let mut data = serde_json::to_value(&stored).expect("keys serialize");
         data["hash"] = serde_json::Value::String(hash);
         let touched = Item::new(keys::tenant_pk(&tenant), keys::api_key_sk(key_id), version + 1, data);
         if let Err(e) = self.store.put(touched, Condition::Version(version)).await {

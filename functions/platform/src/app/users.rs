@@ -305,6 +305,11 @@ impl UserService {
             return Err(Invalid(issues).into());
         }
         let before = record.user.clone();
+        let target_is_owner = before.roles.iter().any(|r| r == "owner");
+        let caller_is_owner = principal.roles.iter().any(|r| r == "owner");
+        if target_is_owner && !caller_is_owner && update.status.is_some_and(|s| s != before.status) {
+            return Err(AppError::Forbidden("only an owner can disable or enable an owner".to_string()));
+        }
         let mut user = record.user.clone();
         if let Some(roles) = update.roles {
             self.check_roles(principal, tenant, &roles).await?;
@@ -333,7 +338,8 @@ impl UserService {
         user.updated_at = now_rfc3339();
         let mut writes = vec![record.put_user(tenant, &user)];
         if user.status == UserStatus::Disabled || user.roles != before.roles {
-            writes.extend(self.auth.revoke_all_sessions(tenant, user_id, "account changed by an administrator").await?);
+            self.auth.revoke_all_sessions(tenant, user_id, "account changed by an administrator").await?;
+            self.authn.forget_user_keys(user_id);
         }
         writes.push(audit::record(
             actor,
@@ -350,6 +356,9 @@ impl UserService {
         if principal.user_id() == Some(user_id) {
             return Err(AppError::conflict("you cannot delete your own account"));
         }
+        if record.user.roles.iter().any(|r| r == "owner") && !principal.roles.iter().any(|r| r == "owner") {
+            return Err(AppError::Forbidden("only an owner can delete an owner".to_string()));
+        }
         let mut users = self.all_users(tenant).await?;
         users.retain(|u| u.user_id != user_id);
         if record.user.roles.iter().any(|r| r == "owner") && Self::owners(&users) == 0 {
@@ -365,7 +374,7 @@ impl UserService {
             Write::Delete { pk: pk.clone(), sk: keys::credential_sk(user_id), condition: Condition::None },
             Write::Delete { pk: pk.clone(), sk: keys::user_email_sk(&record.user.email), condition: Condition::None },
         ];
-        writes.extend(self.auth.revoke_all_sessions(tenant, user_id, "account deleted").await?);
+        self.auth.revoke_all_sessions(tenant, user_id, "account deleted").await?;
         for item in self.store.query_all(&pk, keys::API_KEY_PREFIX).await? {
             if item.data["user_id"] == user_id && item.data["revoked_at"].is_null() {
                 let mut data = item.data.clone();
@@ -613,9 +622,14 @@ impl UserService {
             }
             None => principal.permissions.clone(),
         };
+        let mut expires_at = None;
         if let Some(expiry) = &new.expires_at {
             match time::OffsetDateTime::parse(expiry, &time::format_description::well_known::Rfc3339) {
-                Ok(at) if at > time::OffsetDateTime::now_utc() => {}
+                Ok(at) if at > time::OffsetDateTime::now_utc() => {
+                    // Kept in UTC so that it compares with now as text.
+                    let utc = at.to_offset(time::UtcOffset::UTC);
+                    expires_at = utc.format(&time::format_description::well_known::Rfc3339).ok();
+                }
                 Ok(_) => issues.push(FieldIssue::new("expires_at", "must be in the future")),
                 Err(_) => issues.push(FieldIssue::new("expires_at", "must be an RFC 3339 time")),
             }
@@ -632,7 +646,7 @@ impl UserService {
             user_id: user_id.clone(),
             scopes: scopes.into_iter().collect(),
             created_at: now_rfc3339(),
-            expires_at: new.expires_at,
+            expires_at,
             last_used_at: None,
             revoked_at: None,
         };

@@ -226,6 +226,23 @@ fn check_conditions(conditions: &[Condition], trigger: &TriggerFields, at: &str,
     }
 }
 
+impl Rule {
+    /// The rule as readers see it: webhook secrets and header values are masked.
+    pub fn redacted(mut self) -> Rule {
+        for action in &mut self.actions {
+            if action.parameters.contains_key("secret") {
+                action.parameters.insert("secret".to_string(), Value::String("********".to_string()));
+            }
+            if let Some(Value::Object(headers)) = action.parameters.get_mut("headers") {
+                for value in headers.values_mut() {
+                    *value = Value::String("********".to_string());
+                }
+            }
+        }
+        self
+    }
+}
+
 /// Fills `{{field}}` placeholders from the event data (missing fields become empty).
 pub fn render(template: &str, data: &Map<String, Value>) -> String {
     let mut out = String::with_capacity(template.len());

@@ -36,6 +36,15 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(update_task))
 }
 
+/// Executions as readers see them: the rule snapshot without secrets.
+fn redacted(execution: Execution) -> Execution {
+    Execution { rule: execution.rule.redacted(), ..execution }
+}
+
+fn redacted_list(listed: Listed<Execution>) -> Listed<Execution> {
+    Listed { items: listed.items.into_iter().map(redacted).collect(), next_cursor: listed.next_cursor }
+}
+
 fn flag(params: &Params, name: &str) -> AppResult<Option<bool>> {
     match params.0.get(name).map(String::as_str) {
         None => Ok(None),
@@ -72,7 +81,8 @@ async fn list_rules(
         trigger_id: params.0.get("trigger_id").cloned(),
         is_active: flag(&params, "is_active")?,
     };
-    Ok(Json(state.services.automation.list_rules(auth.tenant()?, &filter, &params.page()?).await?))
+    let listed = state.services.automation.list_rules(auth.tenant()?, &filter, &params.page()?).await?;
+    Ok(Json(Listed { items: listed.items.into_iter().map(Rule::redacted).collect(), next_cursor: listed.next_cursor }))
 }
 
 /// Create a rule.
@@ -84,7 +94,7 @@ async fn create_rule(
     JsonBody(input): JsonBody<RuleInput>,
 ) -> AppResult<impl IntoResponse> {
     let rule = state.services.automation.create_rule(&auth.actor(), auth.tenant()?, input).await?;
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, Json(rule.redacted())))
 }
 
 /// Get a rule.
@@ -95,7 +105,7 @@ async fn get_rule(
     auth: Authorized<need::AutomationRead>,
     Path(rule_id): Path<String>,
 ) -> AppResult<Json<Rule>> {
-    Ok(Json(state.services.automation.get_rule(auth.tenant()?, &rule_id).await?))
+    Ok(Json(state.services.automation.get_rule(auth.tenant()?, &rule_id).await?.redacted()))
 }
 
 /// Replace a rule.
@@ -107,7 +117,7 @@ async fn update_rule(
     Path(rule_id): Path<String>,
     JsonBody(input): JsonBody<RuleInput>,
 ) -> AppResult<Json<Rule>> {
-    Ok(Json(state.services.automation.update_rule(&auth.actor(), auth.tenant()?, &rule_id, input).await?))
+    Ok(Json(state.services.automation.update_rule(&auth.actor(), auth.tenant()?, &rule_id, input).await?.redacted()))
 }
 
 /// Delete a rule.
@@ -133,7 +143,7 @@ async fn toggle_rule(
 ) -> AppResult<Json<Rule>> {
     let active = flag(&params, "is_active")?
         .ok_or_else(|| AppError::BadRequest(Invalid::one("is_active", "is required: true or false")))?;
-    Ok(Json(state.services.automation.toggle_rule(&auth.actor(), auth.tenant()?, &rule_id, active).await?))
+    Ok(Json(state.services.automation.toggle_rule(&auth.actor(), auth.tenant()?, &rule_id, active).await?.redacted()))
 }
 
 /// Try a rule on a sample event without side effects.
@@ -161,7 +171,9 @@ async fn rule_executions(
     let tenant = auth.tenant()?;
     state.services.automation.get_rule(tenant, &rule_id).await?;
     let status = params.0.get("status").map(String::as_str);
-    Ok(Json(state.services.automation.executions(tenant, Some(&rule_id), status, &params.page()?).await?))
+    Ok(Json(redacted_list(
+        state.services.automation.executions(tenant, Some(&rule_id), status, &params.page()?).await?,
+    )))
 }
 
 /// Every run, newest first (`status`: pending, succeeded, failed, stopped).
@@ -174,7 +186,7 @@ async fn list_executions(
     params: Params,
 ) -> AppResult<Json<Listed<Execution>>> {
     let status = params.0.get("status").map(String::as_str);
-    Ok(Json(state.services.automation.executions(auth.tenant()?, None, status, &params.page()?).await?))
+    Ok(Json(redacted_list(state.services.automation.executions(auth.tenant()?, None, status, &params.page()?).await?)))
 }
 
 /// One run: the event, which conditions held, each action's outcome and attempts.
@@ -185,7 +197,7 @@ async fn get_execution(
     auth: Authorized<need::AutomationRead>,
     Path(execution_id): Path<String>,
 ) -> AppResult<Json<Execution>> {
-    Ok(Json(state.services.automation.execution(auth.tenant()?, &execution_id).await?.0))
+    Ok(Json(redacted(state.services.automation.execution(auth.tenant()?, &execution_id).await?.0)))
 }
 
 /// Replay the failed actions of a run.
@@ -197,7 +209,7 @@ async fn retry_execution(
     Path(execution_id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
     let execution = state.services.automation.retry(&auth.actor(), auth.tenant()?, &execution_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(execution)))
+    Ok((StatusCode::ACCEPTED, Json(redacted(execution))))
 }
 
 /// Publish an event from outside; it takes the same path as events derived from records.

@@ -19,6 +19,10 @@ pub trait ChangeFeed: Send + Sync {
     /// Changes after position `after`, oldest first.
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<StoreChange>, StoreError>;
 
-    /// Drops the changes up to and including `upto` (consumed for good).
-    async fn trim(&self, upto: u64) -> Result<(), StoreError>;
+    /// The position the consumer has processed up to (0 at first).
+    async fn checkpoint(&self) -> Result<u64, StoreError>;
+
+    /// Records that everything up to and including `upto` is processed and drops it.
+    /// Kept beside the feed, not in the items, so committing adds no change of its own.
+    async fn commit(&self, upto: u64) -> Result<(), StoreError>;
 }
