@@ -393,19 +393,7 @@ impl AuthService {
         }
         if !same_digest(&presented, &session.refresh_hash) {
             if session.used_hashes.iter().any(|used| same_digest(used, &presented)) {
-                session.revoked_at = Some(now_rfc3339());
-                session.revoked_reason = Some("refresh token reuse".to_string());
-                let writes = vec![
-                    Write::replace(pk, sk, version, &session),
-                    audit::record(
-                        &actor,
-                        Some(&tenant),
-                        Change::new("auth.session.revoke", format!("session:{session_id}"))
-                            .after(json!({"reason": "refresh token reuse"})),
-                    ),
-                ];
-                self.store.transact(writes).await?;
-                self.authn.forget_session(session_id);
+                self.revoke_session_item(&tenant, user_id, session_id, "refresh token reuse", &actor).await?;
             }
             return Err(invalid());
         }
@@ -424,7 +412,10 @@ impl AuthService {
         match self.store.put(put, Condition::Version(version)).await {
             Ok(()) => Ok(pair),
             // Another refresh with the same token won the race: this one is a reuse.
-            Err(StoreError::ConditionFailed { .. }) => Err(invalid()),
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.revoke_session_item(&tenant, user_id, session_id, "refresh token reuse", &actor).await?;
+                Err(invalid())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -441,26 +432,46 @@ impl AuthService {
             return Err(AppError::Forbidden("sessions belong to signed-in users".to_string()));
         };
         let session_id = session_id.unwrap_or(current);
+        if self.store.get(&keys::tenant_pk(tenant), &keys::session_sk(user_id, session_id)).await?.is_none() {
+            return Err(AppError::NotFound("no such session".to_string()));
+        }
+        self.revoke_session_item(tenant, user_id, session_id, "revoked by the user", &principal.actor(request_id)).await
+    }
+
+    /// Marks a session revoked (with its audit entry), retrying when a concurrent
+    /// refresh changed it meanwhile, so a revocation is never lost to a race.
+    async fn revoke_session_item(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        session_id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> AppResult<()> {
         let pk = keys::tenant_pk(tenant);
         let sk = keys::session_sk(user_id, session_id);
-        let item = self.store.get(&pk, &sk).await?.ok_or_else(|| AppError::NotFound("no such session".to_string()))?;
-        let version = item.version;
-        let mut session: Session = serde_json::from_value(item.data).map_err(unavailable)?;
-        if session.revoked_at.is_none() {
-            session.revoked_at = Some(now_rfc3339());
-            session.revoked_reason = Some("revoked by the user".to_string());
-            let writes = vec![
-                Write::replace(pk, sk, version, &session),
-                audit::record(
-                    &principal.actor(request_id),
-                    Some(tenant),
-                    Change::new("auth.session.revoke", format!("session:{session_id}")),
-                ),
-            ];
-            self.store.transact(writes).await?;
-        }
         self.authn.forget_session(session_id);
-        Ok(())
+        for _attempt in 0..10 {
+            let Some(item) = self.store.get(&pk, &sk).await? else { return Ok(()) };
+            let mut session: Session = serde_json::from_value(item.data).map_err(unavailable)?;
+            if session.revoked_at.is_some() {
+                return Ok(());
+            }
+            session.revoked_at = Some(now_rfc3339());
+            session.revoked_reason = Some(reason.to_string());
+            let change =
+                Change::new("auth.session.revoke", format!("session:{session_id}")).after(json!({"reason": reason}));
+            let writes = vec![
+                Write::replace(pk.clone(), sk.clone(), item.version, &session),
+                audit::record(actor, Some(tenant), change),
+            ];
+            match self.store.transact(writes).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::conflict("the session is changing concurrently; retry"))
     }
 
     /// The caller's sessions that still work, newest first.
