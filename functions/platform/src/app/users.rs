@@ -207,9 +207,23 @@ impl UserService {
         UserRecord::load(self.store.as_ref(), tenant, user_id).await?.ok_or_else(|| user_not_found(user_id))
     }
 
-    async fn all_users(&self, tenant: &TenantId) -> AppResult<Vec<User>> {
+    async fn all_users(&self, tenant: &TenantId) -> AppResult<Vec<(User, u64)>> {
         let items = self.store.query_all(&tenant_pk(tenant), keys::USER_PREFIX).await?;
-        items.into_iter().map(|i| serde_json::from_value(i.data).map_err(unavailable)).collect()
+        items.into_iter().map(|i| Ok((serde_json::from_value(i.data).map_err(unavailable)?, i.version))).collect()
+    }
+
+    /// When a change takes an owner away, the remaining owners must stay as they are until
+    /// it commits: two owners demoting each other at once cannot leave the tenant without one.
+    fn owners_unchanged(tenant: &TenantId, others: &[(User, u64)]) -> Vec<Write> {
+        others
+            .iter()
+            .filter(|(u, _)| Self::is_owner(u))
+            .map(|(u, version)| Write::Check {
+                pk: tenant_pk(tenant),
+                sk: keys::user_sk(&u.user_id),
+                condition: Condition::Version(*version),
+            })
+            .collect()
     }
 
     /// Roles must exist; only an owner may grant `owner`.
@@ -277,8 +291,8 @@ impl UserService {
         Ok(user)
     }
 
-    fn owners(users: &[User]) -> usize {
-        users.iter().filter(|u| u.status == UserStatus::Active && u.roles.iter().any(|r| r == "owner")).count()
+    fn is_owner(user: &User) -> bool {
+        user.status == UserStatus::Active && user.roles.iter().any(|r| r == "owner")
     }
 
     pub async fn update(
@@ -328,15 +342,17 @@ impl UserService {
         if let Some(v) = update.status {
             user.status = v;
         }
-        let mut users = self.all_users(tenant).await?;
-        let losing_owner = Self::owners(&users) > 0;
-        users.retain(|u| u.user_id != user.user_id);
-        users.push(user.clone());
-        if losing_owner && Self::owners(&users) == 0 {
+        let mut others = self.all_users(tenant).await?;
+        others.retain(|(u, _)| u.user_id != user.user_id);
+        let loses_an_owner = Self::is_owner(&before) && !Self::is_owner(&user);
+        if loses_an_owner && !others.iter().any(|(u, _)| Self::is_owner(u)) {
             return Err(AppError::conflict("the tenant must keep at least one active owner"));
         }
         user.updated_at = now_rfc3339();
         let mut writes = vec![record.put_user(tenant, &user)];
+        if loses_an_owner {
+            writes.extend(Self::owners_unchanged(tenant, &others));
+        }
         if user.status == UserStatus::Disabled || user.roles != before.roles {
             self.auth.revoke_all_sessions(tenant, user_id, "account changed by an administrator").await?;
             self.authn.forget_user_keys(user_id);
@@ -359,9 +375,10 @@ impl UserService {
         if record.user.roles.iter().any(|r| r == "owner") && !principal.roles.iter().any(|r| r == "owner") {
             return Err(AppError::Forbidden("only an owner can delete an owner".to_string()));
         }
-        let mut users = self.all_users(tenant).await?;
-        users.retain(|u| u.user_id != user_id);
-        if record.user.roles.iter().any(|r| r == "owner") && Self::owners(&users) == 0 {
+        let mut others = self.all_users(tenant).await?;
+        others.retain(|(u, _)| u.user_id != user_id);
+        let loses_an_owner = Self::is_owner(&record.user);
+        if loses_an_owner && !others.iter().any(|(u, _)| Self::is_owner(u)) {
             return Err(AppError::conflict("the tenant must keep at least one active owner"));
         }
         let pk = tenant_pk(tenant);
@@ -374,6 +391,9 @@ impl UserService {
             Write::Delete { pk: pk.clone(), sk: keys::credential_sk(user_id), condition: Condition::None },
             Write::Delete { pk: pk.clone(), sk: keys::user_email_sk(&record.user.email), condition: Condition::None },
         ];
+        if loses_an_owner {
+            writes.extend(Self::owners_unchanged(tenant, &others));
+        }
         self.auth.revoke_all_sessions(tenant, user_id, "account deleted").await?;
         for item in self.store.query_all(&pk, keys::API_KEY_PREFIX).await? {
             if item.data["user_id"] == user_id && item.data["revoked_at"].is_null() {
