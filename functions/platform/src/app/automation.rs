@@ -12,7 +12,7 @@ use super::catalog::CatalogService;
 use super::engine::{Execution, Manifests, Notification, Task};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{scan_filtered, Listed, PageRequest};
+use super::page::{page_of, scan_filtered, Listed, PageRequest};
 use crate::domain::events::{singular, BusinessEvent, Causation};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::{FieldIssue, Invalid};
@@ -430,25 +430,12 @@ impl AutomationService {
 
     pub async fn notifications(&self, tenant: &TenantId, page: &PageRequest) -> AppResult<Listed<Notification>> {
         let pk = keys::tenant_pk(tenant);
-        let found = self
-            .store
-            .query(Query {
-                limit: page.limit,
-                after: page.after.as_deref(),
-                descending: true,
-                ..Query::new(&pk, keys::NOTIFICATION_PREFIX)
-            })
-            .await?;
-        Listed::from_page(found, |i| serde_json::from_value(i.data).map_err(unreadable))
+        page_of(self.store.as_ref(), &pk, keys::NOTIFICATION_PREFIX, page, true).await
     }
 
     pub async fn tasks(&self, tenant: &TenantId, page: &PageRequest) -> AppResult<Listed<Task>> {
         let pk = keys::tenant_pk(tenant);
-        let found = self
-            .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), ..Query::new(&pk, keys::TASK_PREFIX) })
-            .await?;
-        Listed::from_page(found, |i| serde_json::from_value(i.data).map_err(unreadable))
+        page_of(self.store.as_ref(), &pk, keys::TASK_PREFIX, page, false).await
     }
 
     fn check_task(input: &TaskInput, creating: bool) -> Result<(), Invalid> {

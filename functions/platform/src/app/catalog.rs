@@ -9,12 +9,12 @@ use serde_json::{json, Value};
 use super::audit::{self, Actor, Change};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{Listed, PageRequest};
+use super::page::{page_of, Listed, PageRequest};
 use crate::domain::catalog::{NewSystem, NewVersion, System, SystemStatus, SystemUpdate, SystemVersion};
 use crate::domain::ids::SystemId;
 use crate::domain::install::CatalogView;
 use crate::domain::time::now_rfc3339;
-use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
 #[derive(Clone)]
 pub struct CatalogService {
@@ -38,15 +38,7 @@ impl CatalogService {
     }
 
     pub async fn list_systems(&self, page: &PageRequest) -> AppResult<Listed<System>> {
-        let found = self
-            .store
-            .query(Query {
-                limit: page.limit,
-                after: page.after.as_deref(),
-                ..Query::new(keys::CATALOG_PK, keys::SYSTEM_PREFIX)
-            })
-            .await?;
-        Listed::from_page(found, decode)
+        page_of(self.store.as_ref(), keys::CATALOG_PK, keys::SYSTEM_PREFIX, page, false).await
     }
 
     /// The system and the store version of its item (for `ETag`).
@@ -117,16 +109,7 @@ impl CatalogService {
     pub async fn list_versions(&self, id: &SystemId, page: &PageRequest) -> AppResult<Listed<SystemVersion>> {
         self.get_system(id).await?;
         let pk = keys::versions_pk(id);
-        let found = self
-            .store
-            .query(Query {
-                limit: page.limit,
-                after: page.after.as_deref(),
-                descending: true,
-                ..Query::new(&pk, keys::VERSION_PREFIX)
-            })
-            .await?;
-        Listed::from_page(found, decode)
+        page_of(self.store.as_ref(), &pk, keys::VERSION_PREFIX, page, true).await
     }
 
     pub async fn get_version(&self, id: &SystemId, version: &Version) -> AppResult<SystemVersion> {

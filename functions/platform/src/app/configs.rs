@@ -12,13 +12,13 @@ use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{Listed, PageRequest};
+use super::page::{page_of, Listed, PageRequest};
 use crate::domain::config::{ConfigCause, ConfigScope, ConfigVersion, IfMatch};
 use crate::domain::ids::TenantId;
 use crate::domain::install::Install;
 use crate::domain::manifest::Schema;
 use crate::domain::time::now_rfc3339;
-use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
 /// Largest configuration document accepted, in bytes of JSON.
 pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
@@ -123,16 +123,7 @@ impl ConfigService {
         }
         let pk = keys::tenant_pk(tenant);
         let prefix = keys::config_versions_prefix(scope);
-        let found = self
-            .store
-            .query(Query {
-                limit: page.limit,
-                after: page.after.as_deref(),
-                descending: true,
-                ..Query::new(&pk, &prefix)
-            })
-            .await?;
-        Listed::from_page(found, decode)
+        page_of(self.store.as_ref(), &pk, &prefix, page, true).await
     }
 
     pub async fn get_version(&self, tenant: &TenantId, scope: &ConfigScope, version: u64) -> AppResult<ConfigVersion> {

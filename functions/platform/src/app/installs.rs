@@ -13,7 +13,7 @@ use super::catalog::CatalogService;
 use super::configs::{next_version_writes, ConfigService};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{Listed, PageRequest};
+use super::page::{page_of, Listed, PageRequest};
 use crate::domain::catalog::{parse_version_request, SystemVersion};
 use crate::domain::config::{ConfigCause, ConfigScope};
 use crate::domain::ids::{SystemId, TenantId};
@@ -23,7 +23,7 @@ use crate::domain::install::{
 use crate::domain::invalid::Invalid;
 use crate::domain::manifest::Schema;
 use crate::domain::time::now_rfc3339;
-use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
 #[derive(Clone)]
 pub struct InstallService {
@@ -84,11 +84,7 @@ impl InstallService {
 
     pub async fn list(&self, tenant: &TenantId, page: &PageRequest) -> AppResult<Listed<Install>> {
         let pk = keys::tenant_pk(tenant);
-        let found = self
-            .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), ..Query::new(&pk, keys::INSTALL_PREFIX) })
-            .await?;
-        Listed::from_page(found, decode)
+        page_of(self.store.as_ref(), &pk, keys::INSTALL_PREFIX, page, false).await
     }
 
     pub async fn get(&self, tenant: &TenantId, system: &SystemId) -> AppResult<(Install, u64)> {
@@ -125,11 +121,7 @@ impl InstallService {
         self.catalog.get_system(system).await?;
         let pk = keys::tenant_pk(tenant);
         let prefix = keys::history_prefix(system);
-        let found = self
-            .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), ..Query::new(&pk, &prefix) })
-            .await?;
-        Listed::from_page(found, decode)
+        page_of(self.store.as_ref(), &pk, &prefix, page, false).await
     }
 
     fn history_item(tenant: &TenantId, entry: &HistoryEntry) -> Item {

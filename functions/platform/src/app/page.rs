@@ -59,6 +59,27 @@ impl<T> Listed<T> {
     }
 }
 
+/// One page of the items of a partition under a prefix, decoded into `T`.
+pub async fn page_of<T: serde::de::DeserializeOwned>(
+    store: &dyn crate::ports::store::Store,
+    pk: &str,
+    prefix: &str,
+    page: &PageRequest,
+    descending: bool,
+) -> Result<Listed<T>, super::error::AppError> {
+    let query = crate::ports::store::Query {
+        limit: page.limit,
+        after: page.after.as_deref(),
+        descending,
+        ..crate::ports::store::Query::new(pk, prefix)
+    };
+    let found = store.query(query).await?;
+    Listed::from_page(found, |item| {
+        serde_json::from_value(item.data)
+            .map_err(|_| super::error::AppError::Unavailable("stored data is unreadable".to_string()))
+    })
+}
+
 /// Most items one filtered list request examines before answering with a cursor.
 pub const MAX_SCAN: usize = 2_000;
 

@@ -11,7 +11,7 @@ use super::auth::AuthService;
 use super::credentials::{hash_password, random_secret, sha256_hex};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{Listed, PageRequest};
+use super::page::{page_of, Listed, PageRequest};
 use super::principal::{Authenticator, Principal, Subject, API_KEY_PREFIX};
 use crate::domain::access::{builtin_role, Permission, Permissions, BUILTIN_ROLES};
 use crate::domain::identity::{
@@ -20,7 +20,7 @@ use crate::domain::identity::{
 use crate::domain::ids::TenantId;
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::time::now_rfc3339;
-use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
 fn unavailable<T>(_: T) -> AppError {
     AppError::Unavailable("stored data is unreadable".to_string())
@@ -196,11 +196,7 @@ impl UserService {
 
     pub async fn list(&self, tenant: &TenantId, page: &PageRequest) -> AppResult<Listed<User>> {
         let pk = tenant_pk(tenant);
-        let found = self
-            .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), ..Query::new(&pk, keys::USER_PREFIX) })
-            .await?;
-        Listed::from_page(found, |item| serde_json::from_value(item.data).map_err(unavailable))
+        page_of(self.store.as_ref(), &pk, keys::USER_PREFIX, page, false).await
     }
 
     pub async fn get(&self, tenant: &TenantId, user_id: &str) -> AppResult<UserRecord> {
@@ -490,11 +486,7 @@ impl UserService {
 
     pub async fn teams(&self, tenant: &TenantId, page: &PageRequest) -> AppResult<Listed<Team>> {
         let pk = tenant_pk(tenant);
-        let found = self
-            .store
-            .query(Query { limit: page.limit, after: page.after.as_deref(), ..Query::new(&pk, keys::TEAM_PREFIX) })
-            .await?;
-        Listed::from_page(found, |item| serde_json::from_value(item.data).map_err(unavailable))
+        page_of(self.store.as_ref(), &pk, keys::TEAM_PREFIX, page, false).await
     }
 
     async fn team(&self, tenant: &TenantId, team_id: &str) -> AppResult<(Team, u64)> {
