@@ -12,7 +12,7 @@ use super::catalog::CatalogService;
 use super::engine::{Execution, Manifests, Notification, Task};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{page_of, scan_filtered, Listed, PageRequest};
+use super::page::{get_typed, page_of, scan_filtered, Listed, PageRequest};
 use crate::domain::events::{singular, BusinessEvent, Causation};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::{FieldIssue, Invalid};
@@ -163,13 +163,10 @@ impl AutomationService {
     }
 
     async fn rule(&self, tenant: &TenantId, id: &str) -> AppResult<(Rule, u64)> {
-        let item = self
-            .store
-            .get(&keys::tenant_pk(tenant), &keys::rule_sk(id))
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("rule '{id}' does not exist")))?;
-        let version = item.version;
-        Ok((serde_json::from_value(item.data).map_err(unreadable)?, version))
+        get_typed(self.store.as_ref(), &keys::tenant_pk(tenant), &keys::rule_sk(id), || {
+            AppError::NotFound(format!("rule '{id}' does not exist"))
+        })
+        .await
     }
 
     pub async fn get_rule(&self, tenant: &TenantId, id: &str) -> AppResult<Rule> {
@@ -342,13 +339,10 @@ impl AutomationService {
     }
 
     pub async fn execution(&self, tenant: &TenantId, id: &str) -> AppResult<(Execution, u64)> {
-        let item = self
-            .store
-            .get(&keys::tenant_pk(tenant), &keys::execution_sk(id))
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("execution '{id}' does not exist")))?;
-        let version = item.version;
-        Ok((serde_json::from_value(item.data).map_err(unreadable)?, version))
+        get_typed(self.store.as_ref(), &keys::tenant_pk(tenant), &keys::execution_sk(id), || {
+            AppError::NotFound(format!("execution '{id}' does not exist"))
+        })
+        .await
     }
 
     /// Newest first, optionally one rule's and/or one status.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::audit::{self, Actor, Change};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{page_of, Listed, PageRequest};
+use super::page::{get_typed, page_of, Listed, PageRequest};
 use crate::domain::catalog::{NewSystem, NewVersion, System, SystemStatus, SystemUpdate, SystemVersion};
 use crate::domain::ids::SystemId;
 use crate::domain::install::CatalogView;
@@ -43,13 +43,10 @@ impl CatalogService {
 
     /// The system and the store version of its item (for `ETag`).
     pub async fn get_system(&self, system: &SystemId) -> AppResult<(System, u64)> {
-        let item = self
-            .store
-            .get(keys::CATALOG_PK, &keys::system_sk(system))
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not in the catalog")))?;
-        let version = item.version;
-        Ok((decode(item)?, version))
+        get_typed(self.store.as_ref(), keys::CATALOG_PK, &keys::system_sk(system), || {
+            AppError::NotFound(format!("system '{system}' is not in the catalog"))
+        })
+        .await
     }
 
     pub async fn create_system(&self, actor: &Actor, new: NewSystem) -> AppResult<System> {

@@ -13,7 +13,7 @@ use super::catalog::CatalogService;
 use super::configs::{next_version_writes, ConfigService};
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{page_of, Listed, PageRequest};
+use super::page::{get_typed, page_of, Listed, PageRequest};
 use crate::domain::catalog::{parse_version_request, SystemVersion};
 use crate::domain::config::{ConfigCause, ConfigScope};
 use crate::domain::ids::{SystemId, TenantId};
@@ -88,13 +88,10 @@ impl InstallService {
     }
 
     pub async fn get(&self, tenant: &TenantId, system: &SystemId) -> AppResult<(Install, u64)> {
-        let item = self
-            .store
-            .get(&keys::tenant_pk(tenant), &keys::install_sk(system))
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))?;
-        let version = item.version;
-        Ok((decode(item)?, version))
+        get_typed(self.store.as_ref(), &keys::tenant_pk(tenant), &keys::install_sk(system), || {
+            AppError::NotFound(format!("system '{system}' is not installed"))
+        })
+        .await
     }
 
     async fn installed(&self, tenant: &TenantId) -> AppResult<Vec<(Install, u64)>> {

@@ -80,6 +80,19 @@ pub async fn page_of<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The item at (pk, sk) decoded into `T`, with its version; `missing` when absent.
+pub async fn get_typed<T: serde::de::DeserializeOwned>(
+    store: &dyn crate::ports::store::Store,
+    pk: &str,
+    sk: &str,
+    missing: impl FnOnce() -> super::error::AppError,
+) -> Result<(T, u64), super::error::AppError> {
+    let item = store.get(pk, sk).await?.ok_or_else(missing)?;
+    let value = serde_json::from_value(item.data)
+        .map_err(|_| super::error::AppError::Unavailable("stored data is unreadable".to_string()))?;
+    Ok((value, item.version))
+}
+
 /// Most items one filtered list request examines before answering with a cursor.
 pub const MAX_SCAN: usize = 2_000;
 

@@ -10,7 +10,7 @@ use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::page::{scan_filtered, Listed, PageRequest};
+use super::page::{get_typed, scan_filtered, Listed, PageRequest};
 use crate::domain::catalog::SystemVersion;
 use crate::domain::events::Causation;
 use crate::domain::ids::{SystemId, TenantId};
@@ -59,13 +59,10 @@ impl RecordService {
     }
 
     async fn load(&self, tenant: &TenantId, system: &SystemId, entity: &str, id: &str) -> AppResult<(Record, u64)> {
-        let item = self
-            .store
-            .get(&keys::tenant_pk(tenant), &keys::record_sk(system, entity, id))
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("{system}/{entity} record '{id}' does not exist")))?;
-        let version = item.version;
-        Ok((serde_json::from_value(item.data).map_err(unreadable)?, version))
+        get_typed(self.store.as_ref(), &keys::tenant_pk(tenant), &keys::record_sk(system, entity, id), || {
+            AppError::NotFound(format!("{system}/{entity} record '{id}' does not exist"))
+        })
+        .await
     }
 
     pub async fn get(&self, tenant: &TenantId, system: &SystemId, entity: &str, id: &str) -> AppResult<(Record, u64)> {
