@@ -160,7 +160,7 @@ pub struct LocalServer {
 impl LocalServer {
     pub fn start(data_dir: &Path) -> LocalServer {
         let port = free_port();
-        let admin_token = "local-test-admin-token".to_string();
+        let admin_token = "local-test-admin-token-0123456789abcdef".to_string();
         let child = Command::new(binary("local-server"))
             .env("PORT", port.to_string())
             .env("DATA_DIR", data_dir)

@@ -8,8 +8,8 @@ use blackbox::Moto;
 use platform::adapters::embedded::EmbeddedStore;
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::audit::Actor;
-use platform::app::auth::InitializeTenant;
 use platform::app::page::PageRequest;
+use platform::app::tenants::InitializeTenant;
 use platform::app::{keys, Secrets, Services};
 use platform::domain::ids::{SystemId, TenantId};
 use platform::domain::rules::RuleInput;
@@ -21,7 +21,7 @@ use serde_json::json;
 async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
     let secrets = Secrets {
         platform_admin_token: None,
-        jwt_secret: "engine-test-signing-key-0123456789abcdef".into(),
+        jwt_secret: Some("engine-test-signing-key-0123456789abcdef".into()),
         webhook_secret: None,
     };
     state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap().services
@@ -31,7 +31,7 @@ async fn tenant_with_rule(s: &Services, tenant: &str, actions: serde_json::Value
     let actor = Actor::system("test");
     let tenant_id = TenantId::parse(tenant).unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": tenant, "name": tenant, "admin_email": format!("o@{tenant}.example.com"), "admin_password": "owner password 1234"})).unwrap();
-    s.auth.initialize_tenant(&actor, init).await.unwrap();
+    s.tenants.initialize_tenant(&actor, init).await.unwrap();
     s.installs.install(&actor, &tenant_id, &SystemId::parse("sales").unwrap(), None).await.unwrap();
     let rule: RuleInput = serde_json::from_value(json!({
         "name": "High Value Deal Alert", "module_type": "sales", "trigger_id": "high_value_opportunity",

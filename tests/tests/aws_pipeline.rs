@@ -11,8 +11,8 @@ use blackbox::Moto;
 use platform::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::audit::Actor;
-use platform::app::auth::InitializeTenant;
 use platform::app::page::PageRequest;
+use platform::app::tenants::InitializeTenant;
 use platform::app::{keys, Secrets};
 use platform::domain::events::BusinessEvent;
 use platform::domain::ids::{SystemId, TenantId};
@@ -61,7 +61,7 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     let mail = tempfile::tempdir().unwrap();
     let secrets = Secrets {
         platform_admin_token: None,
-        jwt_secret: "pipeline-test-signing-key-0123456789abcd".into(),
+        jwt_secret: Some("pipeline-test-signing-key-0123456789abcd".into()),
         webhook_secret: None,
     };
     let s = state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::Yes)
@@ -72,7 +72,7 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     let actor = Actor::system("test");
     let tenant = TenantId::parse("acme").unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "acme", "name": "Acme", "admin_email": "o@acme.example.com", "admin_password": "owner password 1234"})).unwrap();
-    s.auth.initialize_tenant(&actor, init).await.unwrap();
+    s.tenants.initialize_tenant(&actor, init).await.unwrap();
     let sales = SystemId::parse("sales").unwrap();
     s.installs.install(&actor, &tenant, &sales, None).await.unwrap();
     let rule: RuleInput = serde_json::from_value(json!({

@@ -11,10 +11,10 @@ use platform::runtime::{state, Delivery, Seed};
 
 async fn ctx(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
     let store = moto.new_table(table).await;
-    let token = "dynamo-admin-token";
+    let token = "dynamo-admin-token-0123456789abcdef";
     let secrets = Secrets {
         platform_admin_token: Some(token.to_string()),
-        jwt_secret: "a-test-signing-key-of-at-least-32-bytes".to_string(),
+        jwt_secret: Some("a-test-signing-key-of-at-least-32-bytes".to_string()),
         webhook_secret: None,
     };
     let app_state =

@@ -77,6 +77,9 @@ fn webhook_secret_from_env() -> Option<String> {
     std::env::var("WEBHOOK_SIGNING_SECRET").ok().filter(|t| !t.is_empty())
 }
 
+/// Shortest secret (admin token, token-signing key) a process accepts.
+pub const MIN_SECRET_CHARS: usize = 32;
+
 /// EventBridge bus `EVENT_BUS_NAME` and SQS queue `ACTION_QUEUE_URL`.
 pub fn aws_delivery(aws: &aws_config::SdkConfig) -> Delivery {
     let bus_name = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
@@ -100,17 +103,34 @@ pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http
     lambda_http::run(http::finish(routes, state)).await
 }
 
+/// The secrets a Lambda function may be given (each as `<NAME>_ARN` or `<NAME>`).
+const SECRET_NAMES: [&str; 3] = ["JWT_SECRET", "PLATFORM_ADMIN_TOKEN", "WEBHOOK_SIGNING_SECRET"];
+
+/// Reads the function's secrets (only those it was given), all at once.
+async fn lambda_secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, String> {
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let [jwt, admin, webhook] = SECRET_NAMES;
+    let (jwt_secret, platform_admin_token, webhook_secret) = tokio::try_join!(
+        crate::adapters::secrets::read(&client, jwt),
+        crate::adapters::secrets::read(&client, admin),
+        crate::adapters::secrets::read(&client, webhook),
+    )?;
+    for (name, value) in [(jwt, &jwt_secret), (admin, &platform_admin_token)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() < MIN_SECRET_CHARS) {
+            return Err(format!("{name} must be at least {MIN_SECRET_CHARS} characters"));
+        }
+    }
+    Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret })
+}
+
 /// The services of a Lambda function, on DynamoDB, SES, EventBridge and SQS.
 async fn lambda_services(seed: Seed) -> Result<AppState, lambda_http::Error> {
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let jwt_secret =
-        std::env::var("JWT_SECRET").ok().filter(|s| s.len() >= 32).ok_or("JWT_SECRET must be set (32+ characters)")?;
     let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "no-reply@example.com".to_string());
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = lambda_secrets(&aws).await?;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws), from));
-    let secrets =
-        Secrets { platform_admin_token: admin_token_from_env(), jwt_secret, webhook_secret: webhook_secret_from_env() };
     let delivery = aws_delivery(&aws);
     Ok(state(store, mailer, secrets, delivery, seed).await.map_err(|e| e.to_string())?)
 }
@@ -164,6 +184,11 @@ impl LocalSettings {
             None => (generate_token(), true),
         };
         let jwt_secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
+        for (name, value) in [("PLATFORM_ADMIN_TOKEN", Some(&token)), ("JWT_SECRET", jwt_secret.as_ref())] {
+            if value.is_some_and(|v| v.chars().count() < MIN_SECRET_CHARS) {
+                anyhow::bail!("{name} must be at least {MIN_SECRET_CHARS} characters (a short one can be guessed)");
+            }
+        }
         Ok(Self { addr, data_dir, platform_admin_token: token, generated_admin_token: generated, jwt_secret })
     }
 }
@@ -173,9 +198,14 @@ fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How often the local server deletes expired items, and how many at a time.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const PURGE_BATCH: usize = 1_000;
+
 /// Runs the whole product on one machine: every router in one app, on the embedded store.
 pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     init_tracing(false);
+    crate::adapters::private_files::create_private_dir(&settings.data_dir)?;
     let embedded = Arc::new(EmbeddedStore::open(&settings.data_dir.join("platform.redb"))?);
     let store: Arc<dyn Store> = embedded.clone();
     let mailer = Arc::new(DirectoryMailer::new(settings.data_dir.join("mail")));
@@ -189,9 +219,18 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     };
     let secrets = Secrets {
         platform_admin_token: Some(settings.platform_admin_token.clone()),
-        jwt_secret,
+        jwt_secret: Some(jwt_secret),
         webhook_secret: webhook_secret_from_env(),
     };
+    let purger = embedded.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PURGE_EVERY).await;
+            if let Err(e) = purger.purge_expired(crate::domain::time::unix_now(), PURGE_BATCH).await {
+                tracing::warn!(error = %e, "purging expired items failed");
+            }
+        }
+    });
     let state = state(store.clone(), mailer, secrets, Delivery::Local, Seed::Yes).await?;
     let engine = state.services.engine.clone();
     LocalPipeline {
@@ -205,27 +244,26 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %settings.data_dir.display(), "local server ready");
-    axum::serve(listener, http::app(state)).with_graceful_shutdown(shutdown()).await?;
+    let app = http::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }
 
 /// A secret generated on first use and kept in a file only the owner can read, so
 /// sessions survive restarts.
 fn kept_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    use crate::adapters::private_files;
     if let Ok(existing) = std::fs::read_to_string(path) {
-        if existing.trim().len() >= 32 {
+        if existing.trim().len() >= MIN_SECRET_CHARS {
+            private_files::restrict_file(path)?;
             return Ok(existing.trim().to_string());
         }
     }
     let secret = generate_token() + &generate_token();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        private_files::create_private_dir(dir)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, secret.as_bytes())?;
+    private_files::write_private(path, secret.as_bytes())?;
     Ok(secret)
 }
 

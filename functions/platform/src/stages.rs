@@ -31,7 +31,7 @@ fn image(item: serde_dynamo::Item) -> Result<Option<Item>, String> {
         return Ok(None);
     }
     let image: StreamImage = serde_dynamo::from_item(item).map_err(|e| format!("unreadable stream image: {e}"))?;
-    Ok(Some(Item { pk: image.pk, sk: image.sk, version: image.version, data: image.data }))
+    Ok(Some(Item::new(image.pk, image.sk, image.version, image.data)))
 }
 
 /// DynamoDB stream batch -> business events on the bus. An error makes Lambda retry the

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use crate::domain::time::unix_now;
 use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
 
 #[derive(Clone)]
@@ -29,17 +30,32 @@ struct Expr {
     values: Option<Attrs>,
 }
 
-fn expression(condition: Condition) -> Option<Expr> {
-    let plain = |text: &str| Some(Expr { text: text.to_string(), names: None, values: None });
+/// A condition as DynamoDB expression parts. An item past its `ttl` counts as absent
+/// (DynamoDB deletes expired items only eventually), as in the embedded store.
+fn expression(condition: Condition, now: u64) -> Option<Expr> {
+    let ttl_names = || HashMap::from([("#ttl".to_string(), "ttl".to_string())]);
+    let now_value = || (":now".to_string(), AttributeValue::N(now.to_string()));
     match condition {
         Condition::None => None,
-        Condition::Absent => plain("attribute_not_exists(PK)"),
-        Condition::Exists => plain("attribute_exists(PK)"),
-        Condition::Version(v) => Some(Expr {
-            text: "#version = :version".to_string(),
-            names: Some(HashMap::from([("#version".to_string(), "version".to_string())])),
-            values: Some(HashMap::from([(":version".to_string(), AttributeValue::N(v.to_string()))])),
+        Condition::Absent => Some(Expr {
+            text: "attribute_not_exists(PK) OR #ttl <= :now".to_string(),
+            names: Some(ttl_names()),
+            values: Some(HashMap::from([now_value()])),
         }),
+        Condition::Exists => Some(Expr {
+            text: "attribute_exists(PK) AND (attribute_not_exists(#ttl) OR #ttl > :now)".to_string(),
+            names: Some(ttl_names()),
+            values: Some(HashMap::from([now_value()])),
+        }),
+        Condition::Version(v) => {
+            let mut names = ttl_names();
+            names.insert("#version".to_string(), "version".to_string());
+            Some(Expr {
+                text: "#version = :version AND (attribute_not_exists(#ttl) OR #ttl > :now)".to_string(),
+                names: Some(names),
+                values: Some(HashMap::from([(":version".to_string(), AttributeValue::N(v.to_string())), now_value()])),
+            })
+        }
     }
 }
 
@@ -56,6 +72,9 @@ fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     let data: AttributeValue =
         serde_dynamo::to_attribute_value(&item.data).map_err(|e| StoreError::Invalid(e.to_string()))?;
     attrs.insert("data".to_string(), data);
+    if let Some(ttl) = item.ttl {
+        attrs.insert("ttl".to_string(), AttributeValue::N(ttl.to_string()));
+    }
     Ok(attrs)
 }
 
@@ -72,7 +91,11 @@ fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
         Some(av) => serde_dynamo::from_attribute_value(av).map_err(|e| StoreError::Unavailable(e.to_string()))?,
         None => serde_json::Value::Null,
     };
-    Ok(Item { pk, sk, version, data })
+    let ttl = match attrs.remove("ttl") {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    };
+    Ok(Item { pk, sk, version, data, ttl })
 }
 
 fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
@@ -135,6 +158,18 @@ impl DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
+        let ttl = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+            .attribute_name("ttl")
+            .enabled(true)
+            .build()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(())
     }
 
@@ -142,7 +177,7 @@ impl DynamoStore {
         let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
         Ok(match write {
             Write::Put { item, condition } => {
-                let expr = expression(condition);
+                let expr = expression(condition, unix_now());
                 let put = Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(to_attrs(&item)?))
@@ -154,7 +189,7 @@ impl DynamoStore {
                 TransactWriteItem::builder().put(put).build()
             }
             Write::Delete { pk, sk, condition } => {
-                let expr = expression(condition);
+                let expr = expression(condition, unix_now());
                 let delete = Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(&pk, &sk)))
@@ -166,7 +201,7 @@ impl DynamoStore {
                 TransactWriteItem::builder().delete(delete).build()
             }
             Write::Check { pk, sk, condition } => {
-                let expr = expression(condition)
+                let expr = expression(condition, unix_now())
                     .ok_or_else(|| StoreError::Invalid("a check needs a condition".to_string()))?;
                 let check = ConditionCheck::builder()
                     .table_name(&self.table)
@@ -194,11 +229,12 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        out.item.map(from_attrs).transpose()
+        let now = unix_now();
+        Ok(out.item.map(from_attrs).transpose()?.filter(|item| item.is_live(now)))
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-        let expr = expression(condition);
+        let expr = expression(condition, unix_now());
         let result = self
             .client
             .put_item()
@@ -241,7 +277,10 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
+        let now = unix_now();
         let mut items = out.items.unwrap_or_default().into_iter().map(from_attrs).collect::<Result<Vec<_>, _>>()?;
+        // Expired items still in the table until DynamoDB deletes them are absent.
+        items.retain(|item| item.is_live(now));
         let more = items.len() > limit || out.last_evaluated_key.is_some();
         items.truncate(limit);
         let next = if more { items.last().map(|i| i.sk.clone()) } else { None };

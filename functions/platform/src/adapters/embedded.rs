@@ -11,6 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::time::unix_now;
 use crate::ports::feed::{ChangeFeed, StoreChange};
 use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
 
@@ -21,6 +22,8 @@ const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
 /// The feed consumer's checkpoint (and so the lowest sequence a new entry may take).
 const FEED_META: TableDefinition<&str, u64> = TableDefinition::new("feed_meta");
 const CHECKPOINT: &str = "checkpoint";
+/// (expiry, partition key, sort key) -> (): what [`EmbeddedStore::purge_expired`] deletes.
+const EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry");
 
 #[derive(Serialize, Deserialize)]
 struct FeedEntry {
@@ -34,17 +37,19 @@ struct StoredItem {
     sk: String,
     version: u64,
     data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
 }
 
 impl From<Item> for StoredItem {
     fn from(i: Item) -> Self {
-        Self { pk: i.pk, sk: i.sk, version: i.version, data: i.data }
+        Self { pk: i.pk, sk: i.sk, version: i.version, data: i.data, ttl: i.ttl }
     }
 }
 
 impl From<StoredItem> for Item {
     fn from(i: StoredItem) -> Self {
-        Item { pk: i.pk, sk: i.sk, version: i.version, data: i.data }
+        Item { pk: i.pk, sk: i.sk, version: i.version, data: i.data, ttl: i.ttl }
     }
 }
 
@@ -52,6 +57,8 @@ impl From<StoredItem> for Item {
 struct Stored {
     version: u64,
     data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -74,7 +81,9 @@ impl EmbeddedStore {
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.open_table(FEED).map_err(unavailable)?;
         txn.open_table(FEED_META).map_err(unavailable)?;
+        txn.open_table(EXPIRY).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
+        restrict_to_owner(path).map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
 
@@ -87,13 +96,24 @@ impl EmbeddedStore {
     }
 }
 
+/// Only the owner may read or write the store file (it holds password hashes and tokens).
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    super::private_files::restrict_file(path)
+}
+
 fn decode(pk: &str, sk: &str, bytes: &[u8]) -> Result<Item, StoreError> {
     let stored: Stored = serde_json::from_slice(bytes).map_err(unavailable)?;
-    Ok(Item { pk: pk.to_string(), sk: sk.to_string(), version: stored.version, data: stored.data })
+    Ok(Item { pk: pk.to_string(), sk: sk.to_string(), version: stored.version, data: stored.data, ttl: stored.ttl })
+}
+
+/// The item, unless it has expired (an expired item is absent, as if already deleted).
+fn decode_live(pk: &str, sk: &str, bytes: &[u8], now: u64) -> Result<Option<Item>, StoreError> {
+    let item = decode(pk, sk, bytes)?;
+    Ok(item.is_live(now).then_some(item))
 }
 
 fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(&Stored { version: item.version, data: item.data.clone() }).map_err(unavailable)
+    serde_json::to_vec(&Stored { version: item.version, data: item.data.clone(), ttl: item.ttl }).map_err(unavailable)
 }
 
 fn holds(condition: Condition, current: Option<u64>) -> bool {
@@ -105,6 +125,7 @@ fn holds(condition: Condition, current: Option<u64>) -> bool {
     }
 }
 
+/// The stored item, expired or not.
 fn current(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     pk: &str,
@@ -124,7 +145,8 @@ impl Store for EmbeddedStore {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
             let found = table.get((pk.as_str(), sk.as_str())).map_err(unavailable)?;
-            found.map(|guard| decode(&pk, &sk, guard.value())).transpose()
+            let now = unix_now();
+            Ok(found.map(|guard| decode_live(&pk, &sk, guard.value(), now)).transpose()?.flatten())
         })
         .await
     }
@@ -138,6 +160,7 @@ impl Store for EmbeddedStore {
         let prefix = query.sk_prefix.to_string();
         let after = query.after.map(str::to_string);
         let (limit, descending) = (query.limit.max(1), query.descending);
+        let now = unix_now();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
@@ -163,11 +186,12 @@ impl Store for EmbeddedStore {
                 if kpk != pk || !ksk.starts_with(prefix.as_str()) {
                     return Ok(true);
                 }
+                let Some(item) = decode_live(kpk, ksk, value.value(), now)? else { return Ok(true) };
                 if items.len() == limit {
                     more = true;
                     return Ok(false);
                 }
-                items.push(decode(kpk, ksk, value.value())?);
+                items.push(item);
                 Ok(true)
             };
             if descending {
@@ -193,10 +217,12 @@ impl Store for EmbeddedStore {
         if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
             return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
         }
+        let now = unix_now();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                let mut expiry = txn.open_table(EXPIRY).map_err(unavailable)?;
                 let mut feed = txn.open_table(FEED).map_err(unavailable)?;
                 let meta = txn.open_table(FEED_META).map_err(unavailable)?;
                 let consumed = meta.get(CHECKPOINT).map_err(unavailable)?.map_or(0, |v| v.value());
@@ -208,7 +234,8 @@ impl Store for EmbeddedStore {
                             (pk, sk, *condition)
                         }
                     };
-                    let old = current(&table, pk, sk)?;
+                    let stored = current(&table, pk, sk)?;
+                    let old = stored.clone().filter(|i| i.is_live(now));
                     if !holds(condition, old.as_ref().map(|i| i.version)) {
                         // Dropping the transaction without commit aborts it: nothing is written.
                         return Err(StoreError::ConditionFailed { index });
@@ -224,6 +251,12 @@ impl Store for EmbeddedStore {
                         }
                         Write::Check { .. } => continue,
                     };
+                    if let Some(ttl) = stored.as_ref().and_then(|i| i.ttl) {
+                        expiry.remove((ttl, pk.as_str(), sk.as_str())).map_err(unavailable)?;
+                    }
+                    if let Some(ttl) = new.as_ref().and_then(|i| i.ttl) {
+                        expiry.insert((ttl, pk.as_str(), sk.as_str()), ()).map_err(unavailable)?;
+                    }
                     if old.is_some() || new.is_some() {
                         seq += 1;
                         let entry = FeedEntry { old: old.map(Into::into), new: new.map(Into::into) };
@@ -289,6 +322,35 @@ impl ChangeFeed for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Deletes up to `limit` items whose `ttl` is at or before `now`, as DynamoDB's TTL
+    /// does in the background (expired items already read as absent). Returns how many.
+    pub async fn purge_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let purged = {
+                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                let mut expiry = txn.open_table(EXPIRY).map_err(unavailable)?;
+                let mut due = Vec::new();
+                for entry in expiry.range(..=(now, "\u{10FFFF}", "\u{10FFFF}")).map_err(unavailable)?.take(limit) {
+                    let (key, _) = entry.map_err(unavailable)?;
+                    let (ttl, pk, sk) = key.value();
+                    due.push((ttl, pk.to_string(), sk.to_string()));
+                }
+                for (ttl, pk, sk) in &due {
+                    expiry.remove((*ttl, pk.as_str(), sk.as_str())).map_err(unavailable)?;
+                    let still_due = current(&table, pk, sk)?.is_some_and(|i| i.ttl == Some(*ttl));
+                    if still_due {
+                        table.remove((pk.as_str(), sk.as_str())).map_err(unavailable)?;
+                    }
+                }
+                due.len()
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(purged)
+        })
+        .await
+    }
+
     async fn ping_tables(&self) -> Result<(), StoreError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(unavailable)?;

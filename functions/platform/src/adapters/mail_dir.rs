@@ -22,11 +22,18 @@ impl DirectoryMailer {
 impl Mailer for DirectoryMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         let err = |e: std::io::Error| MailError(e.to_string());
-        tokio::fs::create_dir_all(&self.dir).await.map_err(err)?;
-        let name = ulid::Ulid::generate().to_string();
-        let temp = self.dir.join(format!(".{name}.tmp"));
+        let dir = self.dir.clone();
         let body = serde_json::to_vec_pretty(mail).map_err(|e| MailError(e.to_string()))?;
-        tokio::fs::write(&temp, body).await.map_err(err)?;
-        tokio::fs::rename(&temp, self.dir.join(format!("{name}.json"))).await.map_err(err)
+        // Messages carry reset and verification tokens: only the owner may read them.
+        tokio::task::spawn_blocking(move || {
+            crate::adapters::private_files::create_private_dir(&dir)?;
+            let name = ulid::Ulid::generate().to_string();
+            let temp = dir.join(format!(".{name}.tmp"));
+            crate::adapters::private_files::write_private(&temp, &body)?;
+            std::fs::rename(&temp, dir.join(format!("{name}.json")))
+        })
+        .await
+        .map_err(|e| MailError(e.to_string()))?
+        .map_err(err)
     }
 }

@@ -7,4 +7,6 @@ pub mod embedded;
 pub mod local_bus;
 pub mod local_queue;
 pub mod mail_dir;
+pub mod private_files;
+pub mod secrets;
 pub mod ses;

@@ -19,13 +19,33 @@ pub struct Actor {
     /// `user:<id>`, `api_key:<id>`, `platform_admin` or `anonymous`.
     pub id: String,
     pub email: Option<String>,
+    /// The platform's id of the request (never chosen by the client).
     pub request_id: String,
+    /// The `X-Request-Id` the client sent, if any: kept apart, as the client's word.
+    pub client_request_id: Option<String>,
 }
 
 impl Actor {
     pub fn system(request_id: &str) -> Self {
-        Self { id: "system".to_string(), email: None, request_id: request_id.to_string() }
+        Self { id: "system".to_string(), email: None, request_id: request_id.to_string(), client_request_id: None }
     }
+
+    /// Someone not signed in, known by what they claim (e.g. `email:<address>`).
+    pub fn anonymous(id: String, email: Option<String>, request: &RequestIds) -> Self {
+        Self { id, email, request_id: request.platform.clone(), client_request_id: request.client.clone() }
+    }
+
+    pub fn with_client_request_id(mut self, client: Option<String>) -> Self {
+        self.client_request_id = client;
+        self
+    }
+}
+
+/// A request's ids: the platform's own, and the one the client sent (if any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestIds {
+    pub platform: String,
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,7 +61,11 @@ pub struct AuditEntry {
     pub target: String,
     /// `succeeded`, or `failed` for refused attempts worth recording (bad sign-ins).
     pub outcome: String,
+    /// The platform's id of the request that made the change.
     pub request_id: String,
+    /// The `X-Request-Id` the client sent, as the client's word (not the platform's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
     pub at: String,
     #[schema(value_type = Option<Object>)]
     pub before: Option<Value>,
@@ -95,6 +119,7 @@ pub fn record_outcome(actor: &Actor, tenant: Option<&TenantId>, change: Change<'
         target: change.target,
         outcome: outcome.to_string(),
         request_id: actor.request_id.clone(),
+        client_request_id: actor.client_request_id.clone(),
         at: now_rfc3339(),
         before: change.before,
         after: change.after,
@@ -197,7 +222,7 @@ impl AuditService {
 }
 
 fn decode(item: Item) -> AppResult<AuditEntry> {
-    serde_json::from_value(item.data).map_err(|_| AppError::Unavailable("stored data is unreadable".to_string()))
+    super::stored::decode(item)
 }
 
 /// CSV with one row per entry; `before`/`after` as JSON text.
@@ -214,32 +239,82 @@ pub fn to_csv(entries: &[AuditEntry]) -> String {
             "target",
             "outcome",
             "request_id",
+            "client_request_id",
             "before",
             "after",
         ])
         .expect("writing to memory");
     for e in entries {
         let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
-        writer
-            .write_record([
-                e.audit_id.as_str(),
-                &e.at,
-                e.tenant_id.as_deref().unwrap_or(""),
-                &e.actor,
-                e.actor_email.as_deref().unwrap_or(""),
-                &e.action,
-                &e.target,
-                &e.outcome,
-                &e.request_id,
-                &json(&e.before),
-                &json(&e.after),
-            ])
-            .expect("writing to memory");
+        let cells = [
+            e.audit_id.clone(),
+            e.at.clone(),
+            e.tenant_id.clone().unwrap_or_default(),
+            e.actor.clone(),
+            e.actor_email.clone().unwrap_or_default(),
+            e.action.clone(),
+            e.target.clone(),
+            e.outcome.clone(),
+            e.request_id.clone(),
+            e.client_request_id.clone().unwrap_or_default(),
+            json(&e.before),
+            json(&e.after),
+        ];
+        writer.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned())).expect("writing to memory");
     }
     String::from_utf8(writer.into_inner().expect("flushing to memory")).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// A cell that a spreadsheet will show as text, never run as a formula (OWASP CSV
+/// injection): a cell starting with `=`, `+`, `-`, `@`, tab or carriage return gets a
+/// leading `'`. The CSV writer then quotes it as needed.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{cell}")),
+        _ => std::borrow::Cow::Borrowed(cell),
+    }
 }
 
 /// JSON Lines: one entry per line.
 pub fn to_json_lines(entries: &[AuditEntry]) -> String {
     entries.iter().map(|e| serde_json::to_string(e).expect("entries serialize") + "\n").collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(actor_email: &str, client_request_id: &str) -> AuditEntry {
+        AuditEntry {
+            audit_id: "01".into(),
+            tenant_id: Some("acme".into()),
+            actor: "email:x".into(),
+            actor_email: Some(actor_email.into()),
+            action: "auth.login".into(),
+            target: "email:x".into(),
+            outcome: "failed".into(),
+            request_id: "platform-id".into(),
+            client_request_id: Some(client_request_id.into()),
+            at: "2026-01-01T00:00:00Z".into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_escaped() {
+        for planted in ["=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            let csv = to_csv(&[entry(planted, planted)]);
+            let mut reader = csv::Reader::from_reader(csv.as_bytes());
+            let row = reader.records().next().unwrap().unwrap();
+            assert_eq!(&row[4], format!("'{planted}"), "actor_email");
+            assert_eq!(&row[9], format!("'{planted}"), "client_request_id");
+        }
+    }
+
+    #[test]
+    fn ordinary_cells_are_left_alone() {
+        assert_eq!(spreadsheet_safe("ann@example.com"), "ann@example.com");
+        assert_eq!(spreadsheet_safe(""), "");
+    }
 }

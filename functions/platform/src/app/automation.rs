@@ -13,6 +13,7 @@ use super::engine::{Execution, Manifests, Notification, Task};
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::page::{get_typed, page_of, scan_filtered, Listed, PageRequest};
+use super::stored::decode_at;
 use crate::domain::events::{singular, BusinessEvent, Causation};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::{FieldIssue, Invalid};
@@ -94,10 +95,6 @@ pub struct AutomationService {
     manifests: Manifests,
     queue: Arc<dyn ActionQueue>,
     bus: Arc<dyn EventBus>,
-}
-
-fn unreadable<T>(_: T) -> AppError {
-    AppError::Unavailable("stored data is unreadable".to_string())
 }
 
 const TASK_STATUSES: [&str; 4] = ["open", "in_progress", "done", "cancelled"];
@@ -305,7 +302,7 @@ impl AutomationService {
                     .collect(),
                 next,
             },
-            |i| serde_json::from_value(i.data).map_err(unreadable),
+            |i| decode_at(&i.pk, &i.sk, i.data),
         )
     }
 
@@ -356,7 +353,7 @@ impl AutomationService {
         let pk = keys::tenant_pk(tenant);
         let query = Query { descending: true, ..Query::new(&pk, keys::EXECUTION_PREFIX) };
         scan_filtered(self.store.as_ref(), query, page, |item| {
-            let execution: Execution = serde_json::from_value(item.data).map_err(unreadable)?;
+            let execution: Execution = decode_at(&item.pk, &item.sk, item.data)?;
             let wanted = rule_id.is_none_or(|r| execution.rule_id == r) && status.is_none_or(|s| execution.status == s);
             Ok(Some(execution).filter(|_| wanted))
         })
@@ -486,7 +483,7 @@ impl AutomationService {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("task '{id}' does not exist")))?;
         let version = item.version;
-        let before: Task = serde_json::from_value(item.data).map_err(unreadable)?;
+        let before: Task = decode_at(&item.pk, &item.sk, item.data)?;
         let mut task = before.clone();
         if let Some(v) = input.title {
             task.title = v;

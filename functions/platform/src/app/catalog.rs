@@ -21,12 +21,7 @@ pub struct CatalogService {
     store: Arc<dyn Store>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(item: Item) -> AppResult<T> {
-    serde_json::from_value(item.data).map_err(|e| {
-        tracing::error!(error = %e, "stored item does not decode");
-        AppError::Unavailable("stored data is unreadable".to_string())
-    })
-}
+use super::stored::decode;
 
 fn encode<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("domain types always serialize")

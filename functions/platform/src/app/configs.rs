@@ -13,6 +13,7 @@ use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::page::{page_of, Listed, PageRequest};
+use super::stored::decode_at;
 use crate::domain::config::{ConfigCause, ConfigScope, ConfigVersion, IfMatch};
 use crate::domain::ids::TenantId;
 use crate::domain::install::Install;
@@ -30,10 +31,7 @@ pub struct ConfigService {
 }
 
 fn decode(item: Item) -> AppResult<ConfigVersion> {
-    serde_json::from_value(item.data).map_err(|e| {
-        tracing::error!(error = %e, "stored configuration does not decode");
-        AppError::Unavailable("stored data is unreadable".to_string())
-    })
+    super::stored::decode(item)
 }
 
 /// The writes that make `value` the next version after `head` (`None`: the first).
@@ -142,8 +140,7 @@ impl ConfigService {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))?;
         let version = item.version;
-        let install: Install = serde_json::from_value(item.data)
-            .map_err(|_| AppError::Unavailable("stored data is unreadable".to_string()))?;
+        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
         Ok(Some((install, version)))
     }
 

@@ -17,21 +17,46 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::DEFAULT)
 }
 
-/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
-pub fn hash_password(password: &str) -> String {
+fn hash_now(password: &str) -> String {
     hasher().hash_password(password.as_bytes()).expect("argon2 with default parameters hashes").to_string()
 }
 
-pub fn verify_password(password: &str, phc: &str) -> bool {
+fn verify_now(password: &str, phc: &str) -> bool {
     hasher().verify_password(password.as_bytes(), phc).is_ok()
+}
+
+/// Hashing costs ~20 ms of CPU and 19 MiB: it runs on the blocking pool, at most one per
+/// core at a time, so sign-ins never stall the async workers that answer everything else.
+async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    });
+    let _permit = permits.acquire().await.expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(work).await.expect("password hashing does not panic")
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+pub async fn hash_password(password: &str) -> String {
+    let password = password.to_string();
+    off_the_workers(move || hash_now(&password)).await
+}
+
+pub async fn verify_password(password: &str, phc: &str) -> bool {
+    let (password, phc) = (password.to_string(), phc.to_string());
+    off_the_workers(move || verify_now(&password, &phc)).await
 }
 
 /// Spends the same time as a real check when there is no account, so timing does not
 /// tell whether an email is registered.
-pub fn verify_against_nothing(password: &str) {
+pub async fn verify_against_nothing(password: &str) {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("no account has this password"));
-    let _ = verify_password(password, dummy);
+    let password = password.to_string();
+    off_the_workers(move || {
+        let dummy = DUMMY.get_or_init(|| hash_now("no account has this password"));
+        let _ = verify_now(&password, dummy);
+    })
+    .await;
 }
 
 /// 256 random bits, hex.
@@ -68,6 +93,9 @@ pub struct AccessClaims {
     pub perms: Vec<Permission>,
     /// The session the token belongs to; logging out revokes it.
     pub sid: String,
+    /// The user's token generation when it was issued: bumping it ends every token at once.
+    #[serde(default)]
+    pub gen: u64,
 }
 
 /// Signs and verifies access tokens with one symmetric key.
@@ -84,9 +112,7 @@ impl std::fmt::Debug for TokenSigner {
     }
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+pub use crate::domain::time::unix_now;
 
 impl TokenSigner {
     /// Access tokens live 15 minutes: short enough that a revoked session's tokens die soon everywhere.
@@ -118,13 +144,29 @@ impl TokenSigner {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_hash_with_argon2id_at_owasp_parameters() {
-        let phc = hash_password("correct horse battery staple");
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_at_owasp_parameters() {
+        let phc = hash_password("correct horse battery staple").await;
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password("correct horse battery staple", &phc));
-        assert!(!verify_password("wrong horse battery staple", &phc));
-        assert_ne!(phc, hash_password("correct horse battery staple"), "salted");
+        assert!(verify_password("correct horse battery staple", &phc).await);
+        assert!(!verify_password("wrong horse battery staple", &phc).await);
+        assert_ne!(phc, hash_password("correct horse battery staple").await, "salted");
+    }
+
+    /// On a single-threaded runtime, a task spawned before the hash runs while it hashes:
+    /// the hash yields its worker instead of blocking it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_leaves_the_async_worker_free() {
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let other = {
+            let order = order.clone();
+            tokio::spawn(async move { order.lock().unwrap().push("other task") })
+        };
+        let hashed = hash_password("correct horse battery staple").await;
+        order.lock().unwrap().push("hash");
+        other.await.unwrap();
+        assert!(hashed.starts_with("$argon2id$"));
+        assert_eq!(*order.lock().unwrap(), ["other task", "hash"]);
     }
 
     fn claims(exp: u64) -> AccessClaims {
@@ -139,6 +181,7 @@ mod tests {
             roles: vec!["viewer".into()],
             perms: vec![Permission::ConfigRead],
             sid: "s".into(),
+            gen: 0,
         }
     }
 

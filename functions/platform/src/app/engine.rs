@@ -12,6 +12,7 @@ use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::records::RecordService;
+use super::stored::decode_at;
 use crate::domain::catalog::SystemVersion;
 use crate::domain::config::ConfigVersion;
 use crate::domain::events::{derive_events, derived_id, BusinessEvent, Causation, RecordChange};
@@ -138,10 +139,6 @@ pub struct Task {
     pub updated_at: String,
 }
 
-fn unreadable<T>(_: T) -> AppError {
-    AppError::Unavailable("stored data is unreadable".to_string())
-}
-
 fn delivery(e: DeliveryError) -> AppError {
     AppError::Unavailable(format!("delivery failed: {e}"))
 }
@@ -168,7 +165,7 @@ impl Manifests {
         let Some(item) = self.store.get(&keys::tenant_pk(tenant), &keys::install_sk(system)).await? else {
             return Ok(None);
         };
-        let install: Install = serde_json::from_value(item.data).map_err(unreadable)?;
+        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
         let key = (system.to_string(), install.version.to_string());
         if let Some(found) = self.cache.lock().expect("lock").get(&key) {
             return Ok(Some(found.clone()));
@@ -409,7 +406,7 @@ impl Executor {
             return Ok(None);
         };
         let version = item.version;
-        Ok(Some((serde_json::from_value(item.data).map_err(unreadable)?, version)))
+        Ok(Some((decode_at(&item.pk, &item.sk, item.data)?, version)))
     }
 
     fn execution_write(tenant: &TenantId, execution: &Execution, version: u64) -> Write {

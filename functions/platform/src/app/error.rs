@@ -27,6 +27,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A defect on our side, already logged with its cause (500).
+    #[error("{0}")]
+    Internal(String),
     /// Too many attempts; try again after `retry_after` seconds (429).
     #[error("too many attempts; retry in {retry_after} seconds")]
     TooManyRequests { retry_after: u64 },

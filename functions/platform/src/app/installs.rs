@@ -45,9 +45,7 @@ pub struct UninstallOutcome {
     pub uninstalled: Vec<SystemId>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(item: Item) -> AppResult<T> {
-    serde_json::from_value(item.data).map_err(|_| AppError::Unavailable("stored data is unreadable".to_string()))
-}
+use super::stored::decode;
 
 fn names(systems: &[SystemId]) -> Value {
     json!(systems.iter().map(SystemId::as_str).collect::<Vec<_>>())

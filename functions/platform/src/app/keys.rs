@@ -78,6 +78,16 @@ pub fn login_throttle_sk(email: &str) -> String {
     format!("LOGIN#{email}")
 }
 
+/// Sign-in attempts from one client address (see `throttle::address_key`).
+pub fn login_address_sk(address: &str) -> String {
+    format!("LOGINADDR#{address}")
+}
+
+/// Password-reset requests of one account.
+pub fn reset_requests_sk(user_id: &str) -> String {
+    format!("RESETREQ#{user_id}")
+}
+
 pub fn role_sk(name: &str) -> String {
     format!("{ROLE_PREFIX}{name}")
 }

@@ -1,7 +1,8 @@
 //! Use cases, written against the ports. The HTTP layer calls these; nothing here knows HTTP.
 
+pub mod accounts;
+pub mod api_keys;
 pub mod audit;
-pub mod auth;
 pub mod automation;
 pub mod catalog;
 pub mod configs;
@@ -13,7 +14,14 @@ pub mod keys;
 pub mod page;
 pub mod principal;
 pub mod records;
+pub mod recovery;
+pub mod roles;
 pub mod seed;
+pub mod sessions;
+pub mod stored;
+pub mod teams;
+pub mod tenants;
+pub mod throttle;
 pub mod users;
 
 use std::sync::Arc;
@@ -27,8 +35,8 @@ use crate::ports::store::Store;
 pub struct Secrets {
     /// Bearer token of the platform administrator (catalog and tenant onboarding).
     pub platform_admin_token: Option<String>,
-    /// Key that signs access tokens (HS256).
-    pub jwt_secret: String,
+    /// Key that signs access tokens (HS256); `None` in functions that take no user tokens.
+    pub jwt_secret: Option<String>,
     /// Default key that signs webhook bodies (HMAC-SHA256), unless a rule sets its own.
     pub webhook_secret: Option<String>,
 }
@@ -47,8 +55,13 @@ pub struct Services {
     pub catalog: catalog::CatalogService,
     pub installs: installs::InstallService,
     pub configs: configs::ConfigService,
-    pub auth: auth::AuthService,
+    pub tenants: tenants::TenantService,
+    pub sessions: sessions::SessionService,
+    pub recovery: recovery::RecoveryService,
     pub users: users::UserService,
+    pub roles: roles::RoleService,
+    pub teams: teams::TeamService,
+    pub api_keys: api_keys::ApiKeyService,
     pub audit: audit::AuditService,
     pub records: records::RecordService,
     pub automation: automation::AutomationService,
@@ -72,13 +85,18 @@ impl Services {
         queue: Arc<dyn ActionQueue>,
         bus: impl FnOnce(&engine::Evaluator) -> Arc<dyn EventBus>,
     ) -> Self {
-        let signer = credentials::TokenSigner::new(&secrets.jwt_secret);
+        let signer = secrets.jwt_secret.as_deref().map(credentials::TokenSigner::new);
         let authn = principal::Authenticator::new(store.clone(), signer, secrets.platform_admin_token);
         let catalog = catalog::CatalogService::new(store.clone());
         let configs = configs::ConfigService::new(store.clone(), catalog.clone());
         let installs = installs::InstallService::new(store.clone(), catalog.clone(), configs.clone());
-        let auth = auth::AuthService::new(store.clone(), authn.clone(), mailer);
-        let users = users::UserService::new(store.clone(), auth.clone(), authn.clone());
+        let tenants = tenants::TenantService::new(store.clone());
+        let sessions = sessions::SessionService::new(store.clone(), authn.clone());
+        let recovery = recovery::RecoveryService::new(store.clone(), authn.clone(), mailer);
+        let users = users::UserService::new(store.clone(), authn.clone(), recovery.clone());
+        let roles = roles::RoleService::new(store.clone());
+        let teams = teams::TeamService::new(store.clone());
+        let api_keys = api_keys::ApiKeyService::new(store.clone(), authn.clone());
         let audit = audit::AuditService::new(store.clone());
         let records = records::RecordService::new(store.clone(), catalog.clone());
         let manifests = engine::Manifests::new(store.clone(), catalog.clone());
@@ -88,6 +106,23 @@ impl Services {
         let executor = engine::Executor::new(store.clone(), records.clone(), secrets.webhook_secret.clone());
         let automation = automation::AutomationService::new(store.clone(), catalog.clone(), manifests, queue, bus);
         let engine = Engine { publisher, evaluator, executor };
-        Self { store, authn, catalog, installs, configs, auth, users, audit, records, automation, engine }
+        Self {
+            store,
+            authn,
+            catalog,
+            installs,
+            configs,
+            tenants,
+            sessions,
+            recovery,
+            users,
+            roles,
+            teams,
+            api_keys,
+            audit,
+            records,
+            automation,
+            engine,
+        }
     }
 }

@@ -4,6 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
 
+use super::stored::decode_at;
 use crate::domain::invalid::Invalid;
 use crate::ports::store::Page;
 
@@ -74,10 +75,7 @@ pub async fn page_of<T: serde::de::DeserializeOwned>(
         ..crate::ports::store::Query::new(pk, prefix)
     };
     let found = store.query(query).await?;
-    Listed::from_page(found, |item| {
-        serde_json::from_value(item.data)
-            .map_err(|_| super::error::AppError::Unavailable("stored data is unreadable".to_string()))
-    })
+    Listed::from_page(found, |item| decode_at(&item.pk, &item.sk, item.data))
 }
 
 /// The item at (pk, sk) decoded into `T`, with its version; `missing` when absent.
@@ -88,8 +86,7 @@ pub async fn get_typed<T: serde::de::DeserializeOwned>(
     missing: impl FnOnce() -> super::error::AppError,
 ) -> Result<(T, u64), super::error::AppError> {
     let item = store.get(pk, sk).await?.ok_or_else(missing)?;
-    let value = serde_json::from_value(item.data)
-        .map_err(|_| super::error::AppError::Unavailable("stored data is unreadable".to_string()))?;
+    let value = decode_at(&item.pk, &item.sk, item.data)?;
     Ok((value, item.version))
 }
 

@@ -1,17 +1,25 @@
-//! The verified caller, and how a bearer credential becomes one. Access tokens are
-//! verified locally (no store read); API keys are looked up by id and checked by hash,
-//! with a short in-memory cache.
+//! The verified caller, and how a bearer credential becomes one.
+//!
+//! Access tokens are verified by signature and expiry, then checked against the user's
+//! current state: the token's generation and session must still be valid, the user active,
+//! and the permissions are those of the user's roles *now*, not the ones in the token. API
+//! keys are looked up by id and checked by hash. Both checks read through one per-process
+//! cache that holds an answer at most [`REVOCATION_BOUND`]: a sign-out, password change,
+//! demotion, disabling or key revocation made by any process takes effect everywhere
+//! within that bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::accounts::{permissions_of, AccessState, UserRecord};
 use super::audit::Actor;
-use super::credentials::{same_digest, sha256_hex, unix_now, TokenSigner};
+use super::credentials::{same_digest, sha256_hex, TokenSigner};
 use super::error::{AppError, AppResult};
 use super::keys;
-use crate::domain::access::{Permission, Permissions};
-use crate::domain::identity::ApiKey;
+use super::stored::decode_at;
+use crate::domain::access::{Permission, Permissions, OWNER_ROLE};
+use crate::domain::identity::{ApiKey, UserStatus};
 use crate::domain::ids::TenantId;
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Store};
@@ -28,6 +36,7 @@ pub struct Principal {
     /// `None` only for the platform administrator.
     pub tenant: Option<TenantId>,
     pub subject: Subject,
+    /// The current roles of the user behind the credential (the key's creator for a key).
     pub roles: Vec<String>,
     pub permissions: Permissions,
 }
@@ -41,6 +50,10 @@ impl Principal {
 
     pub fn can(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.roles.iter().any(|r| r == OWNER_ROLE)
     }
 
     /// The tenant acted on; the platform administrator has none.
@@ -64,72 +77,106 @@ impl Principal {
             Subject::ApiKey { key_id, .. } => (format!("api_key:{key_id}"), None),
             Subject::PlatformAdmin => ("platform_admin".to_string(), None),
         };
-        Actor { id, email, request_id: request_id.to_string() }
+        Actor { id, email, request_id: request_id.to_string(), client_request_id: None }
     }
 }
 
 /// Prefix of every API key; the rest is `<tenant>.<key_id>.<secret>`.
 pub const API_KEY_PREFIX: &str = "bpk";
-const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a process may act on what it last read of a user or key: the upper bound on
+/// how late a revocation made elsewhere takes effect here.
+pub const REVOCATION_BOUND: Duration = Duration::from_secs(5);
+/// Entries beyond which the caches drop what has gone stale.
+const CACHE_LIMIT: usize = 10_000;
+
+/// A user as authentication needs them, read at most [`REVOCATION_BOUND`] ago.
+#[derive(Clone)]
+struct Account {
+    email: String,
+    username: String,
+    status: UserStatus,
+    roles: Vec<String>,
+    permissions: Permissions,
+    access: AccessState,
+}
+
+/// A stored API key as authentication needs it.
+#[derive(Clone)]
+struct Key {
+    key: ApiKey,
+    hash: String,
+    version: u64,
+    data: serde_json::Value,
+}
+
+/// A small time-bounded cache; `None` answers (no such user or key) are cached too.
+struct Fresh<V> {
+    entries: Mutex<HashMap<String, (Instant, Option<V>)>>,
+}
+
+impl<V: Clone> Fresh<V> {
+    fn new() -> Self {
+        Self { entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: &str) -> Option<Option<V>> {
+        let entries = self.entries.lock().expect("lock");
+        entries.get(key).filter(|(at, _)| at.elapsed() < REVOCATION_BOUND).map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: String, value: Option<V>) {
+        let mut entries = self.entries.lock().expect("lock");
+        if entries.len() >= CACHE_LIMIT {
+            entries.retain(|_, (at, _)| at.elapsed() < REVOCATION_BOUND);
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    fn forget(&self, key: &str) {
+        self.entries.lock().expect("lock").remove(key);
+    }
+}
 
 /// Turns bearer credentials into principals.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    signer: TokenSigner,
+    /// `None` in processes that take no user tokens (health, automation stages).
+    signer: Option<TokenSigner>,
     platform_admin_token: Option<String>,
-    /// Sessions revoked by this process, until their access tokens expire.
-    revoked_sessions: Arc<Mutex<HashMap<String, u64>>>,
-    /// Verified API keys by digest: the principal, when it was checked, and its expiry.
-    keys: Arc<Mutex<HashMap<String, CachedKey>>>,
+    accounts: Arc<Fresh<Account>>,
+    keys: Arc<Fresh<Key>>,
 }
 
-#[derive(Clone)]
-struct CachedKey {
-    principal: Principal,
-    checked: Instant,
-    expires_at: Option<String>,
+fn account_key(tenant: &TenantId, user_id: &str) -> String {
+    format!("{tenant}/{user_id}")
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, signer: TokenSigner, platform_admin_token: Option<String>) -> Self {
+    pub fn new(store: Arc<dyn Store>, signer: Option<TokenSigner>, platform_admin_token: Option<String>) -> Self {
         Self {
             store,
             signer,
             platform_admin_token: platform_admin_token.filter(|t| !t.is_empty()),
-            revoked_sessions: Arc::default(),
-            keys: Arc::default(),
+            accounts: Arc::new(Fresh::new()),
+            keys: Arc::new(Fresh::new()),
         }
     }
 
-    pub fn signer(&self) -> &TokenSigner {
-        &self.signer
+    /// The access-token signer; processes without one cannot issue tokens.
+    pub fn signer(&self) -> AppResult<&TokenSigner> {
+        self.signer.as_ref().ok_or_else(|| AppError::Internal("this function does not issue tokens".to_string()))
     }
 
-    /// Access tokens of this session stop working here at once (and everywhere within
-    /// their short lifetime, since refreshing is refused).
-    pub fn forget_session(&self, session_id: &str) {
-        let until = unix_now() + self.signer.access_ttl_seconds + 60;
-        let mut revoked = self.revoked_sessions.lock().expect("lock");
-        let now = unix_now();
-        revoked.retain(|_, expiry| *expiry > now);
-        revoked.insert(session_id.to_string(), until);
+    /// Drops what this process knows of a user, so a change made here applies here at once
+    /// (other processes catch up within [`REVOCATION_BOUND`]).
+    pub fn forget_user(&self, tenant: &TenantId, user_id: &str) {
+        self.accounts.forget(&account_key(tenant, user_id));
     }
 
-    /// Drops cached API keys so a revocation takes effect at once in this process.
-    pub fn forget_key(&self, key_id: &str) {
-        self.keys
-            .lock()
-            .expect("lock")
-            .retain(|_, c| !matches!(&c.principal.subject, Subject::ApiKey { key_id: k, .. } if k == key_id));
-    }
-
-    /// Drops every cached API key of a user (their status or roles changed).
-    pub fn forget_user_keys(&self, user_id: &str) {
-        self.keys
-            .lock()
-            .expect("lock")
-            .retain(|_, c| !matches!(&c.principal.subject, Subject::ApiKey { user_id: u, .. } if u == user_id));
+    /// Drops a cached API key, so its revocation applies here at once.
+    pub fn forget_key(&self, tenant: &TenantId, key_id: &str) {
+        self.keys.forget(&account_key(tenant, key_id));
     }
 
     /// `None`: the credential is not valid (the caller gets a generic 401).
@@ -142,32 +189,90 @@ impl Authenticator {
         if bearer.starts_with(&format!("{API_KEY_PREFIX}.")) {
             return self.api_key(bearer).await;
         }
-        let Some(claims) = self.signer.verify(bearer) else { return Ok(None) };
-        if self.revoked_sessions.lock().expect("lock").contains_key(&claims.sid) {
+        let Some(claims) = self.signer.as_ref().and_then(|s| s.verify(bearer)) else { return Ok(None) };
+        let Ok(tenant) = TenantId::parse(&claims.tenant_id) else { return Ok(None) };
+        let Some(account) = self.account(&tenant, &claims.sub).await? else { return Ok(None) };
+        let valid = account.status == UserStatus::Active
+            && account.access.generation == claims.gen
+            && !account.access.session_ended(&claims.sid);
+        if !valid {
             return Ok(None);
         }
-        let Ok(tenant) = TenantId::parse(&claims.tenant_id) else { return Ok(None) };
         Ok(Some(Principal {
             tenant: Some(tenant),
             subject: Subject::User {
                 user_id: claims.sub,
-                email: claims.email,
-                username: claims.username,
+                email: account.email,
+                username: account.username,
                 session_id: claims.sid,
             },
-            roles: claims.roles,
-            permissions: claims.perms.into_iter().collect(),
+            roles: account.roles,
+            permissions: account.permissions,
         }))
     }
 
-    async fn api_key(&self, presented: &str) -> AppResult<Option<Principal>> {
-        let digest = sha256_hex(presented);
-        if let Some(cached) = self.keys.lock().expect("lock").get(&digest) {
-            let expired = cached.expires_at.as_deref().is_some_and(|e| e <= now_rfc3339().as_str());
-            if cached.checked.elapsed() < KEY_CACHE_TTL && !expired {
-                return Ok(Some(cached.principal.clone()));
-            }
+    /// The user as they are now (read at most [`REVOCATION_BOUND`] ago).
+    async fn account(&self, tenant: &TenantId, user_id: &str) -> AppResult<Option<Account>> {
+        let cache_key = account_key(tenant, user_id);
+        if let Some(known) = self.accounts.get(&cache_key) {
+            return Ok(known);
         }
+        let account = match UserRecord::load_user(self.store.as_ref(), tenant, user_id).await? {
+            None => None,
+            Some((user, access, _)) => {
+                let permissions = permissions_of(self.store.as_ref(), tenant, &user.roles).await?;
+                Some(Account {
+                    email: user.email,
+                    username: user.username,
+                    status: user.status,
+                    roles: user.roles,
+                    permissions,
+                    access,
+                })
+            }
+        };
+        self.accounts.put(cache_key, account.clone());
+        Ok(account)
+    }
+
+    async fn key(&self, tenant: &TenantId, key_id: &str) -> AppResult<Option<Key>> {
+        let cache_key = account_key(tenant, key_id);
+        if let Some(known) = self.keys.get(&cache_key) {
+            return Ok(known);
+        }
+        let key = match self.store.get(&keys::tenant_pk(tenant), &keys::api_key_sk(key_id)).await? {
+            None => None,
+            Some(item) => {
+                let hash = item.data["hash"].as_str().unwrap_or_default().to_string();
+                let key: ApiKey = decode_at(&item.pk, &item.sk, item.data.clone())?;
+                let mut found = Key { key, hash, version: item.version, data: item.data };
+                self.record_use(tenant, &mut found).await;
+                Some(found)
+            }
+        };
+        self.keys.put(cache_key, key.clone());
+        Ok(key)
+    }
+
+    /// Records when a key was last used (at most once per cache period per process).
+    async fn record_use(&self, tenant: &TenantId, found: &mut Key) {
+        if found.key.revoked_at.is_some() {
+            return;
+        }
+        let mut data = found.data.clone();
+        data["last_used_at"] = serde_json::Value::String(now_rfc3339());
+        let touched =
+            Item::new(keys::tenant_pk(tenant), keys::api_key_sk(&found.key.key_id), found.version + 1, data.clone());
+        match self.store.put(touched, Condition::Version(found.version)).await {
+            Ok(()) => {
+                found.version += 1;
+                found.data = data;
+            }
+            Err(e) => tracing::debug!(error = %e, "could not record API key use"),
+        }
+    }
+
+    async fn api_key(&self, presented: &str) -> AppResult<Option<Principal>> {
         let mut parts = presented.splitn(4, '.');
         let (Some(_), Some(tenant), Some(key_id), Some(_secret)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -175,44 +280,23 @@ impl Authenticator {
             return Ok(None);
         };
         let Ok(tenant) = TenantId::parse(tenant) else { return Ok(None) };
-        let Some(item) = self.store.get(&keys::tenant_pk(&tenant), &keys::api_key_sk(key_id)).await? else {
-            return Ok(None);
-        };
-        let version = item.version;
-        let Some(hash) = item.data.get("hash").and_then(|h| h.as_str()).map(str::to_string) else { return Ok(None) };
-        let Ok(mut key) = serde_json::from_value::<ApiKey>(item.data.clone()) else { return Ok(None) };
+        let Some(Key { key, hash, .. }) = self.key(&tenant, key_id).await? else { return Ok(None) };
         let expired = key.expires_at.as_deref().is_some_and(|e| e <= now_rfc3339().as_str());
-        if !same_digest(&hash, &digest) || key.revoked_at.is_some() || expired {
+        if !same_digest(&hash, &sha256_hex(presented)) || key.revoked_at.is_some() || expired {
             return Ok(None);
         }
-        // The key acts for its creator as they are now: not at all once disabled, and never
-        // beyond their current roles.
-        let Some(user_item) = self.store.get(&keys::tenant_pk(&tenant), &keys::user_sk(&key.user_id)).await? else {
-            return Ok(None);
-        };
-        let Ok(user) = serde_json::from_value::<crate::domain::identity::User>(user_item.data) else { return Ok(None) };
-        if user.status != crate::domain::identity::UserStatus::Active {
+        // The key acts for its creator as they are now: not at all once disabled, and
+        // never beyond their current roles.
+        let Some(account) = self.account(&tenant, &key.user_id).await? else { return Ok(None) };
+        if account.status != UserStatus::Active {
             return Ok(None);
         }
-        let allowed = super::users::permissions_of(self.store.as_ref(), &tenant, &user.roles).await?;
-        key.scopes.retain(|scope| allowed.contains(scope));
-        // Record use (at most once per cache period per process).
-        let mut stored: ApiKey = serde_json::from_value(item.data.clone()).unwrap_or_else(|_| key.clone());
-        stored.last_used_at = Some(now_rfc3339());
-        let mut data = serde_json::to_value(&stored).expect("keys serialize");
-        data["hash"] = serde_json::Value::String(hash);
-        let touched = Item::new(keys::tenant_pk(&tenant), keys::api_key_sk(key_id), version + 1, data);
-        if let Err(e) = self.store.put(touched, Condition::Version(version)).await {
-            tracing::debug!(error = %e, "could not record API key use");
-        }
-        let principal = Principal {
+        let permissions = key.scopes.iter().copied().filter(|scope| account.permissions.contains(scope)).collect();
+        Ok(Some(Principal {
             tenant: Some(tenant),
             subject: Subject::ApiKey { key_id: key.key_id, user_id: key.user_id },
-            roles: Vec::new(),
-            permissions: key.scopes.into_iter().collect(),
-        };
-        let cached = CachedKey { principal: principal.clone(), checked: Instant::now(), expires_at: key.expires_at };
-        self.keys.lock().expect("lock").insert(digest, cached);
-        Ok(Some(principal))
+            roles: account.roles,
+            permissions,
+        }))
     }
 }

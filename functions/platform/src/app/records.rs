@@ -11,6 +11,7 @@ use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::page::{get_typed, scan_filtered, Listed, PageRequest};
+use super::stored::decode_at;
 use crate::domain::catalog::SystemVersion;
 use crate::domain::events::Causation;
 use crate::domain::ids::{SystemId, TenantId};
@@ -27,10 +28,6 @@ pub struct RecordService {
     catalog: CatalogService,
 }
 
-fn unreadable<T>(_: T) -> AppError {
-    AppError::Unavailable("stored data is unreadable".to_string())
-}
-
 impl RecordService {
     pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
         Self { store, catalog }
@@ -43,7 +40,7 @@ impl RecordService {
             .get(&keys::tenant_pk(tenant), &keys::install_sk(system))
             .await?
             .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))?;
-        let install: Install = serde_json::from_value(item.data).map_err(unreadable)?;
+        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
         self.catalog.get_version(system, &install.version).await
     }
 
@@ -253,7 +250,7 @@ impl RecordService {
         };
         let query = Query::new(&pk, &prefix);
         scan_filtered(self.store.as_ref(), query, page, |item| {
-            let record: Record = serde_json::from_value(item.data).map_err(unreadable)?;
+            let record: Record = decode_at(&item.pk, &item.sk, item.data)?;
             Ok(Some(record).filter(|r| matches(r)))
         })
         .await

@@ -135,9 +135,27 @@ pub fn builtin_role(name: &str) -> Option<Permissions> {
     Some(list.iter().copied().collect())
 }
 
+/// What a caller holding `holder` would hand out beyond their own permissions by granting
+/// `granted` (a role to a user, permissions to a role, scopes to a key). Nobody may grant
+/// a permission they do not hold (Keycloak's and Auth0's rule): non-empty means refused.
+pub fn beyond(holder: &Permissions, granted: &Permissions) -> Vec<Permission> {
+    granted.difference(holder).copied().collect()
+}
+
+pub const OWNER_ROLE: &str = "owner";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn granting_is_bounded_by_what_one_holds() {
+        let member = builtin_role("member").unwrap();
+        let admin = builtin_role("admin").unwrap();
+        assert!(beyond(&admin, &member).is_empty());
+        let missing = beyond(&member, &admin);
+        assert!(missing.contains(&Permission::UsersManage) && missing.contains(&Permission::RolesManage));
+    }
 
     #[test]
     fn viewers_read_but_do_not_change() {

@@ -53,8 +53,15 @@ pub struct Session {
     pub user_id: String,
     pub created_at: String,
     pub last_used_at: String,
-    /// When the refresh token stops working (RFC 3339).
+    /// When the refresh token stops working unless used before (RFC 3339, sliding).
     pub expires_at: String,
+    /// When the session ends however often it is refreshed (RFC 3339, absolute).
+    #[serde(default)]
+    pub absolute_expires_at: String,
+    /// The user's token generation the session was opened in; a newer one ends it.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub generation: u64,
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,

@@ -12,9 +12,10 @@ use super::caller::{need, Authorized, Caller};
 use super::extract::JsonBody;
 use super::problem::Problem;
 use super::{ApiRouter, AppState};
-use crate::app::auth::{check_login_fields, InitializeTenant, TenantInitialized, TenantStatus, TokenPair};
 use crate::app::error::{AppError, AppResult};
 use crate::app::principal::Subject;
+use crate::app::sessions::{check_login_fields, SignIn, TokenPair};
+use crate::app::tenants::{InitializeTenant, TenantInitialized, TenantStatus};
 use crate::domain::access::Permission;
 use crate::domain::identity::{Session, User};
 use crate::domain::ids::TenantId;
@@ -31,6 +32,7 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(test))
         .routes(routes!(sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(change_password))
         .routes(routes!(request_password_reset))
         .routes(routes!(confirm_password_reset))
         .routes(routes!(request_email_verification))
@@ -108,7 +110,7 @@ async fn initialize_tenant(
     admin: Authorized<need::CatalogManage>,
     JsonBody(request): JsonBody<InitializeTenant>,
 ) -> AppResult<impl IntoResponse> {
-    let done = state.services.auth.initialize_tenant(&admin.actor(), request).await?;
+    let done = state.services.tenants.initialize_tenant(&admin.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(done)))
 }
 
@@ -121,7 +123,7 @@ async fn verify_tenant(
     _admin: Authorized<need::CatalogManage>,
     JsonBody(request): JsonBody<VerifyTenant>,
 ) -> AppResult<Json<TenantStatus>> {
-    Ok(Json(state.services.auth.verify_tenant(&request.tenant_id).await?))
+    Ok(Json(state.services.tenants.verify_tenant(&request.tenant_id).await?))
 }
 
 /// Sign in. Every failure is the same 401; repeated failures lock the email with growing delays (429).
@@ -134,11 +136,15 @@ async fn login(
 ) -> AppResult<Json<TokenPair>> {
     check_login_fields(&request.email, &request.password)?;
     let tenant = tenant_of(request.tenant_id, &caller)?;
-    let pair = state
-        .services
-        .auth
-        .login(&tenant, &request.email, &request.password, caller.user_agent.clone(), &caller.request_id)
-        .await?;
+    let sign_in = SignIn {
+        tenant: &tenant,
+        email: &request.email,
+        password: &request.password,
+        user_agent: caller.user_agent.clone(),
+        address: caller.address,
+        request: &caller.request,
+    };
+    let pair = state.services.sessions.login(sign_in).await?;
     Ok(Json(pair))
 }
 
@@ -151,14 +157,14 @@ async fn refresh(
     caller: Caller,
     JsonBody(request): JsonBody<Refresh>,
 ) -> AppResult<Json<TokenPair>> {
-    Ok(Json(state.services.auth.refresh(&request.refresh_token, &caller.request_id).await?))
+    Ok(Json(state.services.sessions.refresh(&request.refresh_token, &caller.request).await?))
 }
 
 /// Sign out: the session is revoked server-side and its tokens stop working.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
 async fn logout(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<StatusCode> {
-    state.services.auth.revoke_session(&auth.principal, None, &auth.request_id).await?;
+    state.services.sessions.revoke_session(&auth.principal, None, &auth.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -166,7 +172,7 @@ async fn logout(State(state): State<AppState>, auth: Authorized<need::SignedIn>)
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
 async fn me(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<Json<Me>> {
-    let (user, permissions) = state.services.auth.me(&auth.principal).await?;
+    let (user, permissions) = state.services.sessions.me(&auth.principal).await?;
     Ok(Json(Me { user, permissions }))
 }
 
@@ -191,7 +197,7 @@ async fn test(auth: Authorized<need::SignedIn>) -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Vec<Session>), (status = 401, body = Problem)))]
 async fn sessions(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<Json<Vec<Session>>> {
-    Ok(Json(state.services.auth.sessions(&auth.principal).await?))
+    Ok(Json(state.services.sessions.sessions(&auth.principal).await?))
 }
 
 /// Revoke one of the caller's sessions.
@@ -203,8 +209,39 @@ async fn revoke_session(
     auth: Authorized<need::SignedIn>,
     Path(session_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.auth.revoke_session(&auth.principal, Some(&session_id), &auth.request_id).await?;
+    state.services.sessions.revoke_session(&auth.principal, Some(&session_id), &auth.request).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change the caller's password. Every token and session of theirs ends at once; the
+/// answer carries the tokens of a new session.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+async fn change_password(
+    State(state): State<AppState>,
+    auth: Authorized<need::SignedIn>,
+    caller: Caller,
+    JsonBody(request): JsonBody<PasswordChange>,
+) -> AppResult<Json<TokenPair>> {
+    let pair = state
+        .services
+        .sessions
+        .change_password(
+            &auth.principal,
+            &request.current_password,
+            &request.new_password,
+            caller.user_agent,
+            &auth.request,
+        )
+        .await?;
+    Ok(Json(pair))
 }
 
 /// Ask for a password reset; the answer is the same whether or not the account exists.
@@ -216,7 +253,7 @@ async fn request_password_reset(
     JsonBody(request): JsonBody<ResetRequest>,
 ) -> AppResult<impl IntoResponse> {
     let tenant = tenant_of(request.tenant_id, &caller)?;
-    state.services.auth.request_password_reset(&tenant, &request.email).await?;
+    state.services.recovery.request_password_reset(&tenant, &request.email).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "if the account exists, a message is on its way" })))
 }
 
@@ -228,7 +265,7 @@ async fn confirm_password_reset(
     caller: Caller,
     JsonBody(request): JsonBody<ResetConfirm>,
 ) -> AppResult<StatusCode> {
-    state.services.auth.confirm_password_reset(&request.token, &request.new_password, &caller.request_id).await?;
+    state.services.recovery.confirm_password_reset(&request.token, &request.new_password, &caller.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,8 +276,8 @@ async fn request_email_verification(
     State(state): State<AppState>,
     auth: Authorized<need::SignedIn>,
 ) -> AppResult<impl IntoResponse> {
-    let (user, _) = state.services.auth.me(&auth.principal).await?;
-    state.services.auth.request_email_verification(auth.tenant()?, &user).await?;
+    let (user, _) = state.services.sessions.me(&auth.principal).await?;
+    state.services.recovery.request_email_verification(auth.tenant()?, &user).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "a verification message is on its way" })))
 }
 
@@ -252,6 +289,6 @@ async fn confirm_email(
     caller: Caller,
     JsonBody(request): JsonBody<TokenOnly>,
 ) -> AppResult<StatusCode> {
-    state.services.auth.confirm_email(&request.token, &caller.request_id).await?;
+    state.services.recovery.confirm_email(&request.token, &caller.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::AppState;
-use crate::app::audit::Actor;
+use crate::app::audit::{Actor, RequestIds};
 use crate::app::error::{AppError, AppResult};
 use crate::app::principal::Principal;
 use crate::domain::access::Permission;
@@ -20,7 +20,10 @@ use crate::domain::ids::TenantId;
 use crate::domain::invalid::Invalid;
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
+/// Set by the platform on every request (see `http::assign_request_id`); the client's own
+/// value, if it sent one, moves to [`CLIENT_REQUEST_ID_HEADER`].
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
 
 /// The request as far as identity goes; credentials are already verified.
 #[derive(Debug, Clone)]
@@ -28,8 +31,28 @@ pub struct Caller {
     pub principal: Option<Principal>,
     /// The `X-Tenant-ID` header, when sent (for sign-in and password reset).
     pub header_tenant: Option<TenantId>,
-    pub request_id: String,
+    pub request: RequestIds,
     pub user_agent: Option<String>,
+    /// The client's network address: API Gateway's source IP on Lambda, the TCP peer locally.
+    pub address: Option<std::net::IpAddr>,
+}
+
+/// The platform's and the client's request ids of a request.
+pub fn request_ids(parts: &Parts) -> RequestIds {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    RequestIds {
+        platform: header(REQUEST_ID_HEADER).unwrap_or_else(|| "-".to_string()),
+        client: header(CLIENT_REQUEST_ID_HEADER),
+    }
+}
+
+/// Where the request came from; never from a header a client could set.
+fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
+    use lambda_http::request::RequestContext;
+    if let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>() {
+        return context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+    }
+    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip())
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -66,9 +89,8 @@ impl FromRequestParts<AppState> for Caller {
                 )));
             }
         }
-        let request_id = parts.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
-        Ok(Caller { principal, header_tenant, request_id, user_agent })
+        Ok(Caller { principal, header_tenant, request: request_ids(parts), user_agent, address: client_address(parts) })
     }
 }
 
@@ -115,7 +137,7 @@ pub mod need {
 /// Rejects (401, then 403) before anything else of the request is read.
 pub struct Authorized<R> {
     pub principal: Principal,
-    pub request_id: String,
+    pub request: RequestIds,
     _requirement: PhantomData<R>,
 }
 
@@ -125,7 +147,7 @@ impl<R> Authorized<R> {
     }
 
     pub fn actor(&self) -> Actor {
-        self.principal.actor(&self.request_id)
+        self.principal.actor(&self.request.platform).with_client_request_id(self.request.client.clone())
     }
 }
 
@@ -154,6 +176,6 @@ impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authorized<R> 
         if let Some(tenant) = &principal.tenant {
             tracing::Span::current().record("tenant", tenant.as_str());
         }
-        Ok(Authorized { principal, request_id: caller.request_id, _requirement: PhantomData })
+        Ok(Authorized { principal, request: caller.request, _requirement: PhantomData })
     }
 }

@@ -1,4 +1,6 @@
-//! The catalog: `/api/v1/systems` (reads for everyone, writes for the platform administrator).
+//! The catalog: `/api/v1/systems`. Every read needs a credential with `systems.read`
+//! (every tenant role has it, and so has the platform administrator); writes are the
+//! platform administrator's.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -93,9 +95,10 @@ async fn update_system(
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/versions", tag = "catalog",
     security(("bearer" = [])),
     params(("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = Listed<SystemVersion>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Listed<SystemVersion>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn list_versions(
     State(state): State<AppState>,
+    _auth: Authorized<need::SystemsRead>,
     Path(system_id): Path<String>,
     params: Params,
 ) -> AppResult<Json<Listed<SystemVersion>>> {
@@ -122,9 +125,10 @@ async fn publish_version(
 #[utoipa::path(get, path = "/api/v1/systems/{system_id}/versions/{version}", tag = "catalog",
     security(("bearer" = [])),
     params(("system_id" = String, Path), ("version" = String, Path)),
-    responses((status = 200, body = SystemVersion), (status = 404, body = Problem)))]
+    responses((status = 200, body = SystemVersion), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn get_version(
     State(state): State<AppState>,
+    _auth: Authorized<need::SystemsRead>,
     Path((system_id, version)): Path<(String, String)>,
 ) -> AppResult<Json<SystemVersion>> {
     let id = system_in_path(&system_id)?;

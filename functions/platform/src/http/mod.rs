@@ -17,7 +17,7 @@ pub mod users;
 
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::Router;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -32,7 +32,35 @@ pub struct AppState {
 /// A resource's routes with their OpenAPI description.
 pub type ApiRouter = OpenApiRouter<AppState>;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static(caller::REQUEST_ID_HEADER);
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static(caller::CLIENT_REQUEST_ID_HEADER);
+
+/// Most characters of a client's request id that are kept.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// Every request gets the platform's own id (a ULID, echoed in the answer's
+/// `X-Request-Id`); an `X-Request-Id` the client sent is kept apart, trimmed to printable
+/// characters, as the client's word.
+async fn assign_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let headers = req.headers_mut();
+    let client = headers.remove(&REQUEST_ID).and_then(|v| {
+        let text: String = v
+            .to_str()
+            .ok()?
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .take(MAX_CLIENT_REQUEST_ID)
+            .collect();
+        (!text.trim().is_empty()).then_some(text)
+    });
+    headers.remove(&CLIENT_REQUEST_ID);
+    if let Some(value) = client.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(CLIENT_REQUEST_ID, value);
+    }
+    let id = HeaderValue::from_str(&ulid::Ulid::generate().to_string()).expect("a ULID is a valid header value");
+    headers.insert(REQUEST_ID, id);
+    req
+}
 
 /// Every resource's routes.
 pub fn all_routes() -> ApiRouter {
@@ -64,7 +92,7 @@ pub fn finish(routes: ApiRouter, state: AppState) -> Router {
             let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, tenant = tracing::field::Empty)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(assign_request_id))
 }
 
 /// The whole product in one app (the local server), with the docs.

@@ -70,6 +70,7 @@ impl From<AppError> for Problem {
             AppError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, detail),
             AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, detail),
             AppError::Unavailable(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            AppError::Internal(detail) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, detail),
             AppError::TooManyRequests { retry_after } => {
                 let mut problem = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -11,9 +11,12 @@ use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
 use super::{etag_header, ApiRouter, AppState};
+use crate::app::api_keys::{CreatedApiKey, NewApiKey};
 use crate::app::error::AppResult;
 use crate::app::page::Listed;
-use crate::app::users::{CreatedApiKey, NewApiKey, NewRole, NewTeam, NewUser, PermissionInfo, UserService, UserUpdate};
+use crate::app::roles::{NewRole, PermissionInfo, RoleService, RoleUpdate};
+use crate::app::teams::NewTeam;
+use crate::app::users::{NewUser, UserUpdate};
 use crate::domain::identity::{ApiKey, Role, Team, User};
 
 pub fn routes() -> ApiRouter {
@@ -21,6 +24,7 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user, delete_user))
         .routes(routes!(list_roles, create_role))
+        .routes(routes!(update_role))
         .routes(routes!(list_permissions))
         .routes(routes!(list_teams, create_team))
         .routes(routes!(get_team))
@@ -107,7 +111,7 @@ async fn delete_user(
 #[utoipa::path(get, path = "/api/v1/users/roles", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Vec<Role>)))]
 async fn list_roles(State(state): State<AppState>, auth: Authorized<need::UsersRead>) -> AppResult<Json<Vec<Role>>> {
-    Ok(Json(state.services.users.roles(auth.tenant()?).await?))
+    Ok(Json(state.services.roles.list(auth.tenant()?).await?))
 }
 
 /// Create a custom role from permissions.
@@ -118,15 +122,29 @@ async fn create_role(
     auth: Authorized<need::RolesManage>,
     JsonBody(new): JsonBody<NewRole>,
 ) -> AppResult<impl IntoResponse> {
-    let role = state.services.users.create_role(&auth.principal, &auth.actor(), new).await?;
+    let role = state.services.roles.create(&auth.principal, &auth.actor(), new).await?;
     Ok((StatusCode::CREATED, Json(role)))
+}
+
+/// Change a custom role's description or permissions; you must hold every permission
+/// it has and gets.
+#[utoipa::path(put, path = "/api/v1/users/roles/{name}", tag = "users", security(("bearer" = [])), request_body = RoleUpdate,
+    params(("name" = String, Path)),
+    responses((status = 200, body = Role), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn update_role(
+    State(state): State<AppState>,
+    auth: Authorized<need::RolesManage>,
+    Path(name): Path<String>,
+    JsonBody(update): JsonBody<RoleUpdate>,
+) -> AppResult<Json<Role>> {
+    Ok(Json(state.services.roles.update(&auth.principal, &auth.actor(), &name, update).await?))
 }
 
 /// Every permission a role can hold.
 #[utoipa::path(get, path = "/api/v1/users/permissions", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Vec<PermissionInfo>)))]
 async fn list_permissions(_auth: Authorized<need::UsersRead>) -> Json<Vec<PermissionInfo>> {
-    Json(UserService::permissions())
+    Json(RoleService::permissions())
 }
 
 /// List teams.
@@ -138,7 +156,7 @@ async fn list_teams(
     auth: Authorized<need::UsersRead>,
     params: Params,
 ) -> AppResult<Json<Listed<Team>>> {
-    Ok(Json(state.services.users.teams(auth.tenant()?, &params.page()?).await?))
+    Ok(Json(state.services.teams.list(auth.tenant()?, &params.page()?).await?))
 }
 
 /// Create a team, optionally with members.
@@ -149,7 +167,7 @@ async fn create_team(
     auth: Authorized<need::TeamsManage>,
     JsonBody(new): JsonBody<NewTeam>,
 ) -> AppResult<impl IntoResponse> {
-    let team = state.services.users.create_team(&auth.principal, &auth.actor(), new).await?;
+    let team = state.services.teams.create(&auth.principal, &auth.actor(), new).await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
 
@@ -162,7 +180,7 @@ async fn get_team(
     auth: Authorized<need::UsersRead>,
     Path(team_id): Path<String>,
 ) -> AppResult<Json<Team>> {
-    Ok(Json(state.services.users.get_team(auth.tenant()?, &team_id).await?))
+    Ok(Json(state.services.teams.get(auth.tenant()?, &team_id).await?))
 }
 
 /// Add a member to a team.
@@ -175,7 +193,7 @@ async fn add_member(
     Path(team_id): Path<String>,
     JsonBody(member): JsonBody<NewMember>,
 ) -> AppResult<Json<Team>> {
-    Ok(Json(state.services.users.change_member(&auth.principal, &auth.actor(), &team_id, &member.user_id, true).await?))
+    Ok(Json(state.services.teams.change_member(&auth.principal, &auth.actor(), &team_id, &member.user_id, true).await?))
 }
 
 /// Remove a member from a team.
@@ -187,7 +205,7 @@ async fn remove_member(
     auth: Authorized<need::TeamsManage>,
     Path((team_id, user_id)): Path<(String, String)>,
 ) -> AppResult<Json<Team>> {
-    Ok(Json(state.services.users.change_member(&auth.principal, &auth.actor(), &team_id, &user_id, false).await?))
+    Ok(Json(state.services.teams.change_member(&auth.principal, &auth.actor(), &team_id, &user_id, false).await?))
 }
 
 /// The caller's API keys (never their secrets).
@@ -197,7 +215,7 @@ async fn list_api_keys(
     State(state): State<AppState>,
     auth: Authorized<need::ApiKeysManage>,
 ) -> AppResult<Json<Vec<ApiKey>>> {
-    Ok(Json(state.services.users.api_keys(&auth.principal).await?))
+    Ok(Json(state.services.api_keys.list(&auth.principal).await?))
 }
 
 /// Create an API key; its secret is in this answer only.
@@ -208,7 +226,7 @@ async fn create_api_key(
     auth: Authorized<need::ApiKeysManage>,
     JsonBody(new): JsonBody<NewApiKey>,
 ) -> AppResult<impl IntoResponse> {
-    let created = state.services.users.create_api_key(&auth.principal, &auth.actor(), new).await?;
+    let created = state.services.api_keys.create(&auth.principal, &auth.actor(), new).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -221,6 +239,6 @@ async fn revoke_api_key(
     auth: Authorized<need::ApiKeysManage>,
     Path(key_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.users.revoke_api_key(&auth.principal, &auth.actor(), &key_id).await?;
+    state.services.api_keys.revoke(&auth.principal, &auth.actor(), &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,11 +14,25 @@ pub struct Item {
     /// Incremented by the application on every change; used by [`Condition::Version`].
     pub version: u64,
     pub data: Value,
+    /// When the item stops existing (epoch seconds, DynamoDB's `ttl` attribute). Both
+    /// stores treat an item past it as absent at once, and delete it later.
+    pub ttl: Option<u64>,
 }
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>, version: u64, data: Value) -> Self {
-        Self { pk: pk.into(), sk: sk.into(), version, data }
+        Self { pk: pk.into(), sk: sk.into(), version, data, ttl: None }
+    }
+
+    /// The same item, expiring at `ttl` (epoch seconds).
+    pub fn expiring(mut self, ttl: u64) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Whether the item still exists at `now` (epoch seconds).
+    pub fn is_live(&self, now: u64) -> bool {
+        self.ttl.is_none_or(|ttl| ttl > now)
     }
 }
 
@@ -65,6 +79,14 @@ impl Write {
     pub fn replace(pk: impl Into<String>, sk: impl Into<String>, version: u64, value: &impl serde::Serialize) -> Write {
         let data = serde_json::to_value(value).expect("domain values serialize");
         Write::Put { item: Item::new(pk, sk, version + 1, data), condition: Condition::Version(version) }
+    }
+
+    /// The same write, its item expiring at `ttl` (epoch seconds); no effect on deletes and checks.
+    pub fn expiring(self, ttl: u64) -> Write {
+        match self {
+            Write::Put { item, condition } => Write::Put { item: item.expiring(ttl), condition },
+            other => other,
+        }
     }
 }
 
