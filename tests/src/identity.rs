@@ -225,7 +225,7 @@ pub async fn access_control(ctx: &Ctx, tenant: &str) {
         "catalog administration stays with the platform administrator"
     );
 
-    // Users: list, get with ETag, update with If-Match, roles take effect at the next sign-in.
+    // Users: list, get with ETag, update with If-Match; new roles apply to live sessions.
     let listed = owner.get("/api/v1/users").await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 5);
     let viewer_id = viewer.body["user_id"].as_str().unwrap();
@@ -247,12 +247,18 @@ pub async fn access_control(ctx: &Ctx, tenant: &str) {
         .send("PUT", &format!("/api/v1/users/{viewer_id}"), Some(json!({"roles": ["member"]})), &[("if-match", &etag)])
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
-    assert_eq!(as_viewer.get("/api/v1/auth/me").await.status, 401, "a role change signs the user out");
+    let me = as_viewer.get("/api/v1/auth/me").await;
+    assert_eq!(me.status, 200, "a role change keeps the session: {}", me.body);
+    assert!(
+        me.body["permissions"].as_array().unwrap().contains(&json!("config.write")),
+        "the session acts with the new role's permissions at once: {}",
+        me.body
+    );
     let owner_id = jwt_claims(owner.token.as_deref().unwrap())["sub"].as_str().unwrap().to_string();
     assert_eq!(
         owner.put(&format!("/api/v1/users/{owner_id}"), json!({"roles": ["admin"]})).await.status,
-        409,
-        "the last owner stays"
+        403,
+        "nobody changes their own roles, owners included"
     );
     assert_eq!(owner.delete(&format!("/api/v1/users/{owner_id}")).await.status, 409);
 
@@ -449,7 +455,9 @@ pub async fn audit_trail(ctx: &Ctx, tenant: &str) {
         .unwrap();
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let csv = csv.text().await.unwrap();
-    assert!(csv.starts_with("audit_id,at,tenant_id,actor,actor_email,action,target,outcome,request_id,before,after"));
+    assert!(csv.starts_with(
+        "audit_id,at,tenant_id,actor,actor_email,action,target,outcome,request_id,client_request_id,before,after"
+    ));
     assert_eq!(csv.lines().count(), 3, "header and two writes: {csv}");
     assert_eq!(owner.get("/api/v1/settings/audit-logs/export?format=xml").await.problem_fields(), ["format"]);
 

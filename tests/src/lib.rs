@@ -4,6 +4,7 @@
 pub mod automation;
 pub mod identity;
 pub mod scenarios;
+pub mod trust;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -3,14 +3,23 @@
 
 use std::sync::Arc;
 
-use blackbox::{identity, scenarios, serve_in_process, Api, Ctx, Moto};
+use serde_json::json;
+
+use blackbox::{identity, scenarios, serve_in_process, trust, Api, Ctx, Moto};
+use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
-use platform::app::Secrets;
+use platform::app::{keys, Secrets};
+use platform::domain::ids::TenantId;
 use platform::http;
+use platform::ports::store::{Condition, Item, Store};
 use platform::runtime::{state, Delivery, Seed};
 
 async fn ctx(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
-    let store = moto.new_table(table).await;
+    app_over(moto.new_table(table).await, mail).await
+}
+
+/// Another app (another "function instance", with its own caches) over the same table.
+async fn app_over(store: Arc<DynamoStore>, mail: &std::path::Path) -> Ctx {
     let token = "dynamo-admin-token-0123456789abcdef";
     let secrets = Secrets {
         platform_admin_token: Some(token.to_string()),
@@ -50,4 +59,114 @@ async fn identity_scenarios_pass_on_dynamodb() {
     identity::api_keys(&ctx, "id-keys").await;
     identity::audit_trail(&ctx, "id-audit").await;
     identity::cross_tenant_sweep(&ctx, "sweep-a", "sweep-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_scenarios_pass_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let store = moto.new_table("trust").await;
+    let ctx = app_over(store.clone(), mail.path()).await;
+    let elsewhere = app_over(store, mail.path()).await;
+    trust::catalog_needs_credentials(&ctx).await;
+    trust::escalation(&ctx, "trust-escalation").await;
+    trust::revocation(&ctx, &elsewhere, "trust-revocation").await;
+    trust::reset_beats_concurrent_refreshes(&ctx, "trust-reset-race").await;
+    trust::throttling(&ctx, "trust-throttling").await;
+    trust::csv_injection(&ctx, "trust-csv").await;
+    trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
+}
+
+/// Every item that has a lifetime carries DynamoDB's `ttl` attribute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_items_carry_their_ttl_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let ctx = ctx(&moto, "ttl", mail.path()).await;
+    let tenant = "ttl-tenant";
+    ctx.new_tenant(tenant).await;
+    let anonymous = ctx.api.anonymous();
+    let wrong = json!({"tenant_id": tenant, "email": Ctx::owner_email(tenant), "password": "wrong password 123"});
+    assert_eq!(anonymous.post("/api/v1/auth/login", wrong).await.status, 401);
+    let reset = json!({"tenant_id": tenant, "email": Ctx::owner_email(tenant)});
+    assert_eq!(anonymous.post("/api/v1/auth/password-reset", reset).await.status, 202);
+    let items = moto
+        .dynamodb_client()
+        .query()
+        .table_name("ttl")
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{tenant}")))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut seen = Vec::new();
+    for item in &items {
+        let sk = item["SK"].as_s().unwrap();
+        let kind = sk.split('#').next().unwrap();
+        if ["SESSION", "OTT", "LOGIN", "LOGINADDR", "RESETREQ"].contains(&kind) {
+            let ttl: u64 =
+                item.get("ttl").unwrap_or_else(|| panic!("{sk} has no ttl")).as_n().unwrap().parse().unwrap();
+            assert!(ttl > now, "{sk} expires in the future");
+            seen.push(kind.to_string());
+        }
+    }
+    for kind in ["SESSION", "OTT", "LOGIN", "LOGINADDR", "RESETREQ"] {
+        assert!(seen.iter().any(|k| k == kind), "a {kind} item was written: {seen:?}");
+    }
+    let audit = moto
+        .dynamodb_client()
+        .query()
+        .table_name("ttl")
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{tenant}#AUDIT")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    let failed: Vec<_> =
+        audit.iter().filter(|i| i["data"].as_m().unwrap()["outcome"].as_s().unwrap() == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains_key("ttl"), "failed sign-ins, written by anyone, expire");
+}
+
+/// Sign-in attempts for a tenant that does not exist write nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tenants_get_no_items_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let store = moto.new_table("ghosts").await;
+    let ctx = app_over(store.clone(), mail.path()).await;
+    for i in 0..5 {
+        let body =
+            json!({"tenant_id": format!("ghost-{i}"), "email": "a@b.example.com", "password": "wrong password 123"});
+        assert_eq!(ctx.api.anonymous().post("/api/v1/auth/login", body).await.status, 401);
+        let reset = json!({"tenant_id": format!("ghost-{i}"), "email": "a@b.example.com"});
+        assert_eq!(ctx.api.anonymous().post("/api/v1/auth/password-reset", reset).await.status, 202);
+    }
+    let scanned = moto.dynamodb_client().scan().table_name("ghosts").send().await.unwrap().items.unwrap();
+    let ghosts: Vec<_> = scanned.iter().filter(|i| i["PK"].as_s().unwrap().contains("ghost")).collect();
+    assert!(ghosts.is_empty(), "{ghosts:?}");
+}
+
+/// Stored data that does not decode is a 500 naming nothing secret, not a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_data_is_a_500_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let store = moto.new_table("broken").await;
+    let ctx = app_over(store.clone(), mail.path()).await;
+    let owner = ctx.new_tenant("broken").await;
+    let tenant = TenantId::parse("broken").unwrap();
+    let garbage = Item::new(keys::tenant_pk(&tenant), keys::user_sk("01BROKEN"), 1, json!({"not": "a user"}));
+    store.put(garbage, Condition::Absent).await.unwrap();
+    let answer = owner.get("/api/v1/users/01BROKEN").await;
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(owner.get("/api/v1/users").await.status, 500);
 }

@@ -1,6 +1,6 @@
 //! Black-box: the local server binary over HTTP, on its embedded store.
 
-use blackbox::{identity, scenarios, Api, Ctx, LocalServer};
+use blackbox::{binary, identity, scenarios, trust, Api, Ctx, LocalServer};
 
 fn ctx(server: &LocalServer) -> Ctx {
     Ctx { api: Api::new(&server.base), admin_token: server.admin_token.clone(), mail_dir: server.data_dir.join("mail") }
@@ -53,4 +53,75 @@ async fn data_and_sessions_survive_a_restart() {
         4,
         "seeding is idempotent"
     );
+}
+
+#[tokio::test]
+async fn trust_scenarios_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    let ctx = ctx(&server);
+    trust::catalog_needs_credentials(&ctx).await;
+    trust::escalation(&ctx, "trust-escalation").await;
+    trust::revocation(&ctx, &ctx, "trust-revocation").await;
+    trust::reset_beats_concurrent_refreshes(&ctx, "trust-reset-race").await;
+    trust::throttling(&ctx, "trust-throttling").await;
+    trust::csv_injection(&ctx, "trust-csv").await;
+    trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn local_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = data.join("jwt-secret");
+    std::fs::write(&secret, "an-existing-signing-key-0123456789abcdef").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = LocalServer::start(&data);
+    let ctx = ctx(&server);
+    ctx.new_tenant("files").await;
+    let anonymous = ctx.api.anonymous();
+    let asked = anonymous
+        .post(
+            "/api/v1/auth/password-reset",
+            serde_json::json!({"tenant_id": "files", "email": Ctx::owner_email("files")}),
+        )
+        .await;
+    assert_eq!(asked.status, 202);
+    assert_eq!(mode(&data), 0o700, "DATA_DIR");
+    assert_eq!(mode(&data.join("platform.redb")), 0o600, "the store file");
+    assert_eq!(mode(&secret), 0o600, "an existing secret file is tightened");
+    let mail = data.join("mail");
+    assert_eq!(mode(&mail), 0o700, "the mail folder");
+    let files: Vec<_> = std::fs::read_dir(&mail).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!files.is_empty());
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn short_secrets_are_refused_locally() {
+    for (name, value) in [("PLATFORM_ADMIN_TOKEN", "short-admin-token"), ("JWT_SECRET", "short-signing-key")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = std::process::Command::new(binary("local-server"));
+        command
+            .env("PORT", blackbox::free_port().to_string())
+            .env("DATA_DIR", dir.path())
+            .env("PLATFORM_ADMIN_TOKEN", "a-long-enough-admin-token-0123456789abcdef")
+            .env(name, value);
+        let out = command.output().expect("run local-server");
+        assert!(!out.status.success(), "{name} of {} characters is refused", value.len());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name) && stderr.contains("32"), "the error names the variable: {stderr}");
+    }
 }

@@ -21,7 +21,7 @@ use super::stored::decode_at;
 use crate::domain::access::{Permission, Permissions, OWNER_ROLE};
 use crate::domain::identity::{ApiKey, UserStatus};
 use crate::domain::ids::TenantId;
-use crate::domain::time::now_rfc3339;
+use crate::domain::time::{now_rfc3339, unix_now};
 use crate::ports::store::{Condition, Item, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,8 @@ struct Key {
 
 /// A small time-bounded cache; `None` answers (no such user or key) are cached too.
 struct Fresh<V> {
-    entries: Mutex<HashMap<String, (Instant, Option<V>)>>,
+    /// key -> (when read, when read in epoch seconds, what was read)
+    entries: Mutex<HashMap<String, (Instant, u64, Option<V>)>>,
 }
 
 impl<V: Clone> Fresh<V> {
@@ -119,17 +120,22 @@ impl<V: Clone> Fresh<V> {
         Self { entries: Mutex::new(HashMap::new()) }
     }
 
-    fn get(&self, key: &str) -> Option<Option<V>> {
+    /// What was read less than [`REVOCATION_BOUND`] ago, and after epoch second `after`
+    /// (a credential issued later than the read must not be judged by it).
+    fn get(&self, key: &str, after: u64) -> Option<Option<V>> {
         let entries = self.entries.lock().expect("lock");
-        entries.get(key).filter(|(at, _)| at.elapsed() < REVOCATION_BOUND).map(|(_, v)| v.clone())
+        entries
+            .get(key)
+            .filter(|(at, read_at, _)| at.elapsed() < REVOCATION_BOUND && *read_at > after)
+            .map(|(_, _, v)| v.clone())
     }
 
     fn put(&self, key: String, value: Option<V>) {
         let mut entries = self.entries.lock().expect("lock");
         if entries.len() >= CACHE_LIMIT {
-            entries.retain(|_, (at, _)| at.elapsed() < REVOCATION_BOUND);
+            entries.retain(|_, (at, _, _)| at.elapsed() < REVOCATION_BOUND);
         }
-        entries.insert(key, (Instant::now(), value));
+        entries.insert(key, (Instant::now(), unix_now(), value));
     }
 
     fn forget(&self, key: &str) {
@@ -191,7 +197,7 @@ impl Authenticator {
         }
         let Some(claims) = self.signer.as_ref().and_then(|s| s.verify(bearer)) else { return Ok(None) };
         let Ok(tenant) = TenantId::parse(&claims.tenant_id) else { return Ok(None) };
-        let Some(account) = self.account(&tenant, &claims.sub).await? else { return Ok(None) };
+        let Some(account) = self.account(&tenant, &claims.sub, claims.iat).await? else { return Ok(None) };
         let valid = account.status == UserStatus::Active
             && account.access.generation == claims.gen
             && !account.access.session_ended(&claims.sid);
@@ -211,10 +217,10 @@ impl Authenticator {
         }))
     }
 
-    /// The user as they are now (read at most [`REVOCATION_BOUND`] ago).
-    async fn account(&self, tenant: &TenantId, user_id: &str) -> AppResult<Option<Account>> {
+    /// The user as they are now (read at most [`REVOCATION_BOUND`] ago, and after `after`).
+    async fn account(&self, tenant: &TenantId, user_id: &str, after: u64) -> AppResult<Option<Account>> {
         let cache_key = account_key(tenant, user_id);
-        if let Some(known) = self.accounts.get(&cache_key) {
+        if let Some(known) = self.accounts.get(&cache_key, after) {
             return Ok(known);
         }
         let account = match UserRecord::load_user(self.store.as_ref(), tenant, user_id).await? {
@@ -237,7 +243,7 @@ impl Authenticator {
 
     async fn key(&self, tenant: &TenantId, key_id: &str) -> AppResult<Option<Key>> {
         let cache_key = account_key(tenant, key_id);
-        if let Some(known) = self.keys.get(&cache_key) {
+        if let Some(known) = self.keys.get(&cache_key, 0) {
             return Ok(known);
         }
         let key = match self.store.get(&keys::tenant_pk(tenant), &keys::api_key_sk(key_id)).await? {
@@ -287,7 +293,7 @@ impl Authenticator {
         }
         // The key acts for its creator as they are now: not at all once disabled, and
         // never beyond their current roles.
-        let Some(account) = self.account(&tenant, &key.user_id).await? else { return Ok(None) };
+        let Some(account) = self.account(&tenant, &key.user_id, 0).await? else { return Ok(None) };
         if account.status != UserStatus::Active {
             return Ok(None);
         }
