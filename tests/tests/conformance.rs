@@ -133,12 +133,36 @@ async fn transactions_are_all_or_nothing(store: &dyn Store) {
     assert!(matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))));
 }
 
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// An item past its `ttl` is absent to every read and condition, as if already deleted
+/// (DynamoDB deletes expired items only eventually); a live one keeps its `ttl`.
+async fn expired_items_are_absent(store: &dyn Store) {
+    let live = item("P#ttl", "live", 1).expiring(now() + 3600);
+    store.put(live.clone(), Condition::Absent).await.unwrap();
+    assert_eq!(store.get("P#ttl", "live").await.unwrap(), Some(live));
+    store.put(item("P#ttl", "gone", 1).expiring(now() - 1), Condition::Absent).await.unwrap();
+    assert_eq!(store.get("P#ttl", "gone").await.unwrap(), None);
+    let page = store.query(Query::new("P#ttl", "")).await.unwrap();
+    assert_eq!(page.items.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(), ["live"]);
+    assert_eq!(
+        store.put(item("P#ttl", "gone", 2), Condition::Version(1)).await,
+        Err(StoreError::ConditionFailed { index: 0 }),
+        "an expired item has no version to match"
+    );
+    store.put(item("P#ttl", "gone", 1), Condition::Absent).await.expect("an expired key is free again");
+    assert_eq!(store.get("P#ttl", "gone").await.unwrap().unwrap().ttl, None);
+}
+
 async fn suite(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     round_trips_json(store.as_ref()).await;
     conditions_guard_puts(store.as_ref()).await;
     queries_page_by_prefix(store.as_ref()).await;
     transactions_are_all_or_nothing(store.as_ref()).await;
+    expired_items_are_absent(store.as_ref()).await;
 }
 
 #[tokio::test]
@@ -146,6 +170,22 @@ async fn embedded_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
     suite(Arc::new(store)).await;
+}
+
+/// The embedded store deletes expired items in the background, as DynamoDB's TTL does.
+#[tokio::test]
+async fn embedded_store_purges_expired_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+    store.put(item("P#p", "old", 1).expiring(now() - 10), Condition::Absent).await.unwrap();
+    store.put(item("P#p", "new", 1).expiring(now() + 3600), Condition::Absent).await.unwrap();
+    store.put(item("P#p", "kept", 1), Condition::Absent).await.unwrap();
+    store.put(item("P#p", "renewed", 1).expiring(now() - 5), Condition::Absent).await.unwrap();
+    store.put(item("P#p", "renewed", 1).expiring(now() + 3600), Condition::Absent).await.unwrap();
+    assert_eq!(store.purge_expired(now(), 100).await.unwrap(), 1, "only the expired one");
+    assert_eq!(store.purge_expired(now(), 100).await.unwrap(), 0, "and only once");
+    assert_eq!(store.purge_expired(now() + 7200, 100).await.unwrap(), 2, "the others when their time comes");
+    assert_eq!(store.get("P#p", "kept").await.unwrap().unwrap().version, 1, "items without ttl stay");
 }
 
 #[tokio::test]
