@@ -380,7 +380,7 @@ impl AutomationService {
         execution.status = "pending".to_string();
         execution.updated_at = now_rfc3339();
         let writes = vec![
-            Write::replace(keys::tenant_pk(tenant), keys::execution_sk(id), version, &execution),
+            super::engine::execution_write(tenant, &execution, version),
             audit::record(
                 actor,
                 Some(tenant),

@@ -21,7 +21,7 @@ pub struct CatalogService {
     store: Arc<dyn Store>,
 }
 
-use super::stored::decode;
+use super::stored::{committed, decode, optimistic};
 
 fn encode<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("domain types always serialize")
@@ -126,7 +126,7 @@ impl CatalogService {
     /// Publishes an immutable version and moves the system's `latest_version` when it is higher.
     pub async fn publish_version(&self, actor: &Actor, id: &SystemId, new: NewVersion) -> AppResult<SystemVersion> {
         let known: Vec<SystemId> = self.all_systems().await?.into_iter().map(|s| s.system_id).collect();
-        for _attempt in 0..5 {
+        optimistic("the system changed concurrently; retry", || async {
             let (mut system, item_version) = self.get_system(id).await?;
             let earlier: Vec<Version> = self.all_versions(id).await?.into_iter().map(|v| v.version).collect();
             if earlier.contains(&new.version) {
@@ -165,13 +165,11 @@ impl CatalogService {
                 ),
             ];
             match self.store.transact(writes).await {
-                Ok(()) => return Ok(published),
-                Err(StoreError::ConditionFailed { index: 0 }) => return Err(version_exists(id, &new.version)),
-                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Err(StoreError::ConditionFailed { index: 0 }) => Err(version_exists(id, &new.version)),
+                other => Ok(committed(other)?.map(|()| published)),
             }
-        }
-        Err(AppError::conflict("the system changed concurrently; retry"))
+        })
+        .await
     }
 
     /// Every system with all of its versions, for dependency resolution.

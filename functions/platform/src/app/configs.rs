@@ -13,7 +13,7 @@ use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::page::{page_of, Listed, PageRequest};
-use super::stored::decode_at;
+use super::stored::{committed, decode_at, optimistic};
 use crate::domain::config::{ConfigCause, ConfigScope, ConfigVersion, IfMatch};
 use crate::domain::ids::TenantId;
 use crate::domain::install::Install;
@@ -154,7 +154,8 @@ impl ConfigService {
         if_match: Option<IfMatch>,
         next: impl Fn(Option<&ConfigVersion>) -> AppResult<(Value, ConfigCause)>,
     ) -> AppResult<ConfigVersion> {
-        for _attempt in 0..8 {
+        let busy = format!("{} is being changed by many writers; retry", describe(scope));
+        optimistic(&busy, || async {
             let installed = self.installed(tenant, scope).await?;
             let head = self.head(tenant, scope).await?;
             match (if_match, &head) {
@@ -197,15 +198,13 @@ impl ConfigService {
             };
             writes.push(audit::record(actor, Some(tenant), change));
             match self.store.transact(writes).await {
-                Ok(()) => return Ok(written),
                 Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) if if_match.is_some() => {
-                    return Err(AppError::PreconditionFailed(format!("{} was changed concurrently", describe(scope))))
+                    Err(AppError::PreconditionFailed(format!("{} was changed concurrently", describe(scope))))
                 }
-                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                other => Ok(committed(other)?.map(|()| written)),
             }
-        }
-        Err(AppError::conflict(format!("{} is being changed by many writers; retry", describe(scope))))
+        })
+        .await
     }
 }
 

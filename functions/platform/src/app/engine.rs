@@ -12,7 +12,7 @@ use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::records::RecordService;
-use super::stored::decode_at;
+use super::stored::{decode_at, optimistic_or, Step};
 use crate::domain::catalog::SystemVersion;
 use crate::domain::config::ConfigVersion;
 use crate::domain::events::{derive_events, derived_id, BusinessEvent, Causation, RecordChange};
@@ -360,7 +360,8 @@ impl Evaluator {
                 keys::execution_sk(&execution_id),
                 1,
                 serde_json::to_value(&execution).expect("serializes"),
-            );
+            )
+            .expiring(run_expiry());
             match self.store.put(item, Condition::Absent).await {
                 Ok(()) => {}
                 // Already recorded by an earlier delivery of this event: its messages are re-sent below (idempotent).
@@ -377,6 +378,20 @@ impl Evaluator {
         }
         Ok(ids)
     }
+}
+
+/// Runs (with the claims their webhook calls hold) are kept this long after their last change.
+pub const RUN_RETENTION_SECONDS: u64 = 90 * 24 * 3600;
+
+/// When a run written now expires.
+pub fn run_expiry() -> u64 {
+    crate::domain::time::unix_now() + RUN_RETENTION_SECONDS
+}
+
+/// The write that replaces a run at `version`, renewing its retention.
+pub fn execution_write(tenant: &TenantId, execution: &Execution, version: u64) -> Write {
+    Write::replace(keys::tenant_pk(tenant), keys::execution_sk(&execution.execution_id), version, &execution)
+        .expiring(run_expiry())
 }
 
 /// What went wrong with an action; the queue retries it.
@@ -410,21 +425,22 @@ impl Executor {
     }
 
     fn execution_write(tenant: &TenantId, execution: &Execution, version: u64) -> Write {
-        Write::replace(keys::tenant_pk(tenant), keys::execution_sk(&execution.execution_id), version, &execution)
+        execution_write(tenant, execution, version)
     }
 
     /// Executes one message. `Ok` when done (now or before); `Err` to retry later.
     pub async fn execute(&self, message: &ActionMessage) -> Result<(), ActionFailed> {
         let fail = |e: AppError| ActionFailed(e.to_string());
         let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
-        for _attempt in 0..20 {
+        let busy = || ActionFailed("the execution is changing concurrently".to_string());
+        optimistic_or(busy, || async {
             let Some((mut execution, version)) = self.execution(&tenant, &message.execution_id).await.map_err(fail)?
             else {
                 return Err(ActionFailed(format!("execution {} is not recorded yet", message.execution_id)));
             };
-            let Some(outcome) = execution.actions.get(message.action_index).cloned() else { return Ok(()) };
+            let Some(outcome) = execution.actions.get(message.action_index).cloned() else { return Ok(Step::Done(())) };
             if matches!(outcome.status.as_str(), "succeeded" | "dead" | "skipped") {
-                return Ok(()); // Done before: a duplicate delivery.
+                return Ok(Step::Done(())); // Done before: a duplicate delivery.
             }
             let now = crate::app::credentials::unix_now();
             if outcome.status == "running" && outcome.claimed_at.is_some_and(|at| now < at + WEBHOOK_CLAIM_SECONDS) {
@@ -438,11 +454,11 @@ impl Executor {
                 execution.actions[message.action_index].claimed_at = Some(now);
                 match self.store.transact(vec![Self::execution_write(&tenant, &execution, version)]).await {
                     Ok(()) => {}
-                    Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
+                    Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => return Ok(Step::Retry),
                     Err(e) => return Err(fail(e.into())),
                 }
                 let called = self.webhook(message).await;
-                return self.record(&tenant, message, attempts, called.map(|r| (r, Vec::new()))).await;
+                return self.record(&tenant, message, attempts, called.map(|r| (r, Vec::new()))).await.map(Step::Done);
             } else {
                 self.effect(&tenant, message).await
             };
@@ -456,15 +472,15 @@ impl Executor {
                     let mut all = vec![Self::execution_write(&tenant, &execution, version)];
                     all.extend(writes);
                     match self.store.transact(all).await {
-                        Ok(()) => return Ok(()),
-                        Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
-                        Err(e) => return Err(fail(e.into())),
+                        Ok(()) => Ok(Step::Done(())),
+                        Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => Ok(Step::Retry),
+                        Err(e) => Err(fail(e.into())),
                     }
                 }
-                Err(e) => return self.record(&tenant, message, attempts, Err(e)).await,
+                Err(e) => self.record(&tenant, message, attempts, Err(e)).await.map(Step::Done),
             }
-        }
-        Err(ActionFailed("the execution is changing concurrently".to_string()))
+        })
+        .await
     }
 
     /// Records an outcome (for webhooks, and failures); dead after [`MAX_ATTEMPTS`].
@@ -476,10 +492,11 @@ impl Executor {
         result: Result<(Value, Vec<Write>), ActionFailed>,
     ) -> Result<(), ActionFailed> {
         let fail = |e: AppError| ActionFailed(e.to_string());
-        for _attempt in 0..20 {
+        let busy = || ActionFailed("the execution is changing concurrently".to_string());
+        optimistic_or(busy, || async {
             let Some((mut execution, version)) = self.execution(tenant, &message.execution_id).await.map_err(fail)?
             else {
-                return Ok(());
+                return Ok(Step::Done(()));
             };
             let slot = &mut execution.actions[message.action_index];
             slot.attempts = slot.attempts.max(attempts);
@@ -498,17 +515,15 @@ impl Executor {
             };
             execution.summarize();
             match self.store.transact(vec![Self::execution_write(tenant, &execution, version)]).await {
-                Ok(()) => {
-                    return match error {
-                        Some(e) => Err(ActionFailed(e)),
-                        None => Ok(()),
-                    }
-                }
-                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
-                Err(e) => return Err(fail(e.into())),
+                Ok(()) => match error {
+                    Some(e) => Err(ActionFailed(e)),
+                    None => Ok(Step::Done(())),
+                },
+                Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => Ok(Step::Retry),
+                Err(e) => Err(fail(e.into())),
             }
-        }
-        Err(ActionFailed("the execution is changing concurrently".to_string()))
+        })
+        .await
     }
 
     /// The store writes of an action, and what it produced.

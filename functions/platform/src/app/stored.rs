@@ -56,10 +56,19 @@ pub const MAX_TRIES: u32 = 12;
 /// Runs `attempt` (read, compute, conditional write) until it is done, backing off a
 /// little more after each lost race; after [`MAX_TRIES`] lost races it answers 409 with
 /// `busy` as the detail.
-pub async fn optimistic<T, F, Fut>(busy: &str, mut attempt: F) -> AppResult<T>
+pub async fn optimistic<T, F, Fut>(busy: &str, attempt: F) -> AppResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = AppResult<Step<T>>>,
+{
+    optimistic_or(|| AppError::conflict(busy.to_string()), attempt).await
+}
+
+/// [`optimistic`] for any error type: `busy` makes the error after [`MAX_TRIES`] lost races.
+pub async fn optimistic_or<T, E, F, Fut>(busy: impl FnOnce() -> E, mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Step<T>, E>>,
 {
     for tries in 0..MAX_TRIES {
         match attempt().await? {
@@ -70,7 +79,7 @@ where
             }
         }
     }
-    Err(AppError::conflict(busy.to_string()))
+    Err(busy())
 }
 
 #[cfg(test)]
