@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::trust::{eventually_status, REVOCATION_WAIT};
 use crate::{Api, Ctx, OWNER_PASSWORD};
 
 fn login_body(tenant: &str, email: &str, password: &str) -> Value {
@@ -305,7 +306,8 @@ pub async fn access_control(ctx: &Ctx, tenant: &str) {
 
     // Deleting a user ends their sessions.
     assert_eq!(owner.delete(&format!("/api/v1/users/{admin_id}")).await.status, 204);
-    assert_eq!(as_admin.get("/api/v1/auth/me").await.status, 401);
+    let ended = eventually_status(REVOCATION_WAIT, async || as_admin.get("/api/v1/auth/me").await, 401).await;
+    assert_eq!(ended, 401, "everywhere, within the revocation bound");
     assert_eq!(owner.get(&format!("/api/v1/users/{admin_id}")).await.status, 404);
     assert_eq!(owner.get(&format!("/api/v1/users/teams/{team_id}")).await.body["members"], json!([]));
 
@@ -375,13 +377,15 @@ pub async fn api_keys(ctx: &Ctx, tenant: &str) {
     assert_eq!(second_key.get(&config).await.status, 200);
     let member_id = jwt_claims(member.token.as_deref().unwrap())["sub"].as_str().unwrap().to_string();
     assert_eq!(owner.put(&format!("/api/v1/users/{member_id}"), json!({"status": "disabled"})).await.status, 200);
-    assert_eq!(second_key.get(&config).await.status, 401, "a disabled user's keys stop working");
+    let stopped = eventually_status(REVOCATION_WAIT, async || second_key.get(&config).await, 401).await;
+    assert_eq!(stopped, 401, "a disabled user's keys stop working (everywhere, within the revocation bound)");
     assert_eq!(owner.put(&format!("/api/v1/users/{member_id}"), json!({"status": "active"})).await.status, 200);
     let member = ctx.sign_in(tenant, &format!("m@{tenant}.example.com"), "member password 123").await;
 
     assert_eq!(owner.delete("/api/v1/users/api-keys/01NOSUCHKEY").await.status, 404);
     assert_eq!(member.delete(&format!("/api/v1/users/api-keys/{key_id}")).await.status, 204);
-    assert_eq!(with_key.get(&config).await.status, 401, "revoked keys stop working");
+    let stopped = eventually_status(REVOCATION_WAIT, async || with_key.get(&config).await, 401).await;
+    assert_eq!(stopped, 401, "revoked keys stop working (everywhere, within the revocation bound)");
 }
 
 /// Every change leaves an audit entry; entries can be filtered and exported, never changed.

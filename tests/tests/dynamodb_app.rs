@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use blackbox::{identity, scenarios, serve_in_process, trust, Api, Ctx, Moto};
+use blackbox::{identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
 use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::{keys, Secrets};
@@ -72,7 +72,7 @@ async fn trust_scenarios_pass_on_dynamodb() {
     trust::escalation(&ctx, "trust-escalation").await;
     trust::revocation(&ctx, &elsewhere, "trust-revocation").await;
     trust::reset_beats_concurrent_refreshes(&ctx, "trust-reset-race").await;
-    trust::throttling(&ctx, "trust-throttling").await;
+    trust::throttling(&ctx, "trust-throttling", MOTO_THROTTLE_SLACK).await;
     trust::csv_injection(&ctx, "trust-csv").await;
     trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
 }

@@ -64,7 +64,7 @@ async fn trust_scenarios_pass_on_the_local_server() {
     trust::escalation(&ctx, "trust-escalation").await;
     trust::revocation(&ctx, &ctx, "trust-revocation").await;
     trust::reset_beats_concurrent_refreshes(&ctx, "trust-reset-race").await;
-    trust::throttling(&ctx, "trust-throttling").await;
+    trust::throttling(&ctx, "trust-throttling", 5).await;
     trust::csv_injection(&ctx, "trust-csv").await;
     trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
 }

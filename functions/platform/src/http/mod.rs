@@ -95,6 +95,22 @@ pub fn finish(routes: ApiRouter, state: AppState) -> Router {
         .layer(axum::middleware::map_request(assign_request_id))
 }
 
+/// Several resources' routes, each served on its own state, in one service: how API
+/// Gateway spreads one API over separate functions (each with its own credentials), for
+/// running the HTTP scenarios function by function.
+pub fn finish_each(parts: Vec<(ApiRouter, AppState)>) -> Router {
+    let mut router = Router::new();
+    for (routes, state) in parts {
+        let (routes, _) = routes.split_for_parts();
+        router = router.merge(routes.with_state(state));
+    }
+    router
+        .fallback(problem::not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::map_request(assign_request_id))
+}
+
 /// The whole product in one app (the local server), with the docs.
 pub fn app(state: AppState) -> Router {
     finish(all_routes().merge(docs::routes()), state)

@@ -1,0 +1,614 @@
+//! Each Lambda function's scenarios, run with credentials that hold exactly that
+//! function's policy from `infra/template.yaml`, on moto with IAM enforcement on.
+//!
+//! moto checks the action of every call it receives (and the resource for SQS), but it
+//! authorises a DynamoDB transaction as `dynamodb:TransactWriteItems`, where AWS checks
+//! each item's own action (`PutItem`, `DeleteItem`, `ConditionCheckItem`). So each
+//! function's store is also wrapped in a checker that applies AWS's rule to every
+//! transaction item against the template's statements. A missing action fails the
+//! scenario that needs it (and is named in the output); actions a policy grants that no
+//! scenario used are reported at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use blackbox::{identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
+use platform::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
+use platform::adapters::dynamo::DynamoStore;
+use platform::adapters::mail_dir::DirectoryMailer;
+use platform::adapters::ses::SesMailer;
+use platform::app::{keys, Secrets, Services};
+use platform::domain::events::BusinessEvent;
+use platform::domain::ids::TenantId;
+use platform::http::{self, ApiRouter};
+use platform::ports::mail::{Mail, MailError, Mailer};
+use platform::ports::queue::{ActionMessage, ActionQueue, DeliveryError, EventBus};
+use platform::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write};
+use platform::runtime::{state, Delivery, Seed};
+use platform::stages;
+use serde_json::{json, Value};
+use serde_yaml_ng::Value as Yaml;
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+const TABLE: &str = "iam-table";
+const BUS: &str = "iam-events";
+const MAIL_FROM: &str = "no-reply@example.com";
+const ADMIN_TOKEN: &str = "iam-admin-token-0123456789abcdef0123";
+const JWT_SECRET: &str = "iam-signing-key-0123456789abcdef0123";
+
+/// What the template's references resolve to in this test's account.
+struct Names {
+    queue_arns: BTreeMap<&'static str, String>,
+    secret_arns: BTreeMap<&'static str, String>,
+}
+
+impl Names {
+    fn table_arn(&self) -> String {
+        format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}")
+    }
+
+    /// `!GetAtt X.Y`, `!Ref X` and `!Sub "...${X.Y}...${AWS::...}"`, as CloudFormation would.
+    fn resolve(&self, value: &Yaml) -> String {
+        let Yaml::Tagged(tagged) = value else { return value.as_str().expect("a plain resource").to_string() };
+        let text = match &tagged.value {
+            Yaml::String(s) => s.clone(),
+            Yaml::Sequence(parts) => parts.iter().map(|p| p.as_str().unwrap_or_default()).collect::<Vec<_>>().join("."),
+            other => panic!("unexpected {other:?}"),
+        };
+        match tagged.tag.to_string().as_str() {
+            "!GetAtt" => self.attribute(&text),
+            "!Ref" => self.secret_arns.get(text.as_str()).cloned().unwrap_or_else(|| panic!("!Ref {text}")),
+            "!Sub" => {
+                let mut out = String::new();
+                let mut rest = text.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..].find('}').expect("closing brace") + start;
+                    out.push_str(&self.attribute(&rest[start + 2..end]));
+                    rest = &rest[end + 1..];
+                }
+                out + rest
+            }
+            tag => panic!("unexpected tag {tag}"),
+        }
+    }
+
+    fn attribute(&self, name: &str) -> String {
+        match name {
+            "AWS::Partition" => "aws".to_string(),
+            "AWS::Region" => REGION.to_string(),
+            "AWS::AccountId" => ACCOUNT.to_string(),
+            "Table.Arn" => self.table_arn(),
+            "Table.StreamArn" => format!("{}/stream/latest", self.table_arn()),
+            "EventBus.Arn" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{BUS}"),
+            other => {
+                let resource = other.trim_end_matches(".Arn");
+                self.queue_arns.get(resource).cloned().unwrap_or_else(|| panic!("no value for {other}"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Statement {
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+impl Statement {
+    fn allows(&self, action: &str, resource: &str) -> bool {
+        let matches = |pattern: &str, text: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => text.starts_with(prefix),
+            None => pattern == text,
+        };
+        self.actions.iter().any(|a| a == action) && self.resources.iter().any(|r| matches(r, resource))
+    }
+}
+
+/// The statements of a function's inline policies in the template.
+fn policy_of(template: &Yaml, function: &str, names: &Names) -> Vec<Statement> {
+    let policies = &template["Resources"][function]["Properties"]["Policies"];
+    let mut statements = Vec::new();
+    for policy in policies.as_sequence().unwrap_or_else(|| panic!("{function} has policies")) {
+        for statement in policy["Statement"].as_sequence().expect("statements") {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+            let actions = statement["Action"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_string());
+            let resources = statement["Resource"].as_sequence().unwrap().iter().map(|r| names.resolve(r));
+            statements.push(Statement { actions: actions.collect(), resources: resources.collect() });
+        }
+    }
+    statements
+}
+
+/// The same statements as moto can enforce them: it cannot match resources for most
+/// services (nor for batch SQS calls), so they are checked here instead; it
+/// authorises transactions as `dynamodb:TransactWriteItems` (checked item by item by
+/// [`Checked`] instead); and it asks for `sqs:SendMessageBatch` where AWS's
+/// `sqs:SendMessage` covers the batch call too.
+fn moto_policy(statements: &[Statement]) -> String {
+    let moto_statements: Vec<Value> = statements
+        .iter()
+        .map(|s| {
+            let mut actions = s.actions.clone();
+            if actions.iter().any(|a| {
+                ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"].contains(&a.as_str())
+            }) {
+                actions.push("dynamodb:TransactWriteItems".to_string());
+            }
+            if actions.iter().any(|a| a == "sqs:SendMessage") {
+                actions.push("sqs:SendMessageBatch".to_string());
+            }
+            json!({"Effect": "Allow", "Action": actions, "Resource": ["*"]})
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": moto_statements}).to_string()
+}
+
+/// What one function did, by IAM action, and what it was refused.
+#[derive(Default)]
+struct Usage {
+    used: BTreeSet<String>,
+    refused: BTreeSet<String>,
+}
+
+type Ledger = Arc<Mutex<BTreeMap<String, Usage>>>;
+
+/// A function's store, checked as AWS checks each call and transaction item.
+struct Checked {
+    function: String,
+    inner: Arc<dyn Store>,
+    statements: Vec<Statement>,
+    table_arn: String,
+    ledger: Ledger,
+}
+
+impl Checked {
+    fn check(&self, actions: &[&str]) -> Result<(), StoreError> {
+        let mut ledger = self.ledger.lock().unwrap();
+        let usage = ledger.entry(self.function.clone()).or_default();
+        for action in actions {
+            let action = format!("dynamodb:{action}");
+            if !self.statements.iter().any(|s| s.allows(&action, &self.table_arn)) {
+                eprintln!("IAM: {} is not allowed {action} on {}", self.function, self.table_arn);
+                usage.refused.insert(action.clone());
+                return Err(StoreError::Unavailable(format!("AccessDenied: {action}")));
+            }
+            usage.used.insert(action);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for Checked {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.check(&["GetItem"])?;
+        self.inner.get(pk, sk).await
+    }
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+        self.check(&["PutItem"])?;
+        self.inner.put(item, condition).await
+    }
+
+    async fn query(&self, query: Query<'_>) -> Result<Page, StoreError> {
+        self.check(&["Query"])?;
+        self.inner.query(query).await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let actions: Vec<&str> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put { .. } => "PutItem",
+                Write::Delete { .. } => "DeleteItem",
+                Write::Check { .. } => "ConditionCheckItem",
+            })
+            .collect();
+        self.check(&actions)?;
+        self.inner.transact(writes).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check(&["GetItem"])?;
+        self.inner.ping().await
+    }
+}
+
+/// Records a non-DynamoDB action as used once the call it guards succeeded.
+fn note(ledger: &Ledger, function: &str, action: &str) {
+    ledger.lock().unwrap().entry(function.to_string()).or_default().used.insert(action.to_string());
+}
+
+/// Checks `action` on `resource` against a function's statements (the resource part moto
+/// cannot check), recording a refusal.
+fn allowed(
+    ledger: &Ledger,
+    function: &str,
+    statements: &[Statement],
+    action: &str,
+    resource: &str,
+) -> Result<(), DeliveryError> {
+    if statements.iter().any(|s| s.allows(action, resource)) {
+        return Ok(());
+    }
+    eprintln!("IAM: {function} is not allowed {action} on {resource}");
+    ledger.lock().unwrap().entry(function.to_string()).or_default().refused.insert(format!("{action} on {resource}"));
+    Err(DeliveryError(format!("AccessDenied: {action}")))
+}
+
+struct NotedBus {
+    inner: Arc<dyn EventBus>,
+    ledger: Ledger,
+    function: String,
+    statements: Vec<Statement>,
+    arn: String,
+}
+
+#[async_trait]
+impl EventBus for NotedBus {
+    async fn publish(&self, events: Vec<BusinessEvent>) -> Result<(), DeliveryError> {
+        allowed(&self.ledger, &self.function, &self.statements, "events:PutEvents", &self.arn)?;
+        self.inner.publish(events).await?;
+        note(&self.ledger, &self.function, "events:PutEvents");
+        Ok(())
+    }
+}
+
+struct NotedQueue {
+    inner: Arc<dyn ActionQueue>,
+    ledger: Ledger,
+    function: String,
+    statements: Vec<Statement>,
+    arn: String,
+}
+
+#[async_trait]
+impl ActionQueue for NotedQueue {
+    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
+        allowed(&self.ledger, &self.function, &self.statements, "sqs:SendMessage", &self.arn)?;
+        self.inner.enqueue(messages).await?;
+        note(&self.ledger, &self.function, "sqs:SendMessage");
+        Ok(())
+    }
+}
+
+/// Sends through SES with the function's credentials (so IAM is checked), and keeps a
+/// copy in the folder the scenarios read.
+struct TeeMailer(SesMailer, DirectoryMailer, Ledger, String);
+
+#[async_trait]
+impl Mailer for TeeMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        self.0.send(mail).await?;
+        note(&self.2, &self.3, "ses:SendEmail");
+        self.1.send(mail).await
+    }
+}
+
+/// An IAM user holding the function's moto policy; returns its access key pair.
+async fn user_for(iam: &aws_sdk_iam::Client, function: &str, statements: &[Statement]) -> (String, String) {
+    iam.create_user().user_name(function).send().await.unwrap();
+    iam.put_user_policy()
+        .user_name(function)
+        .policy_name("template")
+        .policy_document(moto_policy(statements))
+        .send()
+        .await
+        .unwrap();
+    let key = iam.create_access_key().user_name(function).send().await.unwrap().access_key.unwrap();
+    (key.access_key_id, key.secret_access_key)
+}
+
+fn sdk_config(endpoint: &str, (id, secret): &(String, String)) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new(id, secret, None, None, "iam-test"),
+        ))
+        .build()
+}
+
+/// One function as it runs on AWS: its own credentials for every client, its secrets read
+/// from Secrets Manager with them, its store checked item by item.
+struct Function {
+    name: &'static str,
+    logical_id: &'static str,
+    statements: Vec<Statement>,
+    config: aws_config::SdkConfig,
+}
+
+impl Function {
+    /// Reads the secrets the template gives this function (its `*_ARN` variables).
+    async fn secrets(&self, template: &Yaml, names: &Names, ledger: &Ledger) -> Secrets {
+        let client = aws_sdk_secretsmanager::Client::new(&self.config);
+        let variables = &template["Resources"][self.logical_id]["Properties"]["Environment"]["Variables"];
+        let mut found = BTreeMap::new();
+        if let Some(variables) = variables.as_mapping() {
+            for (name, value) in variables {
+                let name = name.as_str().unwrap();
+                let Some(secret) = name.strip_suffix("_ARN") else { continue };
+                let arn = names.resolve(value);
+                let read = client.get_secret_value().secret_id(&arn).send().await;
+                let value =
+                    read.unwrap_or_else(|e| panic!("{} cannot read {secret}: {e:?}", self.name)).secret_string.unwrap();
+                found.insert(secret.to_string(), value);
+                note(ledger, self.name, "secretsmanager:GetSecretValue");
+            }
+        }
+        Secrets {
+            platform_admin_token: found.remove("PLATFORM_ADMIN_TOKEN"),
+            jwt_secret: found.remove("JWT_SECRET"),
+            webhook_secret: found.remove("WEBHOOK_SIGNING_SECRET"),
+        }
+    }
+
+    async fn services(
+        &self,
+        template: &Yaml,
+        names: &Names,
+        ledger: &Ledger,
+        mail: &std::path::Path,
+        seed: Seed,
+        actions_url: &str,
+    ) -> Services {
+        let secrets = self.secrets(template, names, ledger).await;
+        let store = Arc::new(Checked {
+            function: self.name.to_string(),
+            inner: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.config), TABLE)),
+            statements: self.statements.clone(),
+            table_arn: names.table_arn(),
+            ledger: ledger.clone(),
+        });
+        let mailer = Arc::new(TeeMailer(
+            SesMailer::new(aws_sdk_sesv2::Client::new(&self.config), MAIL_FROM),
+            DirectoryMailer::new(mail),
+            ledger.clone(),
+            self.name.to_string(),
+        ));
+        let delivery = Delivery::Aws {
+            queue: Arc::new(NotedQueue {
+                inner: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&self.config), actions_url.to_string())),
+                ledger: ledger.clone(),
+                function: self.name.to_string(),
+                statements: self.statements.clone(),
+                arn: names.attribute("ActionQueue.Arn"),
+            }),
+            bus: Arc::new(NotedBus {
+                inner: Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&self.config), BUS)),
+                ledger: ledger.clone(),
+                function: self.name.to_string(),
+                statements: self.statements.clone(),
+                arn: names.attribute("EventBus.Arn"),
+            }),
+        };
+        state(store, mailer, secrets, delivery, seed).await.unwrap_or_else(|e| panic!("{}: {e}", self.name)).services
+    }
+}
+
+/// Every function of the template, with its routes (none for automation stages) and
+/// whether it seeds the catalog at start, as its `main.rs` does.
+fn functions() -> Vec<(&'static str, &'static str, Option<fn() -> ApiRouter>, Seed)> {
+    vec![
+        ("catalog", "CatalogFunction", Some(http::catalog::routes as fn() -> ApiRouter), Seed::Yes),
+        ("tenant-systems", "TenantSystemsFunction", Some(http::tenant_systems::routes), Seed::Yes),
+        ("config", "ConfigFunction", Some(http::config::routes), Seed::Yes),
+        ("auth", "AuthFunction", Some(http::auth::routes), Seed::No),
+        ("users", "UsersFunction", Some(http::users::routes), Seed::No),
+        ("audit", "AuditFunction", Some(http::audit::routes), Seed::No),
+        ("records", "RecordsFunction", Some(http::records::routes), Seed::No),
+        ("automation", "AutomationFunction", Some(http::automation::routes), Seed::No),
+        ("health", "HealthFunction", Some(|| http::health::routes().merge(http::docs::routes())), Seed::No),
+        ("event-publisher", "EventPublisherFunction", None, Seed::No),
+        ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
+        ("action-executor", "ActionExecutorFunction", None, Seed::No),
+    ]
+}
+
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() && !out.is_empty() {
+            break;
+        }
+        out.extend(messages);
+        if out.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_works_with_exactly_its_template_policy() {
+    let template: Yaml = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let moto = Moto::start();
+
+    // Deployment, before IAM is enforced: table, bus, queues, sender identity, secrets, users.
+    moto.new_table(TABLE).await;
+    let (tap, actions) = moto.bus_and_queues(BUS).await;
+    let sqs = moto.sqs_client();
+    let arn_of = async |url: &str| {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone()
+    };
+    let stream_failures = sqs.create_queue().queue_name("iam-stream-failures").send().await.unwrap().queue_url.unwrap();
+    let queue_arns = BTreeMap::from([
+        ("ActionQueue", arn_of(&actions).await),
+        ("StreamFailureQueue", arn_of(&stream_failures).await),
+        ("EvaluatorDeadLetterQueue", arn_of(&tap).await),
+    ]);
+    moto.sesv2_client().create_email_identity().email_identity(MAIL_FROM).send().await.unwrap();
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config(&moto.endpoint, &("test".into(), "test".into())));
+    let mut secret_arns = BTreeMap::new();
+    for (logical, value) in [
+        ("JwtSecretValue", JWT_SECRET),
+        ("PlatformAdminTokenSecret", ADMIN_TOKEN),
+        ("WebhookSigningSecretValue", "iam-webhook-key-0123456789abcdef"),
+    ] {
+        let created = sm.create_secret().name(logical).secret_string(value).send().await.unwrap();
+        secret_arns.insert(logical, created.arn.unwrap());
+    }
+    let names = Names { queue_arns, secret_arns };
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&moto.endpoint, &("test".into(), "test".into())));
+    let mut deployed = Vec::new();
+    for (name, logical_id, routes, seed) in functions() {
+        let statements = policy_of(&template, logical_id, &names);
+        let keys = user_for(&iam, name, &statements).await;
+        deployed.push((
+            Function { name, logical_id, statements, config: sdk_config(&moto.endpoint, &keys) },
+            routes,
+            seed,
+        ));
+    }
+    let reader_policy = vec![Statement {
+        actions: vec!["sqs:ReceiveMessage".into(), "sqs:DeleteMessage".into(), "dynamodb:GetItem".into()],
+        resources: vec!["*".into()],
+    }];
+    let reader = sdk_config(&moto.endpoint, &user_for(&iam, "test-reader", &reader_policy).await);
+    let enforce =
+        reqwest::Client::new().post(format!("{}/moto-api/reset-auth", moto.endpoint)).body("0").send().await.unwrap();
+    assert!(enforce.status().is_success(), "moto enforces IAM from here on");
+    let denied = moto
+        .dynamodb_client()
+        .get_item()
+        .table_name(TABLE)
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .send()
+        .await;
+    assert!(denied.is_err(), "credentials outside IAM are refused now");
+
+    // Each function on its own credentials; the API functions behind one router, as API Gateway.
+    let ledger: Ledger = Arc::default();
+    let mail = tempfile::tempdir().unwrap();
+    let mut parts = Vec::new();
+    let mut stages = BTreeMap::new();
+    for (function, routes, seed) in &deployed {
+        let services = function.services(&template, &names, &ledger, mail.path(), *seed, &actions).await;
+        match routes {
+            Some(routes) => parts.push((routes(), http::AppState { services })),
+            None => {
+                stages.insert(function.name, services);
+            }
+        }
+    }
+    let base = serve_in_process(http::finish_each(parts)).await;
+    let ctx = Ctx { api: Api::new(&base), admin_token: ADMIN_TOKEN.to_string(), mail_dir: mail.path().to_path_buf() };
+
+    scenarios::platform(&ctx).await;
+    scenarios::catalog_reads(&ctx).await;
+    scenarios::catalog_admin(&ctx, "iam").await;
+    scenarios::installs(&ctx, "iam-installs").await;
+    scenarios::upgrades(&ctx, "iam-upgrades", "iam").await;
+    scenarios::configuration(&ctx, "iam-config").await;
+    identity::sessions(&ctx, "iam-sessions").await;
+    identity::lockout(&ctx, "iam-lockout").await;
+    identity::password_reset(&ctx, "iam-reset").await;
+    identity::access_control(&ctx, "iam-rbac").await;
+    identity::api_keys(&ctx, "iam-keys").await;
+    identity::audit_trail(&ctx, "iam-audit").await;
+    trust::escalation(&ctx, "iam-escalation").await;
+    trust::revocation(&ctx, &ctx, "iam-revocation").await;
+    trust::throttling(&ctx, "iam-throttling", MOTO_THROTTLE_SLACK).await;
+
+    // Records, rules and the automation stages, each stage on its own credentials.
+    let owner = ctx.new_tenant("iam-auto").await;
+    assert_eq!(owner.post("/api/v1/tenants/iam-auto/systems", json!({"system_id": "sales"})).await.status, 201);
+    let rule = owner.post("/api/v1/automation/rules", json!({
+        "name": "High Value Deal Alert", "module_type": "sales", "trigger_id": "high_value_opportunity",
+        "conditions": [{"type": "value_threshold", "value": 10000}],
+        "actions": [{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "{{opportunity_name}}"}},
+                    {"type": "create_task", "parameters": {"title": "Call {{opportunity_name}}"}}]
+    })).await;
+    assert_eq!(rule.status, 201, "{}", rule.body);
+    let record = owner
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "IAM deal", "value": 20000, "stage": "prospecting"}),
+        )
+        .await;
+    assert_eq!(record.status, 201, "{}", record.body);
+    let published = owner
+        .post(
+            "/api/v1/automation/events",
+            json!({"module_type": "sales", "trigger_id": "opportunity_created", "data": {"name": "x"}}),
+        )
+        .await;
+    assert!(published.status < 300, "publishing an event: {}", published.body);
+
+    // The stream record of the write -> publisher -> bus -> evaluator -> queue -> executor.
+    let tenant = TenantId::parse("iam-auto").unwrap();
+    let record_id = record.body["record_id"].as_str().unwrap();
+    let raw = DynamoStore::new(aws_sdk_dynamodb::Client::new(&reader), TABLE);
+    let item =
+        raw.get(&keys::tenant_pk(&tenant), &format!("REC#sales#opportunities#{record_id}")).await.unwrap().unwrap();
+    let image: serde_dynamo::Item =
+        serde_dynamo::to_item(json!({"PK": item.pk, "SK": item.sk, "version": item.version, "data": item.data}))
+            .unwrap();
+    let stream: StreamEvent = serde_json::from_value(json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": REGION,
+        "dynamodb": {"Keys": {}, "NewImage": image, "SequenceNumber": "100", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    }]})).unwrap();
+    assert!(stages::publish_stream(&stages["event-publisher"], stream).await.unwrap() >= 1);
+    // The tap stands for EventBridge invoking the evaluator; the test reads it (and the
+    // action queue, standing for Lambda's SQS trigger) with its own reader credentials.
+    let tap_reader = aws_sdk_sqs::Client::new(&reader);
+    let routed = drain(&tap_reader, &tap).await;
+    assert!(!routed.is_empty(), "events crossed the bus");
+    let mut runs = 0;
+    for message in &routed {
+        let event: CloudWatchEvent<BusinessEvent> = serde_json::from_str(message.body().unwrap()).unwrap();
+        runs += stages::evaluate_bus_event(&stages["rule-evaluator"], event).await.unwrap();
+    }
+    assert!(runs >= 1, "the rule matched");
+    let queued = drain(&tap_reader, &actions).await;
+    assert_eq!(queued.len(), 2, "one message per action");
+    let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
+    let response = stages::execute_queue_batch(&stages["action-executor"], batch).await;
+    assert!(response.batch_item_failures.is_empty(), "the executor did both actions with its own policy");
+    let notifications = owner.get("/api/v1/notifications").await;
+    assert_eq!(notifications.body["items"].as_array().unwrap().len(), 1, "{}", notifications.body);
+    let tasks = owner.get("/api/v1/tools/tasks").await;
+    assert_eq!(tasks.body["items"].as_array().unwrap().len(), 1, "{}", tasks.body);
+
+    // The verdict: nothing refused; what each policy grants and nobody used, reported.
+    // Stream reading and the stream's failure queue are used by the event source mapping
+    // on AWS, not by the function's code.
+    let by_the_trigger =
+        ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"];
+    let ledger = ledger.lock().unwrap();
+    let mut refused = Vec::new();
+    for (function, _, _) in &deployed {
+        let usage = ledger.get(function.name);
+        let used = usage.map(|u| u.used.clone()).unwrap_or_default();
+        if let Some(u) = usage {
+            refused.extend(u.refused.iter().map(|a| format!("{} needs {a}", function.name)));
+        }
+        let granted: BTreeSet<String> = function.statements.iter().flat_map(|s| s.actions.iter().cloned()).collect();
+        let unused: Vec<&String> =
+            granted.iter().filter(|a| !used.contains(*a) && !by_the_trigger.contains(&a.as_str())).collect();
+        if !unused.is_empty() {
+            eprintln!("IAM report: {} is granted {unused:?} but no scenario used it", function.name);
+        }
+    }
+    assert!(refused.is_empty(), "actions missing from the template: {refused:?}");
+}
