@@ -102,6 +102,21 @@ impl Moto {
         aws_sdk_eventbridge::Client::from_conf(config)
     }
 
+    pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+
+    /// Stores a secret in Secrets Manager; returns its ARN.
+    pub async fn secret(&self, name: &str, value: &str) -> String {
+        self.secrets_client().create_secret().name(name).secret_string(value).send().await.unwrap().arn.unwrap()
+    }
+
     /// A custom bus whose rule routes every `platform.*` event to a new SQS queue (what the
     /// template does with the evaluator), and an action queue. Returns (bus tap url, action queue url).
     pub async fn bus_and_queues(&self, bus: &str) -> (String, String) {

@@ -64,8 +64,11 @@ async fn every_function_answers_its_sample_event() {
     moto.new_table("platform-lambda").await;
     let (_tap, actions) = moto.bus_and_queues("platform-events").await;
     let port = free_port();
+    // Secrets come from Secrets Manager, read once at init, as on AWS.
+    let admin_arn = moto.secret("platform-admin-token", SAMPLE_ADMIN_TOKEN).await;
+    let jwt_arn = moto.secret("jwt-secret", "lambda-test-signing-key-0123456789abcdef").await;
     let env = format!(
-        "TABLE_NAME=platform-lambda,AWS_ENDPOINT_URL={},AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,PLATFORM_ADMIN_TOKEN={SAMPLE_ADMIN_TOKEN},JWT_SECRET=lambda-test-signing-key-0123456789abcdef,MAIL_FROM=no-reply@example.com,EVENT_BUS_NAME=platform-events,ACTION_QUEUE_URL={actions},RUST_LOG=warn",
+        "TABLE_NAME=platform-lambda,AWS_ENDPOINT_URL={},AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,PLATFORM_ADMIN_TOKEN_ARN={admin_arn},JWT_SECRET_ARN={jwt_arn},MAIL_FROM=no-reply@example.com,EVENT_BUS_NAME=platform-events,ACTION_QUEUE_URL={actions},RUST_LOG=warn",
         moto.endpoint
     );
     let watch = Command::new("cargo")
