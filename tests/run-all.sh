@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the product: unit, store conformance (embedded + DynamoDB on moto),
 # black-box HTTP (local server + DynamoDB app), each Lambda function through
-# `cargo lambda watch/invoke`, SIGKILL crash safety, formatting and the SAM template lint.
+# `cargo lambda watch/invoke`, every function under exactly its IAM policy (moto with IAM
+# enforced), SIGKILL crash safety, formatting, clippy and the SAM template lint.
 # Installs what it needs first. Usage: bash tests/run-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ export CARGO_TERM_COLOR=never
 
 cargo fmt --all -- --check
 cfn-lint infra/template.yaml
+cargo clippy --all-targets --locked -- -D warnings
 # The black-box tests start the binaries (local server, Lambda functions) themselves.
 cargo build --workspace --bins --locked
 log="$(mktemp)"

@@ -381,8 +381,8 @@ pub async fn isolation(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         format!("/api/v1/tenants/{tenant_a}/systems/marketing/history"),
         format!("/api/v1/config/tenants/{tenant_a}/configs/secret"),
         format!("/api/v1/config/tenants/{tenant_a}/configs/secret/versions"),
-        format!("/api/v1/tenants/no-such-tenant/systems"),
-        format!("/api/v1/config/tenants/no-such-tenant/configs/secret"),
+        "/api/v1/tenants/no-such-tenant/systems".to_string(),
+        "/api/v1/config/tenants/no-such-tenant/configs/secret".to_string(),
     ] {
         assert_eq!(b.get(&path).await.status, 403, "{path}");
     }

@@ -395,7 +395,10 @@ impl Function {
 
 /// Every function of the template, with its routes (none for automation stages) and
 /// whether it seeds the catalog at start, as its `main.rs` does.
-fn functions() -> Vec<(&'static str, &'static str, Option<fn() -> ApiRouter>, Seed)> {
+/// (binary, template resource, routes, seeding) of one function.
+type FunctionSpec = (&'static str, &'static str, Option<fn() -> ApiRouter>, Seed);
+
+fn functions() -> Vec<FunctionSpec> {
     vec![
         ("catalog", "CatalogFunction", Some(http::catalog::routes as fn() -> ApiRouter), Seed::Yes),
         ("tenant-systems", "TenantSystemsFunction", Some(http::tenant_systems::routes), Seed::Yes),

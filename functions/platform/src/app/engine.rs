@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
-use super::records::RecordService;
+use super::records::{RecordKey, RecordService};
 use super::stored::{decode_at, optimistic_or, Step};
 use crate::domain::catalog::SystemVersion;
 use crate::domain::config::ConfigVersion;
@@ -592,7 +592,7 @@ impl Executor {
                     Causation { depth: message.event.causation.depth + 1, action_id: Some(message.action_id.clone()) };
                 let (_, after, _, write) = self
                     .records
-                    .patch_writes(tenant, &system, entity, &id, &patch, Some(causation), None)
+                    .patch_writes(tenant, RecordKey { system: &system, entity, id: &id }, &patch, Some(causation), None)
                     .await
                     .map_err(|e| ActionFailed(e.to_string()))?;
                 Ok((json!({"record_id": id, "field": field, "value": after.data.get(&field)}), vec![write]))

@@ -109,10 +109,12 @@ struct Key {
     data: serde_json::Value,
 }
 
+/// When an answer was read (as an instant and in epoch seconds), and the answer.
+type Cached<V> = (Instant, u64, Option<V>);
+
 /// A small time-bounded cache; `None` answers (no such user or key) are cached too.
 struct Fresh<V> {
-    /// key -> (when read, when read in epoch seconds, what was read)
-    entries: Mutex<HashMap<String, (Instant, u64, Option<V>)>>,
+    entries: Mutex<HashMap<String, Cached<V>>>,
 }
 
 impl<V: Clone> Fresh<V> {

@@ -22,6 +22,14 @@ use crate::domain::records::{merge_patch, relations, Record};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
+/// Which record: its system, entity and id.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordKey<'a> {
+    pub system: &'a SystemId,
+    pub entity: &'a str,
+    pub id: &'a str,
+}
+
 #[derive(Clone)]
 pub struct RecordService {
     store: Arc<dyn Store>,
@@ -134,9 +142,7 @@ impl RecordService {
     pub async fn patch_writes(
         &self,
         tenant: &TenantId,
-        system: &SystemId,
-        entity: &str,
-        id: &str,
+        RecordKey { system, entity, id }: RecordKey<'_>,
         patch: &Map<String, Value>,
         causation: Option<Causation>,
         expected: Option<u64>,
@@ -167,14 +173,12 @@ impl RecordService {
         &self,
         actor: &Actor,
         tenant: &TenantId,
-        system: &SystemId,
-        entity: &str,
-        id: &str,
+        key: RecordKey<'_>,
         patch: Map<String, Value>,
         expected: Option<u64>,
     ) -> AppResult<(Record, u64)> {
-        let (before, after, version, write) =
-            self.patch_writes(tenant, system, entity, id, &patch, None, expected).await?;
+        let RecordKey { system, entity, id } = key;
+        let (before, after, version, write) = self.patch_writes(tenant, key, &patch, None, expected).await?;
         let target = format!("record:{system}/{entity}/{id}");
         let writes = vec![
             write,

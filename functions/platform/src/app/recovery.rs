@@ -126,7 +126,7 @@ impl RecoveryService {
                 SignInThrottle::clear_account(&tenant, &record.user.email),
                 audit::record(&actor, Some(&tenant), Change::new("auth.password.reset", format!("user:{user_id}"))),
             ];
-            Ok(committed(self.store.transact(writes).await)?)
+            committed(self.store.transact(writes).await)
         })
         .await?;
         self.authn.forget_user(&tenant, &user_id);
@@ -160,7 +160,7 @@ impl RecoveryService {
                 record.put_user(&tenant, &user),
                 audit::record(&actor, Some(&tenant), Change::new("auth.email.verify", format!("user:{user_id}"))),
             ];
-            Ok(committed(self.store.transact(writes).await)?)
+            committed(self.store.transact(writes).await)
         })
         .await
     }

@@ -301,7 +301,7 @@ impl SessionService {
             let change =
                 Change::new("auth.session.revoke", format!("session:{session_id}")).after(json!({"reason": reason}));
             writes.push(audit::record(actor, Some(tenant), change));
-            Ok(committed(self.store.transact(writes).await)?)
+            committed(self.store.transact(writes).await)
         })
         .await?;
         self.authn.forget_user(tenant, user_id);

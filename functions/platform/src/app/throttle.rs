@@ -141,7 +141,7 @@ impl SignInThrottle {
                 self.count_write(&pk, &account_sk, account.next(now, &self.policy), account_version),
                 self.count_write(&pk, &address_sk, by_address.next(now, &self.policy), address_version),
             ];
-            Ok(committed(self.store.transact(writes).await)?)
+            committed(self.store.transact(writes).await)
         })
         .await;
         match admitted {

@@ -141,7 +141,7 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields) -> Result<(), Inva
                 }
                 if action.kind == "webhook" {
                     let url = action.parameters.get("url").and_then(Value::as_str).unwrap_or_default();
-                    if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+                    if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
                         issues.push(FieldIssue::new(format!("{at}.parameters.url"), "must be an http(s) URL"));
                     }
                     if action.parameters.get("headers").is_some_and(|h| !h.is_object()) {

@@ -14,6 +14,7 @@ use super::problem::Problem;
 use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::AppResult;
 use crate::app::page::Listed;
+use crate::app::records::RecordKey;
 use crate::domain::records::Record;
 
 pub fn routes() -> ApiRouter {
@@ -94,7 +95,13 @@ async fn patch_record(
     let (record, version) = state
         .services
         .records
-        .patch(&auth.actor(), auth.tenant()?, &system, &entity, &record_id, patch, if_match.version())
+        .patch(
+            &auth.actor(),
+            auth.tenant()?,
+            RecordKey { system: &system, entity: &entity, id: &record_id },
+            patch,
+            if_match.version(),
+        )
         .await?;
     Ok((etag_header(version), Json(record)))
 }
