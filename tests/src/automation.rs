@@ -1,4 +1,4 @@
-//! Automation scenarios on a running local server: the seed 003 example end to end,
+//! Automation scenarios on a running local server: the high-value deal alert end to end,
 //! validation, tests of rules, actions, loop protection, retries and isolation.
 
 use std::time::{Duration, Instant};
@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::{Api, Ctx};
 
-/// The seed 003 "High Value Deal Alert" request, exactly as written there.
+/// The original API's "High Value Deal Alert" example request, exactly as documented.
 pub fn seed_rule() -> Value {
     json!({
       "name": "High Value Deal Alert",

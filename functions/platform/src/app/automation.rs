@@ -1,4 +1,4 @@
-//! The automation API: triggers, rules (seed 003), rule tests, executions and retries,
+//! The automation API: triggers, rules, rule tests, executions and retries,
 //! events from outside, and what actions produce (notifications, tasks).
 
 use std::collections::BTreeSet;

@@ -79,7 +79,7 @@ pub fn same_digest(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The claims of an access token (seed 004's, plus roles, permissions and session).
+/// The claims of an access token (the original API's, plus roles, permissions, session and generation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub sub: String,

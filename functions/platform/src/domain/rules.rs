@@ -1,4 +1,4 @@
-//! Automation rules (seed 003): a trigger, conditions that must all hold, and actions.
+//! Automation rules: a trigger, conditions that must all hold, and actions.
 
 use std::collections::BTreeSet;
 

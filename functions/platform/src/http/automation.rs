@@ -1,4 +1,4 @@
-//! `/api/v1/automation`: triggers, rules (seed 003), tests, executions, events; and what
+//! `/api/v1/automation`: triggers, rules, tests, executions, events; and what
 //! actions produce: `/api/v1/notifications`, `/api/v1/tools/tasks`.
 
 use axum::extract::{Path, State};
@@ -236,7 +236,7 @@ async fn list_notifications(
     Ok(Json(state.services.automation.notifications(auth.tenant()?, &params.page()?).await?))
 }
 
-/// Tasks (seed 004 tools), created by people or by automations.
+/// Tasks (a tool of the system service), created by people or by automations.
 #[utoipa::path(get, path = "/api/v1/tools/tasks", tag = "tools", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<Task>)))]

@@ -1,4 +1,4 @@
-//! `/api/v1/users`: users, roles, permissions, teams and API keys (seed 004 paths).
+//! `/api/v1/users`: users, roles, permissions, teams and API keys (the original API's paths).
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
