@@ -260,7 +260,7 @@ pub async fn actions(ctx: &Ctx, tenant: &str, webhook_base: &str) {
                 "deal_closed_lost",
                 json!([]),
                 json!([
-                    {"type": "webhook", "parameters": {"url": format!("{webhook_base}/hooks/fail")}}
+                    {"type": "webhook", "parameters": {"url": format!("{webhook_base}/hooks/fail"), "secret": "hook-secret"}}
                 ]),
             ),
         )
@@ -450,4 +450,102 @@ pub async fn records(ctx: &Ctx, tenant: &str) {
     assert_eq!(api.send("PATCH", &path, Some(json!({"value": "lots"})), &[]).await.problem_fields(), ["/value"]);
     assert_eq!(api.delete(&path).await.status, 204);
     assert_eq!(api.get(&path).await.status, 404);
+}
+
+/// Webhooks cannot be aimed inside the platform's network (server-side request forgery),
+/// on a server with the default policy: literal addresses and host templates are refused
+/// when the rule is written, a name that resolves inside fails the run with the reason,
+/// and nothing reaches the receiver. Secrets never show in a dry run.
+pub async fn webhook_targets_are_checked(ctx: &Ctx, tenant: &str, receiver_port: u16) {
+    let api = ctx.new_tenant(tenant).await;
+    api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+    let rule = |name: &str, parameters: Value| json!({"name": name, "module_type": "sales", "trigger_id": "opportunity_created", "actions": [{"type": "webhook", "parameters": parameters}]});
+    for (url, why) in [
+        ("http://169.254.169.254/latest/meta-data/iam", "instance metadata"),
+        ("http://127.0.0.1:9/x", "loopback"),
+        ("http://[::ffff:127.0.0.1]/x", "IPv4-mapped loopback"),
+        ("http://10.0.0.5/x", "private"),
+        ("http://100.64.1.1/x", "carrier-grade NAT"),
+        ("http://[fd00::1]/x", "unique-local"),
+        ("https://{{host}}/x", "host from data"),
+        ("https://example.com:{{port}}/x", "port from data"),
+        ("https://user:pass@example.com/x", "credentials in the URL"),
+        ("file:///etc/passwd", "not http"),
+    ] {
+        let refused = api.post("/api/v1/automation/rules", rule("bad", json!({"url": url, "secret": "s"}))).await;
+        assert_eq!(refused.status, 422, "{why}: {}", refused.body);
+        assert_eq!(refused.problem_fields(), ["actions[0].parameters.url"], "{why}");
+    }
+    for header in ["Host", "Transfer-Encoding", "Connection", "X-Signature-256"] {
+        let refused = api
+            .post(
+                "/api/v1/automation/rules",
+                rule("bad", json!({"url": "https://example.com/x", "headers": {header: "x"}})),
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{header}: {}", refused.body);
+        assert_eq!(refused.problem_fields(), [format!("actions[0].parameters.headers.{header}")]);
+    }
+
+    // A name that resolves inside: accepted as written, refused when called.
+    let inside = api
+        .post(
+            "/api/v1/automation/rules",
+            rule("inside", json!({"url": format!("http://localhost:{receiver_port}/hooks/ok/{{{{opportunity_name}}}}"), "secret": "s"})),
+        )
+        .await;
+    assert_eq!(inside.status, 201, "{}", inside.body);
+    let created = api
+        .post("/api/v1/systems/sales/records/opportunities", json!({"name": "Probe", "value": 1, "stage": "proposal"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let path = format!("/api/v1/automation/rules/{}/executions", inside.body["id"].as_str().unwrap());
+    let runs =
+        eventually(&api, &path, |b| items(b).first().is_some_and(|e| e["actions"][0]["error"].is_string())).await;
+    let error = items(&runs)[0]["actions"][0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("resolves to") && error.contains("may not reach"), "{error}");
+
+    // The dry run shows what would be sent, secrets masked.
+    let secretive = api
+        .post(
+            "/api/v1/automation/rules",
+            rule("secretive", json!({"url": "https://hooks.example.com/x?token=T0P-SECRET&stage={{stage}}", "secret": "S3CRET-KEY", "headers": {"Authorization": "Bearer H3ADER-SECRET"}})),
+        )
+        .await;
+    assert_eq!(secretive.status, 201, "{}", secretive.body);
+    let tried = api
+        .post(
+            &format!("/api/v1/automation/rules/{}/test", secretive.body["id"].as_str().unwrap()),
+            json!({"data": {"stage": "won", "opportunity_name": "x"}}),
+        )
+        .await;
+    assert_eq!(tried.status, 200, "{}", tried.body);
+    let shown = tried.body.to_string();
+    for secret in ["T0P-SECRET", "S3CRET-KEY", "H3ADER-SECRET"] {
+        assert!(!shown.contains(secret), "the dry run shows {secret}: {shown}");
+    }
+    assert!(shown.contains("stage=won"), "{shown}");
+    let read = api.get(&format!("/api/v1/automation/rules/{}", secretive.body["id"].as_str().unwrap())).await;
+    assert!(!read.body.to_string().contains("T0P-SECRET"), "{}", read.body);
+}
+
+/// A webhook answered with a redirect fails; the redirect target never gets the signed
+/// request (on a server that allows private targets, for the local receiver).
+pub async fn webhook_redirects_are_not_followed(ctx: &Ctx, tenant: &str, webhook_base: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+    let redirecting = api
+        .post(
+            "/api/v1/automation/rules",
+            json!({"name": "redirected", "module_type": "sales", "trigger_id": "opportunity_created", "actions": [{"type": "webhook", "parameters": {"url": format!("{webhook_base}/hooks/redirect"), "secret": "s", "headers": {"x-tenant": "Redirected"}}}]}),
+        )
+        .await;
+    assert_eq!(redirecting.status, 201, "{}", redirecting.body);
+    api.post("/api/v1/systems/sales/records/opportunities", json!({"name": "Hop", "value": 1, "stage": "proposal"}))
+        .await;
+    let path = format!("/api/v1/automation/rules/{}/executions", redirecting.body["id"].as_str().unwrap());
+    let runs =
+        eventually(&api, &path, |b| items(b).first().is_some_and(|e| e["actions"][0]["error"].is_string())).await;
+    let error = items(&runs)[0]["actions"][0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("redirects are not followed"), "{error}");
 }

@@ -175,9 +175,15 @@ pub struct LocalServer {
 
 impl LocalServer {
     pub fn start(data_dir: &Path) -> LocalServer {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// The local server with extra environment variables.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> LocalServer {
         let port = free_port();
         let admin_token = "local-test-admin-token-0123456789abcdef".to_string();
         let child = Command::new(binary("local-server"))
+            .envs(env.iter().copied())
             .env("PORT", port.to_string())
             .env("DATA_DIR", data_dir)
             .env("PLATFORM_ADMIN_TOKEN", &admin_token)

@@ -23,6 +23,7 @@ async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
         platform_admin_token: None,
         jwt_secret: Some("engine-test-signing-key-0123456789abcdef".into()),
         webhook_secret: None,
+        webhook_policy: Default::default(),
     };
     state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap().services
 }

@@ -63,6 +63,7 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
         platform_admin_token: None,
         jwt_secret: Some("pipeline-test-signing-key-0123456789abcd".into()),
         webhook_secret: None,
+        webhook_policy: Default::default(),
     };
     let s = state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::Yes)
         .await

@@ -25,6 +25,7 @@ async fn app_over(store: Arc<DynamoStore>, mail: &std::path::Path) -> Ctx {
         platform_admin_token: Some(token.to_string()),
         jwt_secret: Some("a-test-signing-key-of-at-least-32-bytes".to_string()),
         webhook_secret: None,
+        webhook_policy: Default::default(),
     };
     let app_state =
         state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap();

@@ -347,6 +347,7 @@ impl Function {
             platform_admin_token: found.remove("PLATFORM_ADMIN_TOKEN"),
             jwt_secret: found.remove("JWT_SECRET"),
             webhook_secret: found.remove("WEBHOOK_SIGNING_SECRET"),
+            webhook_policy: Default::default(),
         }
     }
 

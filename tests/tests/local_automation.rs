@@ -30,14 +30,16 @@ async fn receiver() -> (String, Received) {
                 }
             }),
         )
-        .route("/hooks/fail", post(|| async { StatusCode::INTERNAL_SERVER_ERROR }));
+        .route("/hooks/fail", post(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/hooks/redirect", post(|| async { (StatusCode::FOUND, [("location", "/hooks/ok")]) }));
     (serve_in_process(app).await, received)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automation_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
-    let server = LocalServer::start(dir.path());
+    // The receiver is on loopback: this server lets webhooks reach private addresses.
+    let server = LocalServer::start_with(dir.path(), &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")]);
     let ctx = ctx(&server);
     let (webhooks, received) = receiver().await;
     automation::seed_example(&ctx, "auto-seed").await;
@@ -45,8 +47,11 @@ async fn automation_scenarios_pass_on_the_local_server() {
     automation::records(&ctx, "auto-records").await;
     automation::actions(&ctx, "auto-actions", &webhooks).await;
     automation::isolation(&ctx, "auto-a", "auto-b").await;
+    automation::webhook_redirects_are_not_followed(&ctx, "auto-redirect", &webhooks).await;
 
     // The webhook arrived once, signed with HMAC-SHA256 of its body.
+    let followed = received.lock().unwrap().iter().filter(|(h, _)| h["x-tenant"] == "Redirected").count();
+    assert_eq!(followed, 0, "a redirect is never followed with the signed request");
     let calls: Vec<_> = received.lock().unwrap().iter().filter(|(h, _)| h["x-tenant"] == "Globex").cloned().collect();
     assert_eq!(calls.len(), 1, "delivered exactly once");
     let (headers, body) = &calls[0];
@@ -88,4 +93,16 @@ async fn a_matching_opportunity_notifies_even_across_a_crash() {
         1,
         "and never a second one"
     );
+}
+
+/// With the default policy, webhooks cannot reach inside the network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_cannot_reach_inside_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    let ctx = ctx(&server);
+    let (webhooks, received) = receiver().await;
+    let port: u16 = webhooks.rsplit(':').next().unwrap().parse().unwrap();
+    automation::webhook_targets_are_checked(&ctx, "ssrf", port).await;
+    assert!(received.lock().unwrap().is_empty(), "nothing reached the receiver");
 }

@@ -77,6 +77,12 @@ fn webhook_secret_from_env() -> Option<String> {
     std::env::var("WEBHOOK_SIGNING_SECRET").ok().filter(|t| !t.is_empty())
 }
 
+/// `WEBHOOK_ALLOW_PRIVATE_TARGETS=true` lets webhooks reach private addresses (off by default).
+fn webhook_policy_from_env() -> crate::domain::webhook::WebhookPolicy {
+    let allow_private = std::env::var("WEBHOOK_ALLOW_PRIVATE_TARGETS").is_ok_and(|v| v == "true" || v == "1");
+    crate::domain::webhook::WebhookPolicy { allow_private }
+}
+
 /// Shortest secret (admin token, token-signing key) a process accepts.
 pub const MIN_SECRET_CHARS: usize = 32;
 
@@ -120,7 +126,7 @@ async fn lambda_secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, String> 
             return Err(format!("{name} must be at least {MIN_SECRET_CHARS} characters"));
         }
     }
-    Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret })
+    Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env() })
 }
 
 /// The services of a Lambda function, on DynamoDB, SES, EventBridge and SQS.
@@ -221,6 +227,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         platform_admin_token: Some(settings.platform_admin_token.clone()),
         jwt_secret: Some(jwt_secret),
         webhook_secret: webhook_secret_from_env(),
+        webhook_policy: webhook_policy_from_env(),
     };
     let purger = embedded.clone();
     tokio::spawn(async move {

@@ -20,6 +20,7 @@ use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::matcher::evaluate;
 use crate::domain::rules::{check_rule, render_value, Rule, RuleInput, TriggerFields};
 use crate::domain::time::now_rfc3339;
+use crate::domain::webhook::{mask_parameters, WebhookPolicy};
 use crate::ports::queue::{ActionQueue, EventBus};
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
@@ -95,6 +96,7 @@ pub struct AutomationService {
     manifests: Manifests,
     queue: Arc<dyn ActionQueue>,
     bus: Arc<dyn EventBus>,
+    webhooks: WebhookPolicy,
 }
 
 const TASK_STATUSES: [&str; 4] = ["open", "in_progress", "done", "cancelled"];
@@ -106,8 +108,9 @@ impl AutomationService {
         manifests: Manifests,
         queue: Arc<dyn ActionQueue>,
         bus: Arc<dyn EventBus>,
+        webhooks: WebhookPolicy,
     ) -> Self {
-        Self { store, catalog, manifests, queue, bus }
+        Self { store, catalog, manifests, queue, bus, webhooks }
     }
 
     /// Triggers of the tenant's installed systems (optionally one module).
@@ -155,7 +158,7 @@ impl AutomationService {
 
     async fn checked(&self, tenant: &TenantId, input: &RuleInput) -> AppResult<()> {
         let trigger = self.trigger(tenant, &input.module_type, &input.trigger_id).await?;
-        check_rule(input, &trigger)?;
+        check_rule(input, &trigger, &self.webhooks)?;
         Ok(())
     }
 
@@ -330,7 +333,13 @@ impl AutomationService {
         let actions = rule
             .actions
             .iter()
-            .map(|a| json!({"type": a.kind, "would": if matched { render_value(&Value::Object(a.parameters.clone()), &event.data) } else { Value::Null }}))
+            .map(|a| {
+                let would = match render_value(&Value::Object(a.parameters.clone()), &event.data) {
+                    Value::Object(rendered) if matched => Value::Object(mask_parameters(&rendered)),
+                    _ => Value::Null,
+                };
+                json!({"type": a.kind, "would": would})
+            })
             .collect();
         Ok(RuleTest { matched, conditions, actions })
     }

@@ -22,6 +22,7 @@ use crate::domain::matcher::CompiledRules;
 use crate::domain::records::Record;
 use crate::domain::rules::{render, render_value, Rule};
 use crate::domain::time::now_rfc3339;
+use crate::domain::webhook::{WebhookPolicy, WebhookUrl, FORBIDDEN_HEADERS};
 use crate::ports::feed::StoreChange;
 use crate::ports::queue::{ActionMessage, ActionQueue, DeliveryError, EventBus};
 use crate::ports::store::{Condition, Item, Store, StoreError, Write};
@@ -407,13 +408,55 @@ pub struct Executor {
     records: RecordService,
     http: reqwest::Client,
     webhook_secret: Option<String>,
+    webhooks: WebhookPolicy,
+}
+
+/// Resolves webhook hosts and refuses, before any connection, a name with an address the
+/// policy forbids. The client connects only to the addresses returned here, so there is
+/// no window between the check and the connection (DNS rebinding).
+struct CheckedResolver(WebhookPolicy);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some((ip, why)) = addresses.iter().find_map(|a| policy.refuses(a.ip()).map(|why| (a.ip(), why))) {
+                return Err(format!("{host} resolves to {ip}, {why}: webhooks may not reach it").into());
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An error with its causes, for a run's record (reqwest keeps the reason in the chain).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl Executor {
-    pub fn new(store: Arc<dyn Store>, records: RecordService, webhook_secret: Option<String>) -> Self {
-        let http =
-            reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("an HTTP client");
-        Self { store, records, http, webhook_secret }
+    pub fn new(
+        store: Arc<dyn Store>,
+        records: RecordService,
+        webhook_secret: Option<String>,
+        webhooks: WebhookPolicy,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            // A redirect would take the signed request somewhere the rule did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(CheckedResolver(webhooks)))
+            .build()
+            .expect("an HTTP client");
+        Self { store, records, http, webhook_secret: webhook_secret.filter(|s| !s.is_empty()), webhooks }
     }
 
     async fn execution(&self, tenant: &TenantId, id: &str) -> AppResult<Option<(Execution, u64)>> {
@@ -606,7 +649,12 @@ impl Executor {
         use hmac::{KeyInit, Mac};
         let data = &message.event.data;
         let params = &message.action.parameters;
-        let url = params.get("url").and_then(Value::as_str).map(|u| render(u, data)).unwrap_or_default();
+        let template = params.get("url").and_then(Value::as_str).unwrap_or_default();
+        let target = WebhookUrl::parse(template).map_err(|e| ActionFailed(format!("the webhook url {e}")))?;
+        if let Some(why) = target.literal_ip().and_then(|ip| self.webhooks.refuses(ip)) {
+            return Err(ActionFailed(format!("the webhook url names {why}: webhooks may not reach it")));
+        }
+        let url = target.render(data);
         let body = match params.get("body") {
             Some(template) => render_value(template, data),
             None => serde_json::to_value(&message.event).expect("serializes"),
@@ -615,9 +663,12 @@ impl Executor {
         let secret = params
             .get("secret")
             .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
             .map(str::to_string)
             .or_else(|| self.webhook_secret.clone())
-            .unwrap_or_default();
+            .ok_or_else(|| {
+                ActionFailed("no key to sign the webhook with: set the rule's secret or the platform's".to_string())
+            })?;
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
         mac.update(&bytes);
         let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
@@ -630,16 +681,27 @@ impl Executor {
             .header("x-event-id", &message.event.event_id);
         if let Some(headers) = params.get("headers").and_then(Value::as_object) {
             for (name, value) in headers {
+                if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    continue; // refused when the rule was written; never sent
+                }
                 if let Some(value) = value.as_str() {
                     request = request.header(name.as_str(), render(value, data));
                 }
             }
         }
-        let response =
-            request.body(bytes).send().await.map_err(|e| ActionFailed(format!("webhook call failed: {e}")))?;
+        // The URL may carry secrets: errors are recorded without it.
+        let response = request
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| ActionFailed(format!("webhook call failed: {}", with_causes(&e.without_url()))))?;
         let status = response.status();
+        // The answer's body is never read: nothing of it is kept, and a large one costs nothing.
+        drop(response);
         if status.is_success() {
             Ok(json!({"status": status.as_u16()}))
+        } else if status.is_redirection() {
+            Err(ActionFailed(format!("webhook answered {status}; redirects are not followed")))
         } else {
             Err(ActionFailed(format!("webhook answered {status}")))
         }

@@ -39,6 +39,8 @@ pub struct Secrets {
     pub jwt_secret: Option<String>,
     /// Default key that signs webhook bodies (HMAC-SHA256), unless a rule sets its own.
     pub webhook_secret: Option<String>,
+    /// Where webhooks may go (an operator setting that travels with the secrets).
+    pub webhook_policy: crate::domain::webhook::WebhookPolicy,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -103,8 +105,20 @@ impl Services {
         let evaluator = engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone());
         let bus = bus(&evaluator);
         let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());
-        let executor = engine::Executor::new(store.clone(), records.clone(), secrets.webhook_secret.clone());
-        let automation = automation::AutomationService::new(store.clone(), catalog.clone(), manifests, queue, bus);
+        let executor = engine::Executor::new(
+            store.clone(),
+            records.clone(),
+            secrets.webhook_secret.clone(),
+            secrets.webhook_policy,
+        );
+        let automation = automation::AutomationService::new(
+            store.clone(),
+            catalog.clone(),
+            manifests,
+            queue,
+            bus,
+            secrets.webhook_policy,
+        );
         let engine = Engine { publisher, evaluator, executor };
         Self {
             store,

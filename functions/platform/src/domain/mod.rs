@@ -14,3 +14,4 @@ pub mod migration;
 pub mod records;
 pub mod rules;
 pub mod time;
+pub mod webhook;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::invalid::{FieldIssue, Invalid};
+use super::webhook::{check_target, mask_parameters, WebhookPolicy};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +113,7 @@ fn needs_value(kind: &str) -> bool {
 }
 
 /// Checks a rule against its trigger; every fault is named (`conditions[0].field`, ...).
-pub fn check_rule(input: &RuleInput, trigger: &TriggerFields) -> Result<(), Invalid> {
+pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &WebhookPolicy) -> Result<(), Invalid> {
     let mut issues = Vec::new();
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         issues.push(FieldIssue::new("name", "must be 1 to 200 characters"));
@@ -140,12 +141,8 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields) -> Result<(), Inva
                     }
                 }
                 if action.kind == "webhook" {
-                    let url = action.parameters.get("url").and_then(Value::as_str).unwrap_or_default();
-                    if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-                        issues.push(FieldIssue::new(format!("{at}.parameters.url"), "must be an http(s) URL"));
-                    }
-                    if action.parameters.get("headers").is_some_and(|h| !h.is_object()) {
-                        issues.push(FieldIssue::new(format!("{at}.parameters.headers"), "must be an object"));
+                    for (field, message) in check_target(&action.parameters, webhooks) {
+                        issues.push(FieldIssue::new(format!("{at}.parameters.{field}"), message));
                     }
                 }
             }
@@ -227,17 +224,10 @@ fn check_conditions(conditions: &[Condition], trigger: &TriggerFields, at: &str,
 }
 
 impl Rule {
-    /// The rule as readers see it: webhook secrets and header values are masked.
+    /// The rule as readers see it: secrets masked by [`mask_parameters`].
     pub fn redacted(mut self) -> Rule {
         for action in &mut self.actions {
-            if action.parameters.contains_key("secret") {
-                action.parameters.insert("secret".to_string(), Value::String("********".to_string()));
-            }
-            if let Some(Value::Object(headers)) = action.parameters.get_mut("headers") {
-                for value in headers.values_mut() {
-                    *value = Value::String("********".to_string());
-                }
-            }
+            action.parameters = mask_parameters(&action.parameters);
         }
         self
     }
@@ -245,6 +235,11 @@ impl Rule {
 
 /// Fills `{{field}}` placeholders from the event data (missing fields become empty).
 pub fn render(template: &str, data: &Map<String, Value>) -> String {
+    render_with(template, data, str::to_string)
+}
+
+/// [`render`], passing each filled-in value through `encode` (e.g. percent-encoding).
+pub fn render_with(template: &str, data: &Map<String, Value>, encode: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -254,9 +249,9 @@ pub fn render(template: &str, data: &Map<String, Value>) -> String {
             Some(end) => {
                 let name = after[..end].trim();
                 match data.get(name) {
-                    Some(Value::String(s)) => out.push_str(s),
+                    Some(Value::String(s)) => out.push_str(&encode(s)),
                     Some(Value::Null) | None => {}
-                    Some(other) => out.push_str(&other.to_string()),
+                    Some(other) => out.push_str(&encode(&other.to_string())),
                 }
                 rest = &after[end + 2..];
             }
@@ -307,7 +302,7 @@ mod tests {
             "conditions": [{"type": "value_threshold", "value": 10000}],
             "actions": [{"type": "send_notification", "parameters": {"recipient": "sales-manager@example.com", "message": "New high-value opportunity: {{opportunity_name}} - ${{value}}"}}]
         }));
-        check_rule(&rule, &trigger()).unwrap();
+        check_rule(&rule, &trigger(), &WebhookPolicy::default()).unwrap();
     }
 
     #[test]
@@ -323,7 +318,12 @@ mod tests {
             ],
             "actions": [{"type": "launch_rocket"}, {"type": "send_notification", "parameters": {"recipient": "a@b.co"}}, {"type": "webhook", "parameters": {"url": "ftp://x"}}]
         }));
-        let fields: Vec<String> = check_rule(&rule, &trigger()).unwrap_err().0.into_iter().map(|i| i.field).collect();
+        let fields: Vec<String> = check_rule(&rule, &trigger(), &WebhookPolicy::default())
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|i| i.field)
+            .collect();
         assert_eq!(
             fields,
             [
