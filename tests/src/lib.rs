@@ -156,6 +156,23 @@ impl Moto {
     }
 }
 
+/// Every message now on a queue, as received (waits a little for the first).
+pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() && !out.is_empty() {
+            break;
+        }
+        out.extend(messages);
+        if out.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    out
+}
+
 /// Where cargo put this workspace's binaries (next to the test executable's `deps/`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

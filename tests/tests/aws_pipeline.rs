@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use blackbox::Moto;
+use blackbox::{drain, Moto};
 use platform::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::audit::Actor;
@@ -21,23 +21,6 @@ use platform::ports::store::Store;
 use platform::runtime::{state, Delivery, Seed};
 use platform::stages;
 use serde_json::{json, Value};
-
-/// Every message now on a queue, as received.
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut out = Vec::new();
-    for _ in 0..20 {
-        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-        let messages = got.messages.unwrap_or_default();
-        if messages.is_empty() && !out.is_empty() {
-            break;
-        }
-        out.extend(messages);
-        if out.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-    out
-}
 
 /// A DynamoDB stream record of a new item, as Lambda receives it.
 fn stream_event(new_image: Value) -> StreamEvent {

@@ -171,3 +171,32 @@ async fn undecodable_data_is_a_500_on_dynamodb() {
     assert_eq!(answer.status, 500, "{}", answer.body);
     assert_eq!(owner.get("/api/v1/users").await.status, 500);
 }
+
+/// A session ends at its absolute lifetime, however recently it was refreshed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_at_their_absolute_lifetime_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let store = moto.new_table("absolute").await;
+    let ctx = app_over(store.clone(), mail.path()).await;
+    ctx.new_tenant("absolute").await;
+    let anonymous = ctx.api.anonymous();
+    let login =
+        json!({"tenant_id": "absolute", "email": Ctx::owner_email("absolute"), "password": blackbox::OWNER_PASSWORD});
+    let tokens = anonymous.post("/api/v1/auth/login", login).await;
+    let refresh = tokens.body["refresh_token"].as_str().unwrap().to_string();
+    let rotated = anonymous.post("/api/v1/auth/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let refresh = rotated.body["refresh_token"].as_str().unwrap().to_string();
+    let parts: Vec<&str> = refresh.split('.').collect();
+    let (user_id, session_id) = (parts[2], parts[3]);
+    let tenant = TenantId::parse("absolute").unwrap();
+    let mut session =
+        store.get(&keys::tenant_pk(&tenant), &keys::session_sk(user_id, session_id)).await.unwrap().unwrap();
+    let version = session.version;
+    session.data["absolute_expires_at"] = json!("2001-01-01T00:00:00Z");
+    session.version += 1;
+    store.put(session, Condition::Version(version)).await.unwrap();
+    let late = anonymous.post("/api/v1/auth/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(late.status, 401, "past its absolute lifetime the session is over: {}", late.body);
+}

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use blackbox::{identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
+use blackbox::{drain, identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
 use platform::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
 use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
@@ -414,22 +414,6 @@ fn functions() -> Vec<FunctionSpec> {
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
     ]
-}
-
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut out = Vec::new();
-    for _ in 0..20 {
-        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-        let messages = got.messages.unwrap_or_default();
-        if messages.is_empty() && !out.is_empty() {
-            break;
-        }
-        out.extend(messages);
-        if out.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
