@@ -457,3 +457,28 @@ pub async fn catalog_needs_credentials(ctx: &Ctx) {
         assert_eq!(ctx.admin().get(path).await.status, 200, "{path}");
     }
 }
+
+/// A document nested deeper than the store keeps is refused with a 422, never stored
+/// half or answered with a 5xx.
+pub async fn over_deep_documents_are_refused(ctx: &Ctx, tenant: &str) {
+    let owner = ctx.new_tenant(tenant).await;
+    assert_eq!(
+        owner.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status,
+        201
+    );
+    let mut deep = json!("bottom");
+    for _ in 0..40 {
+        deep = json!({ "down": deep });
+    }
+    let refused = owner
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Deep", "value": 1, "stage": "proposal", "notes": deep}),
+        )
+        .await;
+    assert_eq!((refused.status, refused.problem_fields()), (422, vec!["body".to_string()]), "{}", refused.body);
+    let config = owner.put(&format!("/api/v1/config/tenants/{tenant}/configs/deep"), json!({"value": deep})).await;
+    assert_eq!(config.status, 422, "{}", config.body);
+    let listed = owner.get("/api/v1/systems/sales/records/opportunities").await;
+    assert!(listed.body["items"].as_array().unwrap().is_empty(), "nothing was stored");
+}

@@ -76,6 +76,7 @@ async fn trust_scenarios_pass_on_dynamodb() {
     trust::throttling(&ctx, "trust-throttling", MOTO_THROTTLE_SLACK).await;
     trust::csv_injection(&ctx, "trust-csv").await;
     trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
+    trust::over_deep_documents_are_refused(&ctx, "trust-deep").await;
 }
 
 /// Every item that has a lifetime carries DynamoDB's `ttl` attribute.

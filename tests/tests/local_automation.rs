@@ -95,6 +95,64 @@ async fn a_matching_opportunity_notifies_even_across_a_crash() {
     );
 }
 
+/// A webhook without its own secret is signed with its tenant's key (shown once at
+/// onboarding and at each rotation), so one tenant cannot sign for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_with_their_tenants_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start_with(dir.path(), &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")]);
+    let ctx = ctx(&server);
+    let (webhooks, received) = receiver().await;
+    let mut keys = Vec::new();
+    for tenant in ["keys-a", "keys-b"] {
+        let created = ctx
+            .admin()
+            .post("/api/v1/auth/initialize-tenant", json!({"tenant_id": tenant, "name": tenant, "admin_email": Ctx::owner_email(tenant), "admin_password": blackbox::OWNER_PASSWORD}))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let onboarding_key = created.body["webhook_signing_key"]["key"].as_str().unwrap().to_string();
+        let api = ctx.sign_in(tenant, &Ctx::owner_email(tenant), blackbox::OWNER_PASSWORD).await;
+        let rotated = api.post("/api/v1/automation/signing-key", json!({})).await;
+        assert_eq!(rotated.status, 201, "{}", rotated.body);
+        let key = rotated.body["key"].as_str().unwrap().to_string();
+        assert_ne!(key, onboarding_key, "a rotation makes a new key");
+        assert_eq!(key.len(), 64);
+        api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await;
+        let rule = api
+            .post("/api/v1/automation/rules", json!({"name": "signed", "module_type": "sales", "trigger_id": "opportunity_created", "actions": [{"type": "webhook", "parameters": {"url": format!("{webhooks}/hooks/ok"), "headers": {"x-tenant": tenant}}}]}))
+            .await;
+        assert_eq!(rule.status, 201, "{}", rule.body);
+        let record = api
+            .post(
+                "/api/v1/systems/sales/records/opportunities",
+                json!({"name": "Signed", "value": 1, "stage": "proposal"}),
+            )
+            .await;
+        assert_eq!(record.status, 201, "{}", record.body);
+        keys.push((tenant, key));
+    }
+    assert_ne!(keys[0].1, keys[1].1, "every tenant has its own key");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for (tenant, key) in &keys {
+        let (headers, body) = loop {
+            let found = received.lock().unwrap().iter().find(|(h, _)| h["x-tenant"] == *tenant).cloned();
+            if let Some(found) = found {
+                break found;
+            }
+            assert!(std::time::Instant::now() < deadline, "{tenant}'s webhook never arrived");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(&body);
+        let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            headers["x-signature-256"],
+            format!("sha256={expected}").as_str(),
+            "{tenant}'s key signs its webhooks"
+        );
+    }
+}
+
 /// With the default policy, webhooks cannot reach inside the network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_cannot_reach_inside_the_network() {

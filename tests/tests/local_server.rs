@@ -67,6 +67,7 @@ async fn trust_scenarios_pass_on_the_local_server() {
     trust::throttling(&ctx, "trust-throttling", 5).await;
     trust::csv_injection(&ctx, "trust-csv").await;
     trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
+    trust::over_deep_documents_are_refused(&ctx, "trust-deep").await;
 }
 
 #[cfg(unix)]

@@ -5,6 +5,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::domain::events::BusinessEvent;
+use crate::domain::limits::{batches, MAX_BATCH_ENTRIES, MAX_PUT_EVENTS_BYTES, MAX_SQS_BATCH_BYTES};
 use crate::ports::queue::{ActionMessage, ActionQueue, DeliveryError, EventBus};
 
 fn failure(e: impl std::error::Error) -> DeliveryError {
@@ -27,18 +28,26 @@ impl EventBridgeBus {
 #[async_trait]
 impl EventBus for EventBridgeBus {
     async fn publish(&self, events: Vec<BusinessEvent>) -> Result<(), DeliveryError> {
-        for chunk in events.chunks(10) {
-            let entries = chunk
-                .iter()
-                .map(|e| {
-                    PutEventsRequestEntry::builder()
-                        .event_bus_name(&self.bus_name)
-                        .source(format!("platform.{}", e.module_type))
-                        .detail_type(&e.trigger_id)
-                        .detail(serde_json::to_string(e).expect("serializes"))
-                        .build()
-                })
-                .collect();
+        let entries: Vec<PutEventsRequestEntry> = events
+            .iter()
+            .map(|e| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus_name)
+                    .source(format!("platform.{}", e.module_type))
+                    .detail_type(&e.trigger_id)
+                    .detail(serde_json::to_string(e).expect("serializes"))
+                    .build()
+            })
+            .collect();
+        // EventBridge's size of an entry: source, detail-type and detail (no time or resources set).
+        let sizes: Vec<usize> = entries
+            .iter()
+            .map(|e| {
+                e.source().map_or(0, str::len) + e.detail_type().map_or(0, str::len) + e.detail().map_or(0, str::len)
+            })
+            .collect();
+        for range in batches(&sizes, MAX_BATCH_ENTRIES, MAX_PUT_EVENTS_BYTES) {
+            let entries = entries[range].to_vec();
             let out = self.client.put_events().set_entries(Some(entries)).send().await.map_err(failure)?;
             if out.failed_entry_count() > 0 {
                 return Err(DeliveryError(format!("{} events were not accepted", out.failed_entry_count())));
@@ -64,14 +73,16 @@ impl SqsQueue {
 #[async_trait]
 impl ActionQueue for SqsQueue {
     async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
-        for chunk in messages.chunks(10) {
-            let entries = chunk
+        let bodies: Vec<String> = messages.iter().map(|m| serde_json::to_string(m).expect("serializes")).collect();
+        let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
+        for range in batches(&sizes, MAX_BATCH_ENTRIES, MAX_SQS_BATCH_BYTES) {
+            let entries = bodies[range]
                 .iter()
                 .enumerate()
-                .map(|(i, m)| {
+                .map(|(i, body)| {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(serde_json::to_string(m).expect("serializes"))
+                        .message_body(body)
                         .build()
                         .map_err(|e| DeliveryError(e.to_string()))
                 })

@@ -660,15 +660,20 @@ impl Executor {
             None => serde_json::to_value(&message.event).expect("serializes"),
         };
         let bytes = serde_json::to_vec(&body).expect("serializes");
-        let secret = params
-            .get("secret")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .or_else(|| self.webhook_secret.clone())
-            .ok_or_else(|| {
-                ActionFailed("no key to sign the webhook with: set the rule's secret or the platform's".to_string())
-            })?;
+        let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
+        let own = params.get("secret").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let secret = match own {
+            Some(secret) => secret,
+            None => super::signing_keys::tenant_key(self.store.as_ref(), &tenant)
+                .await
+                .map_err(|e| ActionFailed(e.to_string()))?
+                .or_else(|| self.webhook_secret.clone())
+                .ok_or_else(|| {
+                    ActionFailed(
+                        "no key to sign the webhook with: set the rule's secret or rotate the tenant's key".to_string(),
+                    )
+                })?,
+        };
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
         mac.update(&bytes);
         let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();

@@ -57,6 +57,8 @@ pub fn config_version_sk(scope: &ConfigScope, version: u64) -> String {
 }
 
 pub const TENANT_PROFILE_SK: &str = "PROFILE";
+/// The tenant's webhook signing key.
+pub const WEBHOOK_KEY_SK: &str = "WEBHOOKKEY";
 pub const USER_PREFIX: &str = "USER#";
 pub const ROLE_PREFIX: &str = "ROLE#";
 pub const TEAM_PREFIX: &str = "TEAM#";

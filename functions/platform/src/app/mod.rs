@@ -18,6 +18,7 @@ pub mod recovery;
 pub mod roles;
 pub mod seed;
 pub mod sessions;
+pub mod signing_keys;
 pub mod stored;
 pub mod teams;
 pub mod tenants;
@@ -64,6 +65,7 @@ pub struct Services {
     pub roles: roles::RoleService,
     pub teams: teams::TeamService,
     pub api_keys: api_keys::ApiKeyService,
+    pub signing_keys: signing_keys::SigningKeyService,
     pub audit: audit::AuditService,
     pub records: records::RecordService,
     pub automation: automation::AutomationService,
@@ -99,6 +101,7 @@ impl Services {
         let roles = roles::RoleService::new(store.clone());
         let teams = teams::TeamService::new(store.clone());
         let api_keys = api_keys::ApiKeyService::new(store.clone(), authn.clone());
+        let signing_keys = signing_keys::SigningKeyService::new(store.clone());
         let audit = audit::AuditService::new(store.clone());
         let records = records::RecordService::new(store.clone(), catalog.clone());
         let manifests = engine::Manifests::new(store.clone(), catalog.clone());
@@ -133,6 +136,7 @@ impl Services {
             roles,
             teams,
             api_keys,
+            signing_keys,
             audit,
             records,
             automation,

@@ -11,6 +11,7 @@ use super::configs::next_version_writes;
 use super::credentials::hash_password;
 use super::error::{AppError, AppResult};
 use super::keys;
+use super::signing_keys::{fresh_key_write, NewSigningKey};
 use crate::domain::access::OWNER_ROLE;
 use crate::domain::config::{ConfigCause, ConfigScope};
 use crate::domain::identity::{check_password, parse_email, User, UserStatus};
@@ -45,6 +46,8 @@ pub struct InitializeTenant {
 pub struct TenantInitialized {
     pub tenant: TenantProfile,
     pub owner: User,
+    /// The tenant's webhook signing key, shown here once (rotate it to see a new one).
+    pub webhook_signing_key: NewSigningKey,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -111,13 +114,15 @@ impl TenantService {
         let defaults = json!({"timezone": "UTC", "locale": "en-US", "date_format": "YYYY-MM-DD", "currency": "USD"});
         let (_, config_writes) = next_version_writes(&tenant, &settings, None, defaults, ConfigCause::Write);
         writes.extend(config_writes);
+        let (signing_key, key_write) = fresh_key_write(&tenant);
+        writes.push(key_write);
         writes.push(audit::record(
             actor,
             Some(&tenant),
             Change::new("tenant.initialize", format!("tenant:{tenant}")).after(&profile),
         ));
         match self.store.transact(writes).await {
-            Ok(()) => Ok(TenantInitialized { tenant: profile, owner }),
+            Ok(()) => Ok(TenantInitialized { tenant: profile, owner, webhook_signing_key: signing_key }),
             Err(StoreError::ConditionFailed { .. }) => {
                 Err(AppError::conflict_with(format!("tenant '{tenant}' already exists"), "tenant_id", json!(tenant)))
             }

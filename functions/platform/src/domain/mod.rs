@@ -8,6 +8,7 @@ pub mod identity;
 pub mod ids;
 pub mod install;
 pub mod invalid;
+pub mod limits;
 pub mod manifest;
 pub mod matcher;
 pub mod migration;

@@ -15,6 +15,7 @@ use crate::app::automation::{IncomingEvent, RuleFilter, RuleTest, SampleEvent, T
 use crate::app::engine::{Execution, Notification, Task};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
+use crate::app::signing_keys::NewSigningKey;
 use crate::domain::events::BusinessEvent;
 use crate::domain::invalid::Invalid;
 use crate::domain::rules::{Rule, RuleInput};
@@ -34,6 +35,7 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(list_notifications))
         .routes(routes!(list_tasks, create_task))
         .routes(routes!(update_task))
+        .routes(routes!(rotate_signing_key))
 }
 
 /// Executions as readers see them: the rule snapshot without secrets.
@@ -222,6 +224,17 @@ async fn publish_event(
 ) -> AppResult<impl IntoResponse> {
     let event = state.services.automation.publish(auth.tenant()?, event).await?;
     Ok((StatusCode::ACCEPTED, Json(event)))
+}
+
+/// Replace the tenant's webhook signing key. The new key is in this answer only; webhooks
+/// without their own `secret` are signed with it from now on.
+#[utoipa::path(post, path = "/api/v1/automation/signing-key", tag = "automation", security(("bearer" = [])),
+    responses((status = 201, body = NewSigningKey), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn rotate_signing_key(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+) -> AppResult<(StatusCode, Json<NewSigningKey>)> {
+    Ok((StatusCode::CREATED, Json(state.services.signing_keys.rotate(&auth.actor(), auth.tenant()?).await?)))
 }
 
 /// Notifications sent by automations, newest first.

@@ -36,8 +36,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parses JSON, naming the failing field.
+/// Parses JSON, naming the failing field. Documents nested deeper than the store keeps
+/// are refused (422) before they are read.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    use crate::domain::limits::{json_depth, MAX_DOCUMENT_DEPTH};
+    if json_depth(bytes) > MAX_DOCUMENT_DEPTH {
+        return Err(AppError::Invalid(Invalid::one(
+            "body",
+            format!("nests deeper than {MAX_DOCUMENT_DEPTH} levels of objects and arrays"),
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
