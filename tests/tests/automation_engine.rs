@@ -170,3 +170,119 @@ async fn the_local_pipeline_settles_once_the_feed_is_consumed() {
     use platform::ports::feed::ChangeFeed;
     assert!(embedded.read(0, 10).await.unwrap().is_empty(), "consumed changes are dropped");
 }
+
+/// An SQS batch as Lambda hands it over, from messages on the local queue.
+async fn batch_of(queue: &platform::adapters::local_queue::StoreQueue) -> aws_lambda_events::event::sqs::SqsEvent {
+    let leased = queue.receive(20).await.unwrap();
+    let records: Vec<_> = leased
+        .iter()
+        .map(|m| json!({"messageId": m.message.action_id, "body": serde_json::to_string(&m.message).unwrap()}))
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// A receiver whose `/slow` holds every call until released (or 8 s pass).
+async fn slow_receiver() -> (String, Arc<std::sync::atomic::AtomicBool>, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let released = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (r, c) = (released.clone(), calls.clone());
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::post(move || {
+            let (r, c) = (r.clone(), c.clone());
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+                while !r.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    (blackbox::serve_in_process(app).await, released, calls)
+}
+
+/// One tenant's slow webhooks do not hold up another tenant's actions in the same batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tenant_does_not_hold_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let mail = tempfile::tempdir().unwrap();
+    let secrets = Secrets {
+        platform_admin_token: None,
+        jwt_secret: Some("engine-test-signing-key-0123456789abcdef".into()),
+        webhook_secret: Some("platform-webhook-key".into()),
+        webhook_policy: platform::domain::webhook::WebhookPolicy { allow_private: true },
+    };
+    let s = state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, Delivery::Local, Seed::Yes)
+        .await
+        .unwrap()
+        .services;
+    let (base, released, calls) = slow_receiver().await;
+    let hook = json!({"type": "webhook", "parameters": {"url": format!("{base}/slow"), "secret": "k"}});
+    let slow = tenant_with_rule(&s, "slow", json!([hook, hook, hook])).await;
+    let quick = tenant_with_rule(
+        &s,
+        "quick",
+        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "quick"}}]),
+    )
+    .await;
+    let queue = local_queue(store.clone());
+    let slow_change = creation(&s, &slow, 20000).await;
+    s.engine.publisher.publish(&[slow_change]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let quick_change = creation(&s, &quick, 20000).await;
+    s.engine.publisher.publish(&[quick_change]).await.unwrap();
+    let batch = batch_of(&queue).await;
+    assert_eq!(batch.records.len(), 4, "three slow webhooks first, then the quick notification");
+
+    let worker = {
+        let s = s.clone();
+        tokio::spawn(async move { platform::stages::execute_queue_batch(&s, batch, Default::default()).await })
+    };
+    let page = PageRequest::first(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.automation.notifications(&quick, &page).await.unwrap().items.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the quick tenant waited behind the slow one");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) <= platform::stages::PER_TENANT_CONCURRENCY,
+        "the slow tenant holds at most its share of slots"
+    );
+    assert!(!released.load(std::sync::atomic::Ordering::SeqCst), "the notification came while the webhooks hung");
+    released.store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = worker.await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures.len());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// An action that would outlive the invocation is not started; it goes back to the
+/// queue with no attempt counted against its run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_action_starts_past_the_time_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = tenant_with_rule(
+        &s,
+        "late",
+        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "late"}}]),
+    )
+    .await;
+    let change = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(&[change]).await.unwrap();
+    let batch = batch_of(&local_queue(store.clone())).await;
+    assert_eq!(batch.records.len(), 1);
+    let almost_over =
+        platform::stages::Budget { deadline: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(1)) };
+    let response = platform::stages::execute_queue_batch(&s, batch, almost_over).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "returned for redelivery");
+    let page = PageRequest::first(10);
+    assert!(s.automation.notifications(&tenant, &page).await.unwrap().items.is_empty(), "not started");
+    let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
+    assert_eq!(runs.items[0].actions[0].attempts, 0, "no attempt counted");
+}

@@ -103,8 +103,8 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     let queued = drain(&sqs, &actions).await;
     assert_eq!(queued.len(), 1);
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
-    assert!(stages::execute_queue_batch(&s, batch.clone()).await.batch_item_failures.is_empty());
-    assert!(stages::execute_queue_batch(&s, batch).await.batch_item_failures.is_empty());
+    assert!(stages::execute_queue_batch(&s, batch.clone(), Default::default()).await.batch_item_failures.is_empty());
+    assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
     let notifications = s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap();
     assert_eq!(notifications.items.len(), 1);
     assert_eq!(notifications.items[0].message, "New high-value opportunity: Stream deal - $20000");
@@ -112,7 +112,7 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     // A message that cannot be executed is reported back for redelivery (then the DLQ).
     let bad: SqsEvent =
         serde_json::from_value(json!({"Records": [{"messageId": "m-1", "body": "{\"not\": \"an action\"}"}]})).unwrap();
-    let response = stages::execute_queue_batch(&s, bad).await;
+    let response = stages::execute_queue_batch(&s, bad, Default::default()).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m-1");
 }

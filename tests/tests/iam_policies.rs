@@ -571,7 +571,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     let queued = drain(&tap_reader, &actions).await;
     assert_eq!(queued.len(), 2, "one message per action");
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
-    let response = stages::execute_queue_batch(&stages["action-executor"], batch).await;
+    let response = stages::execute_queue_batch(&stages["action-executor"], batch, Default::default()).await;
     assert!(response.batch_item_failures.is_empty(), "the executor did both actions with its own policy");
     let notifications = owner.get("/api/v1/notifications").await;
     assert_eq!(notifications.body["items"].as_array().unwrap().len(), 1, "{}", notifications.body);

@@ -4,8 +4,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::runtime::run_stage(|services, event: SqsEvent| async move {
-        Ok::<_, String>(platform::stages::execute_queue_batch(&services, event).await)
+    platform::runtime::run_stage(|services, event: SqsEvent, budget| async move {
+        Ok::<_, String>(platform::stages::execute_queue_batch(&services, event, budget).await)
     })
     .await
 }

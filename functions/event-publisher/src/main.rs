@@ -4,7 +4,7 @@ use aws_lambda_events::event::dynamodb::Event;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::runtime::run_stage(|services, event: Event| async move {
+    platform::runtime::run_stage(|services, event: Event, _budget| async move {
         platform::stages::publish_stream(&services, event).await
     })
     .await

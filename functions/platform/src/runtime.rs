@@ -141,12 +141,13 @@ async fn lambda_services(seed: Seed) -> Result<AppState, lambda_http::Error> {
     Ok(state(store, mailer, secrets, delivery, seed).await.map_err(|e| e.to_string())?)
 }
 
-/// Runs an automation stage as a Lambda function (stream, EventBridge or SQS events).
+/// Runs an automation stage as a Lambda function (stream, EventBridge or SQS events); the
+/// handler gets the invocation's time budget.
 pub async fn run_stage<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     E: serde::de::DeserializeOwned + Send + 'static,
     R: serde::Serialize + Send + 'static,
-    F: Fn(Services, E) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(Services, E, crate::stages::Budget) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<R, String>> + Send,
 {
     init_tracing(true);
@@ -154,7 +155,8 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
         let services = services.clone();
         let handler = handler.clone();
-        async move { handler(services, event.payload).await.map_err(lambda_runtime::Error::from) }
+        let budget = crate::stages::Budget::from_epoch_ms(event.context.deadline);
+        async move { handler(services, event.payload, budget).await.map_err(lambda_runtime::Error::from) }
     }))
     .await
 }

@@ -52,19 +52,76 @@ pub async fn evaluate_bus_event(services: &Services, event: CloudWatchEvent<Busi
     Ok(ids.len())
 }
 
-/// An SQS batch of action messages; the ones that failed are reported for redelivery
-/// (and after the queue's maximum receives, its dead-letter queue).
-pub async fn execute_queue_batch(services: &Services, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
+/// How long an action may take at most (a webhook's timeout, plus writing its outcome):
+/// an action is started only while the invocation has at least this long left.
+pub const ACTION_BUDGET: std::time::Duration = std::time::Duration::from_secs(12);
+/// Actions of one tenant running at once in a batch: a tenant's slow webhooks cannot take
+/// every slot, and other tenants' actions go on meanwhile.
+pub const PER_TENANT_CONCURRENCY: usize = 2;
+
+/// The time an invocation has (Lambda's deadline), or none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub deadline: Option<std::time::SystemTime>,
+}
+
+impl Budget {
+    /// From Lambda's context deadline (epoch milliseconds).
+    pub fn from_epoch_ms(deadline_ms: u64) -> Budget {
+        Budget { deadline: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms)) }
+    }
+
+    /// Whether `needed` still fits before the deadline.
+    pub fn allows(&self, needed: std::time::Duration) -> bool {
+        self.deadline.is_none_or(|d| d.duration_since(std::time::SystemTime::now()).is_ok_and(|left| left >= needed))
+    }
+}
+
+/// An SQS batch of action messages, run concurrently (at most
+/// [`PER_TENANT_CONCURRENCY`] per tenant). The ones that failed are reported for
+/// redelivery (and after the queue's maximum receives, its dead-letter queue). An action
+/// that would not finish before the invocation's deadline is not started: it is reported
+/// for redelivery without an attempt counted against its run.
+pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let mut tenants: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
+    let mut running = tokio::task::JoinSet::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let outcome = match record.body.as_deref().map(serde_json::from_str::<ActionMessage>) {
-            Some(Ok(message)) => services.engine.executor.execute(&message).await.map_err(|e| e.0),
+        let parsed = match record.body.as_deref().map(serde_json::from_str::<ActionMessage>) {
+            Some(Ok(message)) => Ok(message),
             Some(Err(e)) => Err(format!("not an action message: {e}")),
             None => Err("empty message".to_string()),
         };
+        let slots = parsed.as_ref().ok().map(|m| {
+            tenants
+                .entry(m.tenant_id.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_TENANT_CONCURRENCY)))
+                .clone()
+        });
+        let services = services.clone();
+        running.spawn(async move {
+            let outcome = async {
+                let message = parsed?;
+                let _slot = match &slots {
+                    Some(slots) => Some(slots.acquire().await.map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                if !budget.allows(ACTION_BUDGET) {
+                    return Err(format!("not started: less than {}s of the invocation left", ACTION_BUDGET.as_secs()));
+                }
+                services.engine.executor.execute(&message).await.map_err(|e| e.0)
+            }
+            .await;
+            (id, outcome)
+        });
+    }
+    let mut response = SqsBatchResponse::default();
+    while let Some(done) = running.join_next().await {
+        let (id, outcome) = done.unwrap_or_else(|e| (String::new(), Err(format!("the action panicked: {e}"))));
         if let Err(error) = outcome {
-            tracing::warn!(message_id = %id, error = %error, "action failed; SQS will redeliver it");
+            tracing::warn!(message_id = %id, error = %error, "action not done; SQS will redeliver it");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);

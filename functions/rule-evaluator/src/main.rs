@@ -5,7 +5,7 @@ use platform::domain::events::BusinessEvent;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::runtime::run_stage(|services, event: CloudWatchEvent<BusinessEvent>| async move {
+    platform::runtime::run_stage(|services, event: CloudWatchEvent<BusinessEvent>, _budget| async move {
         platform::stages::evaluate_bus_event(&services, event).await
     })
     .await
