@@ -57,7 +57,8 @@ impl EventBus for EventBridgeBus {
     }
 }
 
-/// Action messages on a standard SQS queue (its redrive policy sends them to a DLQ).
+/// Action messages on a standard SQS queue (its redrive policy sends them to a DLQ), each
+/// in its tenant's message group so that the queue serves tenants fairly.
 #[derive(Clone)]
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
@@ -76,13 +77,15 @@ impl ActionQueue for SqsQueue {
         let bodies: Vec<String> = messages.iter().map(|m| serde_json::to_string(m).expect("serializes")).collect();
         let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
         for range in batches(&sizes, MAX_BATCH_ENTRIES, MAX_SQS_BATCH_BYTES) {
-            let entries = bodies[range]
-                .iter()
-                .enumerate()
-                .map(|(i, body)| {
+            let entries = range
+                .clone()
+                .map(|i| {
+                    // The tenant as message group: SQS fair queues keep one tenant's backlog
+                    // from delaying the others' messages.
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(body)
+                        .message_body(&bodies[i])
+                        .message_group_id(&messages[i].tenant_id)
                         .build()
                         .map_err(|e| DeliveryError(e.to_string()))
                 })
