@@ -156,6 +156,7 @@ async fn the_local_pipeline_settles_once_the_feed_is_consumed() {
         publisher: s.engine.publisher.clone(),
         queue: local_queue(store.clone()),
         executor: s.engine.executor.clone(),
+        commits: embedded.commits(),
     };
     let mut consumed = 0;
     loop {
@@ -285,4 +286,39 @@ async fn no_action_starts_past_the_time_budget() {
     assert!(s.automation.notifications(&tenant, &page).await.unwrap().items.is_empty(), "not started");
     let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
     assert_eq!(runs.items[0].actions[0].attempts, 0, "no attempt counted");
+}
+
+/// Messages nobody can read are moved aside with the reason; the queue goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_messages_do_not_stall_the_local_queue() {
+    use platform::ports::store::{Condition, Item};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = tenant_with_rule(
+        &s,
+        "poison",
+        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "ok"}}]),
+    )
+    .await;
+    for i in 0..12 {
+        let garbage = Item::new(keys::QUEUE_PK, format!("{:015}#garbage-{i:02}", 1), 1, json!({"not": "a message"}));
+        store.put(garbage, Condition::None).await.unwrap();
+    }
+    let change = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(&[change]).await.unwrap();
+    let queue = local_queue(store.clone());
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        received.extend(queue.receive(10).await.unwrap());
+        if !received.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(received.len(), 1, "the real message comes through past twelve unreadable ones");
+    let aside = store.query_all(keys::DEAD_LETTER_PK, "").await.unwrap();
+    assert_eq!(aside.len(), 12);
+    assert!(aside[0].data["reason"].as_str().unwrap().contains("not an action message"));
+    assert_eq!(aside[0].data["raw"], json!({"not": "a message"}), "kept as it was, for the operator");
 }

@@ -18,6 +18,21 @@ pub struct LocalPipeline {
     pub publisher: Publisher,
     pub queue: StoreQueue,
     pub executor: Executor,
+    /// Changes on every commit of the store (`EmbeddedStore::commits`): each stage wakes
+    /// on it rather than polling, and still looks every [`IDLE_CHECK`] for retries that
+    /// come due.
+    pub commits: tokio::sync::watch::Receiver<u64>,
+}
+
+/// How often an idle stage looks again without being woken (retries coming due).
+pub const IDLE_CHECK: Duration = Duration::from_millis(50);
+
+/// Waits for the next commit, or [`IDLE_CHECK`].
+async fn next_commit(commits: &mut tokio::sync::watch::Receiver<u64>) {
+    tokio::select! {
+        _ = commits.changed() => {}
+        _ = tokio::time::sleep(IDLE_CHECK) => {}
+    }
 }
 
 impl LocalPipeline {
@@ -51,9 +66,12 @@ impl LocalPipeline {
     pub fn spawn(self) {
         let publisher = self.clone();
         tokio::spawn(async move {
+            let mut commits = publisher.commits.clone();
             loop {
+                // Marked seen before looking, so a commit made meanwhile wakes the next wait.
+                commits.borrow_and_update();
                 match publisher.publish_once().await {
-                    Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(0) => next_commit(&mut commits).await,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "publishing business events failed; retrying");
@@ -63,9 +81,11 @@ impl LocalPipeline {
             }
         });
         tokio::spawn(async move {
+            let mut commits = self.commits.clone();
             loop {
+                commits.borrow_and_update();
                 match self.work_once().await {
-                    Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(0) => next_commit(&mut commits).await,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "executing actions failed; retrying");

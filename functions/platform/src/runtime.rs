@@ -244,6 +244,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     let engine = state.services.engine.clone();
     LocalPipeline {
         store: store.clone(),
+        commits: embedded.commits(),
         feed: embedded,
         publisher: engine.publisher,
         queue: local_queue(store),

@@ -64,6 +64,8 @@ struct Stored {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Counts commits of writes, so that the local pipeline wakes on each one instead of polling.
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -84,7 +86,7 @@ impl EmbeddedStore {
         txn.open_table(EXPIRY).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         restrict_to_owner(path).map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), commits: Arc::new(tokio::sync::watch::Sender::new(0)) })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -267,7 +269,9 @@ impl Store for EmbeddedStore {
             }
             txn.commit().map_err(unavailable)
         })
-        .await
+        .await?;
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -322,6 +326,11 @@ impl ChangeFeed for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Changes whenever a transaction commits: what the local pipeline waits on.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
     /// Deletes up to `limit` items whose `ttl` is at or before `now`, as DynamoDB's TTL
     /// does in the background (expired items already read as absent). Returns how many.
     pub async fn purge_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError> {

@@ -64,7 +64,14 @@ impl StoreQueue {
             if visible_at > now {
                 break;
             }
-            let Ok(mut envelope) = serde_json::from_value::<Envelope>(item.data.clone()) else { continue };
+            let mut envelope = match serde_json::from_value::<Envelope>(item.data.clone()) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    // A message nobody can read would block the head of the queue forever.
+                    self.set_aside(&item, &format!("not an action message: {e}")).await?;
+                    continue;
+                }
+            };
             envelope.receives += 1;
             let moved = Item::new(
                 keys::QUEUE_PK,
@@ -83,6 +90,23 @@ impl StoreQueue {
             }
         }
         Ok(leased)
+    }
+
+    /// Moves an unreadable message to the dead letters, with the reason, as it was.
+    async fn set_aside(&self, item: &Item, reason: &str) -> Result<(), DeliveryError> {
+        tracing::error!(sk = %item.sk, reason, "a queued message is set aside");
+        let kept = serde_json::json!({"raw": item.data, "reason": reason});
+        let writes = vec![
+            Write::Delete { pk: item.pk.clone(), sk: item.sk.clone(), condition: Condition::Version(item.version) },
+            Write::Put {
+                item: Item::new(keys::DEAD_LETTER_PK, format!("{}#unreadable#{}", unix_now(), item.sk), 1, kept),
+                condition: Condition::None,
+            },
+        ];
+        match self.store.transact(writes).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
     }
 
     pub async fn ack(&self, leased: &Leased) -> Result<(), DeliveryError> {
