@@ -157,6 +157,7 @@ async fn the_local_pipeline_settles_once_the_feed_is_consumed() {
         queue: local_queue(store.clone()),
         executor: s.engine.executor.clone(),
         commits: embedded.commits(),
+        failures: Default::default(),
     };
     let mut consumed = 0;
     loop {
@@ -321,4 +322,65 @@ async fn unreadable_messages_do_not_stall_the_local_queue() {
     assert_eq!(aside.len(), 12);
     assert!(aside[0].data["reason"].as_str().unwrap().contains("not an action message"));
     assert_eq!(aside[0].data["raw"], json!({"not": "a message"}), "kept as it was, for the operator");
+}
+
+/// A change whose publishing keeps failing (here: its tenant's install is unreadable) is set aside
+/// with its reason after a few tries; the feed goes on with the other changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_change_does_not_stall_the_feed() {
+    use platform::pipeline::{LocalPipeline, MAX_PUBLISH_TRIES, POISON_PK};
+    use platform::ports::store::{Condition, Item};
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let store: Arc<dyn Store> = embedded.clone();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let pipeline = LocalPipeline {
+        store: store.clone(),
+        feed: embedded.clone(),
+        publisher: s.engine.publisher.clone(),
+        queue: local_queue(store.clone()),
+        executor: s.engine.executor.clone(),
+        commits: embedded.commits(),
+        failures: Default::default(),
+    };
+    while pipeline.publish_once().await.unwrap() > 0 {}
+    let broken = tenant_with_rule(
+        &s,
+        "broken",
+        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "x"}}]),
+    )
+    .await;
+    let healthy = tenant_with_rule(
+        &s,
+        "healthy",
+        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "fine"}}]),
+    )
+    .await;
+    while pipeline.publish_once().await.unwrap() > 0 {}
+    creation(&s, &broken, 20000).await;
+    creation(&s, &healthy, 20000).await;
+    // The broken tenant's install record becomes unreadable before its change is published.
+    let sales = SystemId::parse("sales").unwrap();
+    let garbage = Item::new(keys::tenant_pk(&broken), keys::install_sk(&sales), 99, json!({"not": "an install"}));
+    store.put(garbage, Condition::None).await.unwrap();
+    let mut failures = 0;
+    loop {
+        match pipeline.publish_once().await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => failures += 1,
+        }
+        assert!(failures <= MAX_PUBLISH_TRIES, "the feed is stalled");
+    }
+    assert_eq!(failures, MAX_PUBLISH_TRIES - 1, "tried, then set aside");
+    let aside = store.query_all(POISON_PK, "").await.unwrap();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(!aside[0].data["reason"].as_str().unwrap().is_empty(), "the reason is kept");
+    assert!(aside[0].data["new"]["sk"].as_str().unwrap().starts_with("REC#"), "the change is kept");
+    let queued = local_queue(store.clone()).receive(10).await.unwrap();
+    assert!(
+        queued.iter().any(|m| m.message.tenant_id == healthy.to_string()),
+        "the healthy tenant's action was queued"
+    );
 }

@@ -11,6 +11,11 @@ use crate::app::engine::{Executor, Publisher};
 use crate::ports::feed::ChangeFeed;
 use crate::ports::store::Store;
 
+/// Tries a change gets before it is set aside as poison.
+pub const MAX_PUBLISH_TRIES: u32 = 5;
+/// Where changes that could not be published are kept, with the reason, for the operator.
+pub const POISON_PK: &str = "LOCAL#POISON";
+
 #[derive(Clone)]
 pub struct LocalPipeline {
     pub store: Arc<dyn Store>,
@@ -22,6 +27,8 @@ pub struct LocalPipeline {
     /// on it rather than polling, and still looks every [`IDLE_CHECK`] for retries that
     /// come due.
     pub commits: tokio::sync::watch::Receiver<u64>,
+    /// Failed tries per change (by feed sequence), until it is published or set aside.
+    pub failures: Arc<std::sync::Mutex<std::collections::HashMap<u64, u32>>>,
 }
 
 /// How often an idle stage looks again without being woken (retries coming due).
@@ -37,14 +44,47 @@ async fn next_commit(commits: &mut tokio::sync::watch::Receiver<u64>) {
 
 impl LocalPipeline {
     /// Publishes the events of the next changes; returns how many changes it consumed.
+    /// When a batch fails, its changes are published one by one: a change that keeps
+    /// failing is set aside after [`MAX_PUBLISH_TRIES`] (with the reason, under
+    /// [`POISON_PK`]) so that it cannot stall the feed.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
         let after = self.feed.checkpoint().await?;
         let changes = self.feed.read(after, 100).await?;
         let Some(last) = changes.last().map(|c| c.seq) else { return Ok(0) };
         // Evaluation queues the actions durably before the checkpoint moves past their change.
-        self.publisher.publish(&changes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.feed.commit(last).await?;
+        if self.publisher.publish(&changes).await.is_ok() {
+            self.feed.commit(last).await?;
+            return Ok(changes.len());
+        }
+        for change in &changes {
+            if let Err(e) = self.publisher.publish(std::slice::from_ref(change)).await {
+                let tries = {
+                    let mut failures = self.failures.lock().expect("lock");
+                    let tries = failures.entry(change.seq).or_insert(0);
+                    *tries += 1;
+                    *tries
+                };
+                if tries < MAX_PUBLISH_TRIES {
+                    return Err(anyhow::anyhow!("publishing change {} failed (try {tries}): {e}", change.seq));
+                }
+                self.set_aside(change, &e.to_string()).await?;
+            }
+            self.failures.lock().expect("lock").remove(&change.seq);
+            self.feed.commit(change.seq).await?;
+        }
         Ok(changes.len())
+    }
+
+    /// Keeps a change that cannot be published, and why, out of the feed's way.
+    async fn set_aside(&self, change: &crate::ports::feed::StoreChange, reason: &str) -> anyhow::Result<()> {
+        tracing::error!(seq = change.seq, reason, "a change could not be published; it is set aside");
+        let image = |i: &Option<crate::ports::store::Item>| {
+            i.as_ref().map(|i| serde_json::json!({"pk": i.pk, "sk": i.sk, "version": i.version, "data": i.data}))
+        };
+        let kept = serde_json::json!({"old": image(&change.old), "new": image(&change.new), "reason": reason});
+        let item = crate::ports::store::Item::new(POISON_PK, format!("{:020}", change.seq), 1, kept);
+        self.store.put(item, crate::ports::store::Condition::None).await?;
+        Ok(())
     }
 
     /// Executes the visible queued actions; returns how many it handled.

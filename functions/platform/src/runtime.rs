@@ -245,6 +245,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     LocalPipeline {
         store: store.clone(),
         commits: embedded.commits(),
+        failures: Default::default(),
         feed: embedded,
         publisher: engine.publisher,
         queue: local_queue(store),
