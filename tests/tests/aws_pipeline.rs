@@ -99,7 +99,23 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     }
     assert_eq!(runs, 1, "one rule matched one event");
 
-    // 3. The action queue -> executor; a redelivered batch changes nothing.
+    // 3. The action queue -> executor; a redelivered batch changes nothing. Each message
+    // is in its tenant's message group (SQS fair queues).
+    let peek = sqs
+        .receive_message()
+        .queue_url(&actions)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+        .visibility_timeout(0)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let group = peek
+        .messages()
+        .first()
+        .and_then(|m| m.attributes())
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId).cloned());
+    assert_eq!(group.as_deref(), Some("acme"), "the tenant is the message group");
     let queued = drain(&sqs, &actions).await;
     assert_eq!(queued.len(), 1);
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
@@ -115,4 +131,51 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     let response = stages::execute_queue_batch(&s, bad, Default::default()).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m-1");
+}
+
+/// Malformed input to each stage is an error naming the problem (Lambda retries it, then
+/// its failure destination keeps it), never a panic or a silent success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stage_refuses_malformed_payloads() {
+    let moto = Moto::start();
+    let store = moto.new_table("malformed").await;
+    let (_tap, actions) = moto.bus_and_queues("malformed-events").await;
+    let delivery = Delivery::Aws {
+        queue: Arc::new(SqsQueue::new(moto.sqs_client(), actions)),
+        bus: Arc::new(EventBridgeBus::new(moto.eventbridge_client(), "malformed-events")),
+    };
+    let mail = tempfile::tempdir().unwrap();
+    let secrets = Secrets {
+        platform_admin_token: None,
+        jwt_secret: None,
+        webhook_secret: None,
+        webhook_policy: Default::default(),
+    };
+    let s =
+        state(store, Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::No).await.unwrap().services;
+
+    let stream: StreamEvent = serde_json::from_value(json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": {}, "NewImage": {"SK": {"S": "REC#sales#opportunities#x"}}, "SequenceNumber": "1", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    }]}))
+    .unwrap();
+    let error = stages::publish_stream(&s, stream).await.unwrap_err();
+    assert!(error.contains("unreadable stream image"), "{error}");
+
+    let no_detail: CloudWatchEvent<BusinessEvent> =
+        serde_json::from_value(json!({"source": "platform.sales", "detail-type": "x", "time": "2026-01-01T00:00:00Z", "resources": [], "id": "1", "account": "123456789012", "region": "us-east-1", "version": "0"}))
+            .unwrap();
+    let error = stages::evaluate_bus_event(&s, no_detail).await.unwrap_err();
+    assert!(error.contains("no detail"), "{error}");
+
+    let batch: SqsEvent = serde_json::from_value(json!({"Records": [
+        {"messageId": "not-json", "body": "{{{"},
+        {"messageId": "empty"},
+        {"messageId": "wrong-shape", "body": "{\"action_id\": 1}"}
+    ]}))
+    .unwrap();
+    let response = stages::execute_queue_batch(&s, batch, Default::default()).await;
+    let mut failed: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+    failed.sort();
+    assert_eq!(failed, ["empty", "not-json", "wrong-shape"], "each malformed message is reported, none is lost");
 }
