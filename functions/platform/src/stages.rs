@@ -78,7 +78,7 @@ impl Budget {
 }
 
 /// An SQS batch of action messages, run concurrently (at most
-/// [`PER_TENANT_CONCURRENCY`] per tenant). The ones that failed are reported for
+/// [`PER_TENANT_CONCURRENCY`] per tenant; the actions of one run one after another). The ones that failed are reported for
 /// redelivery (and after the queue's maximum receives, its dead-letter queue). An action
 /// that would not finish before the invocation's deadline is not started: it is reported
 /// for redelivery without an attempt counted against its run.
@@ -86,6 +86,7 @@ pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: B
     use std::collections::HashMap;
     use std::sync::Arc;
     let mut tenants: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
+    let mut runs: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
     let mut running = tokio::task::JoinSet::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -100,10 +101,16 @@ pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: B
                 .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_TENANT_CONCURRENCY)))
                 .clone()
         });
+        // Actions of one run share its record: they go one after another, not racing for it.
+        let run = parsed.as_ref().ok().map(|m| runs.entry(m.execution_id.clone()).or_default().clone());
         let services = services.clone();
         running.spawn(async move {
             let outcome = async {
                 let message = parsed?;
+                let _run = match &run {
+                    Some(run) => Some(run.lock().await),
+                    None => None,
+                };
                 let _slot = match &slots {
                     Some(slots) => Some(slots.acquire().await.map_err(|e| e.to_string())?),
                     None => None,
