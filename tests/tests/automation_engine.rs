@@ -18,14 +18,49 @@ use platform::ports::store::Store;
 use platform::runtime::{local_queue, state, Delivery, Seed};
 use serde_json::json;
 
-async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
-    let secrets = Secrets {
+fn secrets() -> Secrets {
+    Secrets {
         platform_admin_token: None,
         jwt_secret: Some("engine-test-signing-key-0123456789abcdef".into()),
         webhook_secret: None,
         webhook_policy: Default::default(),
-    };
+    }
+}
+
+async fn services_with(store: Arc<dyn Store>, mail: &std::path::Path, secrets: Secrets) -> Services {
     state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap().services
+}
+
+async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
+    services_with(store, mail, secrets()).await
+}
+
+/// An embedded store in a fresh folder (kept alive by the returned guard).
+fn embedded_store() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    (dir, store)
+}
+
+/// A tenant whose high-value rule sends one notification.
+async fn notifying_tenant(s: &Services, tenant: &str) -> TenantId {
+    let notify =
+        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": tenant}}]);
+    tenant_with_rule(s, tenant, notify).await
+}
+
+/// The local pipeline over an embedded store and its services.
+fn pipeline(embedded: &Arc<EmbeddedStore>, s: &Services) -> platform::pipeline::LocalPipeline {
+    let store: Arc<dyn Store> = embedded.clone();
+    platform::pipeline::LocalPipeline {
+        store: store.clone(),
+        feed: embedded.clone(),
+        publisher: s.engine.publisher.clone(),
+        queue: local_queue(store),
+        executor: s.engine.executor.clone(),
+        commits: embedded.commits(),
+        failures: Default::default(),
+    }
 }
 
 async fn tenant_with_rule(s: &Services, tenant: &str, actions: serde_json::Value) -> TenantId {
@@ -154,19 +189,9 @@ async fn guarantees_hold_on_dynamodb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_pipeline_settles_once_the_feed_is_consumed() {
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
-    let store: Arc<dyn Store> = embedded.clone();
-    let s = services(store.clone(), dir.path()).await;
-    let pipeline = platform::pipeline::LocalPipeline {
-        store: store.clone(),
-        feed: embedded.clone(),
-        publisher: s.engine.publisher.clone(),
-        queue: local_queue(store.clone()),
-        executor: s.engine.executor.clone(),
-        commits: embedded.commits(),
-        failures: Default::default(),
-    };
+    let (dir, embedded) = embedded_store();
+    let s = services(embedded.clone(), dir.path()).await;
+    let pipeline = pipeline(&embedded, &s);
     let mut consumed = 0;
     loop {
         let n = pipeline.publish_once().await.unwrap();
@@ -217,28 +242,19 @@ async fn slow_receiver() -> (String, Arc<std::sync::atomic::AtomicBool>, Arc<std
 /// One tenant's slow webhooks do not hold up another tenant's actions in the same batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tenant_does_not_hold_up_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let (_dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
     let mail = tempfile::tempdir().unwrap();
     let secrets = Secrets {
-        platform_admin_token: None,
-        jwt_secret: Some("engine-test-signing-key-0123456789abcdef".into()),
         webhook_secret: Some("platform-webhook-key".into()),
         webhook_policy: platform::domain::webhook::WebhookPolicy { allow_private: true },
+        ..secrets()
     };
-    let s = state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, Delivery::Local, Seed::Yes)
-        .await
-        .unwrap()
-        .services;
+    let s = services_with(store.clone(), mail.path(), secrets).await;
     let (base, released, calls) = slow_receiver().await;
     let hook = json!({"type": "webhook", "parameters": {"url": format!("{base}/slow"), "secret": "k"}});
     let slow = tenant_with_rule(&s, "slow", json!([hook, hook, hook])).await;
-    let quick = tenant_with_rule(
-        &s,
-        "quick",
-        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "quick"}}]),
-    )
-    .await;
+    let quick = notifying_tenant(&s, "quick").await;
     let queue = local_queue(store.clone());
     let slow_change = creation(&s, &slow, 20000).await;
     s.engine.publisher.publish(&[slow_change]).await.unwrap();
@@ -273,16 +289,10 @@ async fn a_slow_tenant_does_not_hold_up_the_others() {
 /// queue with no attempt counted against its run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_action_starts_past_the_time_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
-    let mail = tempfile::tempdir().unwrap();
-    let s = services(store.clone(), mail.path()).await;
-    let tenant = tenant_with_rule(
-        &s,
-        "late",
-        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "late"}}]),
-    )
-    .await;
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "late").await;
     let change = creation(&s, &tenant, 20000).await;
     s.engine.publisher.publish(&[change]).await.unwrap();
     let batch = batch_of(&local_queue(store.clone())).await;
@@ -301,16 +311,10 @@ async fn no_action_starts_past_the_time_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_messages_do_not_stall_the_local_queue() {
     use platform::ports::store::{Condition, Item};
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
-    let mail = tempfile::tempdir().unwrap();
-    let s = services(store.clone(), mail.path()).await;
-    let tenant = tenant_with_rule(
-        &s,
-        "poison",
-        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "ok"}}]),
-    )
-    .await;
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "poison").await;
     for i in 0..12 {
         let garbage = Item::new(keys::QUEUE_PK, format!("{:015}#garbage-{i:02}", 1), 1, json!({"not": "a message"}));
         store.put(garbage, Condition::None).await.unwrap();
@@ -336,35 +340,15 @@ async fn unreadable_messages_do_not_stall_the_local_queue() {
 /// with its reason after a few tries; the feed goes on with the other changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_change_does_not_stall_the_feed() {
-    use platform::pipeline::{LocalPipeline, MAX_PUBLISH_TRIES, POISON_PK};
+    use platform::pipeline::{MAX_PUBLISH_TRIES, POISON_PK};
     use platform::ports::store::{Condition, Item};
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let (dir, embedded) = embedded_store();
     let store: Arc<dyn Store> = embedded.clone();
-    let mail = tempfile::tempdir().unwrap();
-    let s = services(store.clone(), mail.path()).await;
-    let pipeline = LocalPipeline {
-        store: store.clone(),
-        feed: embedded.clone(),
-        publisher: s.engine.publisher.clone(),
-        queue: local_queue(store.clone()),
-        executor: s.engine.executor.clone(),
-        commits: embedded.commits(),
-        failures: Default::default(),
-    };
+    let s = services(store.clone(), dir.path()).await;
+    let pipeline = pipeline(&embedded, &s);
     while pipeline.publish_once().await.unwrap() > 0 {}
-    let broken = tenant_with_rule(
-        &s,
-        "broken",
-        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "x"}}]),
-    )
-    .await;
-    let healthy = tenant_with_rule(
-        &s,
-        "healthy",
-        json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "fine"}}]),
-    )
-    .await;
+    let broken = notifying_tenant(&s, "broken").await;
+    let healthy = notifying_tenant(&s, "healthy").await;
     while pipeline.publish_once().await.unwrap() > 0 {}
     creation(&s, &broken, 20000).await;
     creation(&s, &healthy, 20000).await;

@@ -1,6 +1,6 @@
 //! The shared library of every Lambda function and of the local server.
 //!
-//! Layers, inside out (see `DESIGN.md`):
+//! Layers, inside out (see `ARCHITECTURE.md` at the repository root):
 //! - [`domain`]: pure types and rules, no I/O.
 //! - [`ports`]: the traits the application needs from the outside world.
 //! - [`adapters`]: DynamoDB (AWS) and the embedded, crash-safe store (local).
