@@ -487,3 +487,38 @@ pub async fn over_deep_documents_are_refused(ctx: &Ctx, tenant: &str) {
     let listed = owner.get("/api/v1/systems/sales/records/opportunities").await;
     assert!(listed.body["items"].as_array().unwrap().is_empty(), "nothing was stored");
 }
+
+/// Documents larger than what the store, the bus and the queue carry are refused with a
+/// 422 naming the field: a record's data, an event's data, a rule's actions.
+pub async fn oversize_documents_are_refused(ctx: &Ctx, tenant: &str) {
+    let owner = ctx.new_tenant(tenant).await;
+    assert_eq!(
+        owner.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status,
+        201
+    );
+    let big = "x".repeat(70 * 1024);
+    let record = owner
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Big", "value": 1, "stage": "proposal", "notes": big}),
+        )
+        .await;
+    assert_eq!((record.status, record.problem_fields()), (422, vec!["data".to_string()]), "{}", record.body);
+    let event = owner
+        .post(
+            "/api/v1/automation/events",
+            json!({"module_type": "sales", "trigger_id": "deal_closed_won", "data": {"opportunity_name": big}}),
+        )
+        .await;
+    assert_eq!((event.status, event.problem_fields()), (422, vec!["data".to_string()]), "{}", event.body);
+    let rule = owner
+        .post(
+            "/api/v1/automation/rules",
+            json!({"name": "Big", "module_type": "sales", "trigger_id": "deal_closed_won", "conditions": [],
+                   "actions": [{"type": "send_notification", "parameters": {"recipient": "a@example.com", "message": big}}]}),
+        )
+        .await;
+    assert_eq!((rule.status, rule.problem_fields()), (422, vec!["actions".to_string()]), "{}", rule.body);
+    let listed = owner.get("/api/v1/systems/sales/records/opportunities").await;
+    assert!(listed.body["items"].as_array().unwrap().is_empty(), "nothing was stored");
+}

@@ -77,6 +77,7 @@ async fn trust_scenarios_pass_on_dynamodb() {
     trust::csv_injection(&ctx, "trust-csv").await;
     trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
     trust::over_deep_documents_are_refused(&ctx, "trust-deep").await;
+    trust::oversize_documents_are_refused(&ctx, "trust-big").await;
 }
 
 /// Every item that has a lifetime carries DynamoDB's `ttl` attribute.

@@ -68,6 +68,7 @@ async fn trust_scenarios_pass_on_the_local_server() {
     trust::csv_injection(&ctx, "trust-csv").await;
     trust::delete_user_with_many_keys_and_teams(&ctx, "trust-delete").await;
     trust::over_deep_documents_are_refused(&ctx, "trust-deep").await;
+    trust::oversize_documents_are_refused(&ctx, "trust-big").await;
 }
 
 #[cfg(unix)]

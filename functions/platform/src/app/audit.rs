@@ -10,6 +10,7 @@ use super::error::{AppError, AppResult};
 use super::page::{scan_filtered, Listed, PageRequest};
 use crate::domain::ids::TenantId;
 use crate::domain::invalid::Invalid;
+use crate::domain::limits::{truncated, MAX_KEPT_VALUE_BYTES};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, Write};
 
@@ -121,8 +122,8 @@ pub fn record_outcome(actor: &Actor, tenant: Option<&TenantId>, change: Change<'
         request_id: actor.request_id.clone(),
         client_request_id: actor.client_request_id.clone(),
         at: now_rfc3339(),
-        before: change.before,
-        after: change.after,
+        before: change.before.map(|v| truncated(v, MAX_KEPT_VALUE_BYTES)),
+        after: change.after.map(|v| truncated(v, MAX_KEPT_VALUE_BYTES)),
     };
     Write::Put {
         item: Item::new(
@@ -283,6 +284,17 @@ pub fn to_json_lines(entries: &[AuditEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_keep_large_values_as_a_marker() {
+        let big = serde_json::json!({"notes": "x".repeat(MAX_KEPT_VALUE_BYTES)});
+        let small = serde_json::json!({"notes": "short"});
+        let write = record(&Actor::system("r"), None, Change::new("x.update", "x:1").before(&big).after(&small));
+        let Write::Put { item, .. } = write else { panic!("an entry is a put") };
+        assert_eq!(item.data["before"]["truncated"], true);
+        assert_eq!(item.data["after"], small);
+        assert!(crate::domain::limits::json_bytes(&item.data) < 2 * MAX_KEPT_VALUE_BYTES);
+    }
 
     fn entry(actor_email: &str, client_request_id: &str) -> AuditEntry {
         AuditEntry {

@@ -404,6 +404,7 @@ impl AutomationService {
 
     /// An event from outside enters the same path as derived ones.
     pub async fn publish(&self, tenant: &TenantId, incoming: IncomingEvent) -> AppResult<BusinessEvent> {
+        crate::domain::limits::check_size("data", &incoming.data, crate::domain::limits::MAX_EVENT_DATA_BYTES)?;
         let trigger = self.trigger(tenant, &incoming.module_type, &incoming.trigger_id).await?;
         let unknown: Vec<FieldIssue> = incoming
             .data

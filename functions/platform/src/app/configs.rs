@@ -84,13 +84,7 @@ impl ConfigService {
         value: Value,
         if_match: Option<IfMatch>,
     ) -> AppResult<ConfigVersion> {
-        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
-        if size > MAX_CONFIG_BYTES {
-            return Err(AppError::Invalid(crate::domain::invalid::Invalid::one(
-                "value",
-                format!("is {size} bytes; at most {MAX_CONFIG_BYTES} are accepted"),
-            )));
-        }
+        crate::domain::limits::check_size("value", &value, MAX_CONFIG_BYTES)?;
         self.write(actor, tenant, scope, if_match, |_| Ok((value.clone(), ConfigCause::Write))).await
     }
 

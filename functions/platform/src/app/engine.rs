@@ -18,6 +18,7 @@ use crate::domain::config::ConfigVersion;
 use crate::domain::events::{derive_events, derived_id, BusinessEvent, Causation, RecordChange};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::install::Install;
+use crate::domain::limits::{clipped, MAX_ERROR_CHARS};
 use crate::domain::matcher::CompiledRules;
 use crate::domain::records::Record;
 use crate::domain::rules::{render, render_value, Rule};
@@ -552,7 +553,7 @@ impl Executor {
                 }
                 Err(e) => {
                     slot.status = if slot.attempts >= MAX_ATTEMPTS { "dead" } else { "failed" }.to_string();
-                    slot.error = Some(e.0.clone());
+                    slot.error = Some(clipped(e.0.clone(), MAX_ERROR_CHARS));
                     Some(e.0.clone())
                 }
             };

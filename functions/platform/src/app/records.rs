@@ -77,6 +77,7 @@ impl RecordService {
 
     /// Schema and relations: every referenced record must exist in this tenant.
     async fn check(&self, tenant: &TenantId, def: &EntityDef, data: &Map<String, Value>) -> AppResult<()> {
+        crate::domain::limits::check_size("data", data, crate::domain::limits::MAX_RECORD_BYTES)?;
         Schema::compile(&def.schema, "schema")?.check(&Value::Object(data.clone()))?;
         let mut issues = Vec::new();
         for (field, system, entity) in relations(&def.schema) {

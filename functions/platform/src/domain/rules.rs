@@ -114,6 +114,8 @@ fn needs_value(kind: &str) -> bool {
 
 /// Checks a rule against its trigger; every fault is named (`conditions[0].field`, ...).
 pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &WebhookPolicy) -> Result<(), Invalid> {
+    super::limits::check_size("conditions", &input.conditions, super::limits::MAX_RULE_BYTES / 2)?;
+    super::limits::check_size("actions", &input.actions, super::limits::MAX_RULE_BYTES / 2)?;
     let mut issues = Vec::new();
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         issues.push(FieldIssue::new("name", "must be 1 to 200 characters"));
