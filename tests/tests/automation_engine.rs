@@ -247,7 +247,7 @@ async fn a_slow_tenant_does_not_hold_up_the_others() {
     let mail = tempfile::tempdir().unwrap();
     let secrets = Secrets {
         webhook_secret: Some("platform-webhook-key".into()),
-        webhook_policy: platform::domain::webhook::WebhookPolicy { allow_private: true },
+        webhook_policy: platform::domain::webhook::WebhookPolicy { allow_private: true, ..Default::default() },
         ..secrets()
     };
     let s = services_with(store.clone(), mail.path(), secrets).await;

@@ -164,3 +164,32 @@ async fn webhooks_cannot_reach_inside_the_network() {
     automation::webhook_targets_are_checked(&ctx, "ssrf", port).await;
     assert!(received.lock().unwrap().is_empty(), "nothing reached the receiver");
 }
+
+/// Even where private targets are allowed, a webhook may not call the platform's own API
+/// (it would start a new chain of automations, free of the causation limit): refused
+/// at rule creation by every name of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_cannot_call_the_platforms_own_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start_with(dir.path(), &[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")]);
+    let ctx = ctx(&server);
+    let api = ctx.new_tenant("own-api").await;
+    assert_eq!(api.post("/api/v1/tenants/own-api/systems", json!({"system_id": "sales"})).await.status, 201);
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    for base in [server.base.clone(), format!("http://localhost:{port}")] {
+        let rule = api
+            .post("/api/v1/automation/rules", json!({"name": "loop", "module_type": "sales", "trigger_id": "opportunity_created", "actions": [{"type": "webhook", "parameters": {"url": format!("{base}/api/v1/automation/events")}}]}))
+            .await;
+        assert_eq!(
+            (rule.status, rule.problem_fields()),
+            (422, vec!["actions[0].parameters.url".to_string()]),
+            "{base}: {}",
+            rule.body
+        );
+    }
+    let (webhooks, _) = receiver().await;
+    let elsewhere = api
+        .post("/api/v1/automation/rules", json!({"name": "receiver", "module_type": "sales", "trigger_id": "opportunity_created", "actions": [{"type": "webhook", "parameters": {"url": format!("{webhooks}/hooks/ok")}}]}))
+        .await;
+    assert_eq!(elsewhere.status, 201, "another port of the same host is another service: {}", elsewhere.body);
+}

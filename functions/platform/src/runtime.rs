@@ -77,10 +77,19 @@ fn webhook_secret_from_env() -> Option<String> {
     std::env::var("WEBHOOK_SIGNING_SECRET").ok().filter(|t| !t.is_empty())
 }
 
-/// `WEBHOOK_ALLOW_PRIVATE_TARGETS=true` lets webhooks reach private addresses (off by default).
-fn webhook_policy_from_env() -> crate::domain::webhook::WebhookPolicy {
+/// `WEBHOOK_ALLOW_PRIVATE_TARGETS=true` lets webhooks reach private addresses (off by
+/// default); `PLATFORM_API_HOSTS` (comma-separated `host` or `host:port`) names the
+/// platform's own API, which webhooks may never call. `extra` adds hosts known at run time.
+fn webhook_policy_from_env(extra: &[String]) -> crate::domain::webhook::WebhookPolicy {
     let allow_private = std::env::var("WEBHOOK_ALLOW_PRIVATE_TARGETS").is_ok_and(|v| v == "true" || v == "1");
-    crate::domain::webhook::WebhookPolicy { allow_private }
+    let listed = std::env::var("PLATFORM_API_HOSTS").unwrap_or_default();
+    let own_hosts: Vec<String> = listed
+        .split(',')
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .chain(extra.iter().cloned())
+        .collect();
+    crate::domain::webhook::WebhookPolicy { allow_private, own_hosts: own_hosts.into() }
 }
 
 /// Shortest secret (admin token, token-signing key) a process accepts.
@@ -126,7 +135,7 @@ async fn lambda_secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, String> 
             return Err(format!("{name} must be at least {MIN_SECRET_CHARS} characters"));
         }
     }
-    Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env() })
+    Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env(&[]) })
 }
 
 /// The services of a Lambda function, on DynamoDB, SES, EventBridge and SQS.
@@ -225,11 +234,25 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         Some(secret) => secret,
         None => kept_secret(&settings.data_dir.join("jwt-secret"))?,
     };
+    // Bound first: webhooks may not call this server, by any of its names.
+    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+    let port = listener.local_addr()?.port();
+    let own: Vec<String> =
+        [settings.addr.ip().to_string(), "127.0.0.1".into(), "localhost".into(), "[::1]".into(), "0.0.0.0".into()]
+            .iter()
+            .map(|host| {
+                if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            })
+            .collect();
     let secrets = Secrets {
         platform_admin_token: Some(settings.platform_admin_token.clone()),
         jwt_secret: Some(jwt_secret),
         webhook_secret: webhook_secret_from_env(),
-        webhook_policy: webhook_policy_from_env(),
+        webhook_policy: webhook_policy_from_env(&own),
     };
     let purger = embedded.clone();
     tokio::spawn(async move {
@@ -252,7 +275,6 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         executor: engine.executor,
     }
     .spawn();
-    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %settings.data_dir.display(), "local server ready");
     let app = http::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -419,7 +419,7 @@ struct CheckedResolver(WebhookPolicy);
 
 impl reqwest::dns::Resolve for CheckedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0;
+        let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
             let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
@@ -454,7 +454,7 @@ impl Executor {
             .timeout(std::time::Duration::from_secs(10))
             // A redirect would take the signed request somewhere the rule did not name.
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckedResolver(webhooks)))
+            .dns_resolver(Arc::new(CheckedResolver(webhooks.clone())))
             .build()
             .expect("an HTTP client");
         Self { store, records, http, webhook_secret: webhook_secret.filter(|s| !s.is_empty()), webhooks }
@@ -652,8 +652,8 @@ impl Executor {
         let params = &message.action.parameters;
         let template = params.get("url").and_then(Value::as_str).unwrap_or_default();
         let target = WebhookUrl::parse(template).map_err(|e| ActionFailed(format!("the webhook url {e}")))?;
-        if let Some(why) = target.literal_ip().and_then(|ip| self.webhooks.refuses(ip)) {
-            return Err(ActionFailed(format!("the webhook url names {why}: webhooks may not reach it")));
+        if let Some(why) = self.webhooks.refuses_url(&target) {
+            return Err(ActionFailed(format!("the webhook url {why}")));
         }
         let url = target.render(data);
         let body = match params.get("body") {

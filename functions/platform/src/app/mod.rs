@@ -112,7 +112,7 @@ impl Services {
             store.clone(),
             records.clone(),
             secrets.webhook_secret.clone(),
-            secrets.webhook_policy,
+            secrets.webhook_policy.clone(),
         );
         let automation = automation::AutomationService::new(
             store.clone(),

@@ -31,12 +31,16 @@ pub const FORBIDDEN_HEADERS: [&str; 14] = [
 ];
 
 /// The operator's choice of where webhooks may go.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebhookPolicy {
     /// Let webhooks reach private, loopback and link-local addresses
     /// (`WEBHOOK_ALLOW_PRIVATE_TARGETS=true`; off by default). For private deployments
     /// and tests with a local receiver only.
     pub allow_private: bool,
+    /// The platform's own API, as `host` or `host:port` (lower case): a webhook may not
+    /// call it, since a call would start a new chain of automations, free of the
+    /// causation depth limit, with the tenant's own credentials.
+    pub own_hosts: std::sync::Arc<[String]>,
 }
 
 impl WebhookPolicy {
@@ -48,6 +52,21 @@ impl WebhookPolicy {
             forbidden_address(ip)
         }
     }
+
+    /// Why a webhook may not call `url` under this policy (a forbidden literal address,
+    /// or the platform's own API), if it may not.
+    pub fn refuses_url(&self, url: &WebhookUrl) -> Option<String> {
+        if let Some(why) = url.literal_ip().and_then(|ip| self.refuses(ip)) {
+            return Some(format!("names {why}: webhooks may not reach it"));
+        }
+        let host = url.host.trim_end_matches('.');
+        let port = url.port.unwrap_or(if url.scheme == "https" { 443 } else { 80 });
+        let with_port = format!("{host}:{port}");
+        if self.own_hosts.iter().any(|own| *own == host || *own == with_port) {
+            return Some("names the platform's own API: webhooks may not call it".to_string());
+        }
+        None
+    }
 }
 
 /// Every fault of a webhook action's `url` and `headers`, as (field under the action's
@@ -58,8 +77,8 @@ pub fn check_target(parameters: &Map<String, Value>, policy: &WebhookPolicy) -> 
         match WebhookUrl::parse(url) {
             Err(message) => faults.push(("url".to_string(), message)),
             Ok(parsed) => {
-                if let Some(why) = parsed.literal_ip().and_then(|ip| policy.refuses(ip)) {
-                    faults.push(("url".to_string(), format!("names {why}: webhooks may not reach it")));
+                if let Some(why) = policy.refuses_url(&parsed) {
+                    faults.push(("url".to_string(), why));
                 }
             }
         }
@@ -362,12 +381,27 @@ mod tests {
         let strict = WebhookPolicy::default();
         let metadata = params(serde_json::json!({"url": "http://169.254.169.254/latest/meta-data"}));
         assert_eq!(check_target(&metadata, &strict)[0].0, "url");
-        assert!(check_target(&metadata, &WebhookPolicy { allow_private: true }).is_empty());
+        let open = WebhookPolicy { allow_private: true, ..WebhookPolicy::default() };
+        assert!(check_target(&metadata, &open).is_empty());
         let host =
             params(serde_json::json!({"url": "https://example.com/x", "headers": {"Host": "internal", "X-Ok": "1"}}));
         let faults = check_target(&host, &strict);
         assert_eq!(faults.len(), 1);
         assert_eq!(faults[0].0, "headers.Host");
+    }
+
+    #[test]
+    fn webhooks_may_not_call_the_platforms_own_api() {
+        let policy = WebhookPolicy {
+            allow_private: true,
+            own_hosts: vec!["api.example.com".to_string(), "127.0.0.1:3000".to_string()].into(),
+        };
+        let refused = |url: &str| policy.refuses_url(&WebhookUrl::parse(url).unwrap());
+        assert!(refused("https://API.example.com./api/v1/automation/events").is_some());
+        assert!(refused("http://api.example.com:8080/x").is_some(), "a bare host covers every port");
+        assert!(refused("http://127.0.0.1:3000/api/v1/auth/login").is_some());
+        assert!(refused("http://127.0.0.1:3001/receiver").is_none(), "another port on the host is another service");
+        assert!(refused("https://hooks.example.com/x").is_none());
     }
 
     #[test]
