@@ -72,6 +72,16 @@ impl Moto {
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 
+    pub fn streams_client(&self) -> aws_sdk_dynamodbstreams::Client {
+        let config = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_dynamodbstreams::Client::from_conf(config)
+    }
+
     pub fn sesv2_client(&self) -> aws_sdk_sesv2::Client {
         let config = aws_sdk_sesv2::Config::builder()
             .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())

@@ -60,6 +60,7 @@ fn pipeline(embedded: &Arc<EmbeddedStore>, s: &Services) -> platform::pipeline::
         executor: s.engine.executor.clone(),
         commits: embedded.commits(),
         failures: Default::default(),
+        runs: s.runs.clone(),
     }
 }
 
@@ -333,14 +334,15 @@ async fn unreadable_messages_do_not_stall_the_local_queue() {
     let aside = store.query_all(keys::DEAD_LETTER_PK, "").await.unwrap();
     assert_eq!(aside.len(), 12);
     assert!(aside[0].data["reason"].as_str().unwrap().contains("not an action message"));
-    assert_eq!(aside[0].data["raw"], json!({"not": "a message"}), "kept as it was, for the operator");
+    assert_eq!(aside[0].data["kind"], "unreadable");
+    assert_eq!(aside[0].data["payload"], json!({"not": "a message"}), "kept as it was, for the operator");
 }
 
 /// A change whose publishing keeps failing (here: its tenant's install is unreadable) is set aside
 /// with its reason after a few tries; the feed goes on with the other changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_change_does_not_stall_the_feed() {
-    use platform::pipeline::{MAX_PUBLISH_TRIES, POISON_PK};
+    use platform::pipeline::MAX_PUBLISH_TRIES;
     use platform::ports::store::{Condition, Item};
     let (dir, embedded) = embedded_store();
     let store: Arc<dyn Store> = embedded.clone();
@@ -354,6 +356,7 @@ async fn a_poison_change_does_not_stall_the_feed() {
     creation(&s, &healthy, 20000).await;
     // The broken tenant's install record becomes unreadable before its change is published.
     let sales = SystemId::parse("sales").unwrap();
+    let install = store.get(&keys::tenant_pk(&broken), &keys::install_sk(&sales)).await.unwrap().unwrap();
     let garbage = Item::new(keys::tenant_pk(&broken), keys::install_sk(&sales), 99, json!({"not": "an install"}));
     store.put(garbage, Condition::None).await.unwrap();
     let mut failures = 0;
@@ -366,13 +369,129 @@ async fn a_poison_change_does_not_stall_the_feed() {
         assert!(failures <= MAX_PUBLISH_TRIES, "the feed is stalled");
     }
     assert_eq!(failures, MAX_PUBLISH_TRIES - 1, "tried, then set aside");
-    let aside = store.query_all(POISON_PK, "").await.unwrap();
+    let aside = s.dead_letters.list(&Default::default(), &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(aside.len(), 1, "{aside:?}");
-    assert!(!aside[0].data["reason"].as_str().unwrap().is_empty(), "the reason is kept");
-    assert!(aside[0].data["new"]["sk"].as_str().unwrap().starts_with("REC#"), "the change is kept");
-    let queued = local_queue(store.clone()).receive(10).await.unwrap();
+    assert_eq!(aside[0].source, "change_feed");
+    assert_eq!(aside[0].tenant_id.as_deref(), Some("broken"));
+    assert!(!aside[0].reason.is_empty(), "the reason is kept");
+    let platform::app::dead_letters::Parked::Change { new: Some(kept), .. } = &aside[0].parked else {
+        panic!("the change is kept: {:?}", aside[0].parked)
+    };
+    assert!(kept.sk.starts_with("REC#"));
+    let queue = local_queue(store.clone());
+    let queued = queue.receive(10).await.unwrap();
     assert!(
         queued.iter().any(|m| m.message.tenant_id == healthy.to_string()),
         "the healthy tenant's action was queued"
     );
+    // The operator repairs the cause and replays the change: its action is queued.
+    store.put(install, Condition::None).await.unwrap();
+    s.dead_letters.replay(&Actor::system("operator"), &aside[0].dead_letter_id).await.unwrap();
+    let runs = s.automation.executions(&broken, None, None, &PageRequest::first(10)).await.unwrap();
+    assert_eq!(runs.items.len(), 1, "the replayed change ran the broken tenant's rule");
+    assert!(s.dead_letters.list(&Default::default(), &PageRequest::first(10)).await.unwrap().items.is_empty());
+}
+
+/// A run whose message is lost (never executed) is marked failed at its deadline, with
+/// the reason, and can be retried; the sweep leaves runs within their deadline alone.
+async fn runs_past_their_deadline_are_given_up(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "deadline").await;
+    let change = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(&[change]).await.unwrap();
+    let page = PageRequest::first(10);
+    let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap().items;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "pending");
+    let deadline = runs[0].deadline.expect("a run with actions to do has a deadline");
+    let now = platform::domain::time::unix_now();
+    assert_eq!(s.runs.sweep(now).await.unwrap(), 0, "within its deadline");
+    // The message is lost (as if the queue were purged); time passes its deadline.
+    assert_eq!(s.runs.sweep(deadline + 1).await.unwrap(), 1);
+    let run = s.automation.execution(&tenant, &runs[0].execution_id).await.unwrap().0;
+    assert_eq!(run.status, "failed");
+    assert_eq!(run.actions[0].status, "dead");
+    assert!(run.actions[0].error.as_deref().unwrap().contains("deadline"), "{:?}", run.actions[0].error);
+    assert_eq!(s.runs.sweep(deadline + 1).await.unwrap(), 0, "its marker is gone");
+    let retried = s.automation.retry(&Actor::system("test"), &tenant, &run.execution_id).await.unwrap();
+    assert_eq!(retried.status, "pending");
+    let renewed = retried.deadline.unwrap();
+    assert!(renewed >= platform::domain::time::unix_now() + 3000, "a retry gets a new deadline");
+    assert_eq!(s.runs.sweep(renewed - 1).await.unwrap(), 0, "the retried run is within its new deadline");
+    assert_eq!(s.runs.sweep(renewed + 1).await.unwrap(), 1, "and is given up past it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_past_their_deadline_are_given_up_on_the_embedded_store() {
+    let (_dir, store) = embedded_store();
+    runs_past_their_deadline_are_given_up(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_past_their_deadline_are_given_up_on_dynamodb() {
+    let moto = Moto::start();
+    runs_past_their_deadline_are_given_up(moto.new_table("deadline").await).await;
+}
+
+/// An action the queue gives up on becomes a dead letter and shows as dead in its run;
+/// replayed by the operator, it runs.
+async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "replay").await;
+    let change = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(&[change]).await.unwrap();
+    let queue = local_queue(store.clone());
+    let mut leased = Vec::new();
+    for _ in 0..10 {
+        leased = queue.receive(10).await.unwrap();
+        if !leased.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(leased.len(), 1);
+    let message = leased[0].message.clone();
+    let letter = platform::app::dead_letters::DeadLetter::new(
+        "action_queue",
+        "the action queue gave up on it",
+        platform::app::dead_letters::Parked::Action(message.clone()),
+    );
+    queue.ack(&leased[0]).await.unwrap();
+    s.dead_letters.park(letter).await.unwrap();
+    let page = PageRequest::first(10);
+    let run = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
+    assert_eq!((run.status.as_str(), run.actions[0].status.as_str()), ("failed", "dead"));
+    assert_eq!(run.actions[0].error.as_deref(), Some("the action queue gave up on it"));
+    let letters = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].tenant_id.as_deref(), Some("replay"));
+    s.dead_letters.replay(&Actor::system("operator"), &letters[0].dead_letter_id).await.unwrap();
+    let reopened = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
+    assert_eq!(reopened.actions[0].status, "pending");
+    let mut delivered = Vec::new();
+    for _ in 0..10 {
+        delivered = queue.receive(10).await.unwrap();
+        if !delivered.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(delivered.len(), 1, "the replay queued the action again");
+    s.engine.executor.execute(&delivered[0].message).await.unwrap();
+    let done = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(s.automation.notifications(&tenant, &page).await.unwrap().items.len(), 1);
+    assert!(s.dead_letters.list(&Default::default(), &page).await.unwrap().items.is_empty(), "replayed letters go");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_actions_are_replayed_on_the_embedded_store() {
+    let (_dir, store) = embedded_store();
+    dead_actions_are_replayed(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_actions_are_replayed_on_dynamodb() {
+    let moto = Moto::start();
+    dead_actions_are_replayed(moto.new_table("replay").await).await;
 }

@@ -32,10 +32,21 @@ fn stream_event(new_image: Value) -> StreamEvent {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
-    let moto = Moto::start();
-    let store = moto.new_table("pipeline").await;
+/// The AWS code path on moto: services over DynamoDB, EventBridge and SQS; tenant `acme`
+/// with sales installed, a high-value rule and one high-value opportunity.
+struct OnMoto {
+    services: platform::app::Services,
+    store: Arc<platform::adapters::dynamo::DynamoStore>,
+    tap: String,
+    actions: String,
+    tenant: TenantId,
+    sales: SystemId,
+    record: platform::domain::records::Record,
+    _mail: tempfile::TempDir,
+}
+
+async fn on_moto(moto: &Moto, table: &str) -> OnMoto {
+    let store = moto.new_table(table).await;
     let (tap, actions) = moto.bus_and_queues("platform-events").await;
     let delivery = Delivery::Aws {
         queue: Arc::new(SqsQueue::new(moto.sqs_client(), actions.clone())),
@@ -52,7 +63,6 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
         .await
         .unwrap()
         .services;
-
     let actor = Actor::system("test");
     let tenant = TenantId::parse("acme").unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "acme", "name": "Acme", "admin_email": "o@acme.example.com", "admin_password": "owner password 1234"})).unwrap();
@@ -77,6 +87,16 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
         )
         .await
         .unwrap();
+    OnMoto { services: s, store, tap, actions, tenant, sales, record, _mail: mail }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
+    let moto = Moto::start();
+    let aws = on_moto(&moto, "pipeline").await;
+    let (s, store, tap, actions) = (aws.services, aws.store, aws.tap, aws.actions);
+    let (tenant, sales) = (aws.tenant, aws.sales);
+    let record = aws.record;
 
     // 1. The stream record of the write -> publisher -> EventBridge.
     let item = store
@@ -178,4 +198,121 @@ async fn every_stage_refuses_malformed_payloads() {
     let mut failed: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
     failed.sort();
     assert_eq!(failed, ["empty", "not-json", "wrong-shape"], "each malformed message is reported, none is lost");
+}
+
+/// An SQS batch of the given bodies, as Lambda hands it over.
+fn sqs_batch(bodies: &[String]) -> SqsEvent {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| json!({"messageId": format!("m-{i}"), "body": body, "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:failures"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).unwrap()
+}
+
+/// What the three failure queues receive (the action DLQ's message, EventBridge's DLQ
+/// copy of an event, the stream's on-failure record) becomes dead letters: the action's
+/// run shows it dead, the stream batch is read back from the stream, and each can be
+/// replayed into its stage; an unreadable message is kept but not replayable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_queues_become_replayable_dead_letters_on_moto() {
+    use platform::app::dead_letters::Parked;
+    let moto = Moto::start();
+    let aws = on_moto(&moto, "failures").await;
+    let s = &aws.services;
+    let sqs = moto.sqs_client();
+    let streams = platform::adapters::stream_batches::StreamBatches::new(moto.streams_client());
+
+    // The stream batch of everything written so far (the record's INSERT among it).
+    let table = moto.dynamodb_client().describe_table().table_name("failures").send().await.unwrap();
+    let stream_arn = table.table.unwrap().latest_stream_arn.unwrap();
+    let described = moto.streams_client().describe_stream().stream_arn(&stream_arn).send().await.unwrap();
+    let shard = described.stream_description.unwrap().shards.unwrap().remove(0);
+    let range = shard.sequence_number_range.unwrap();
+    let iterator = moto
+        .streams_client()
+        .get_shard_iterator()
+        .stream_arn(&stream_arn)
+        .shard_id(shard.shard_id.clone().unwrap())
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+    let all =
+        moto.streams_client().get_records().shard_iterator(iterator.shard_iterator.unwrap()).send().await.unwrap();
+    let records = all.records.unwrap();
+    let insert = records
+        .iter()
+        .find(|r| {
+            r.dynamodb()
+                .and_then(|d| d.keys())
+                .and_then(|k| k.get("SK"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.contains(&aws.record.record_id))
+        })
+        .expect("the record's INSERT is in the stream");
+    let sequence = insert.dynamodb().unwrap().sequence_number().unwrap().to_string();
+    assert!(range.starting_sequence_number.is_some());
+    let failure = json!({"requestContext": {"condition": "RetryAttemptsExhausted"}, "version": "1.0",
+        "DDBStreamBatchInfo": {"shardId": shard.shard_id.unwrap(), "startSequenceNumber": sequence, "endSequenceNumber": sequence,
+        "batchSize": 1, "streamArn": stream_arn}});
+
+    // An action message that used up its receives.
+    stages::publish_stream(&aws.services, stream_event_of(&aws).await).await.unwrap();
+    for message in drain(&sqs, &aws.tap).await {
+        let event: CloudWatchEvent<BusinessEvent> = serde_json::from_str(message.body().unwrap()).unwrap();
+        stages::evaluate_bus_event(s, event).await.unwrap();
+    }
+    let queued = drain(&sqs, &aws.actions).await;
+    assert_eq!(queued.len(), 1);
+    let action = queued[0].body().unwrap().to_string();
+
+    // EventBridge's copy of an event it could not deliver.
+    let event = json!({"version": "0", "id": "e-1", "detail-type": "opportunity_created", "source": "platform.sales",
+        "account": "123456789012", "time": "2026-11-22T00:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"event_id": "ev-dlq", "tenant_id": "acme", "module_type": "sales", "trigger_id": "high_value_opportunity",
+                   "occurred_at": "2026-11-22T00:00:00Z", "data": {"opportunity_name": "From the DLQ", "value": 50000}}});
+    let bodies = [action, failure.to_string(), event.to_string(), "not json at all".to_string()];
+    let response = stages::keep_dead_letters(s, &streams, sqs_batch(&bodies)).await;
+    assert!(response.batch_item_failures.is_empty(), "every message was kept");
+
+    let page = PageRequest::first(50);
+    let letters = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
+    let of = |source: &str| letters.iter().filter(|l| l.source == source).cloned().collect::<Vec<_>>();
+    assert_eq!(of("action_queue").len(), 1);
+    assert_eq!(of("event_bus").len(), 1);
+    assert_eq!(of("failures").len(), 1, "the unreadable one, named by its queue");
+    let changes = of("change_feed");
+    assert_eq!(changes.len(), 1, "the stream batch was read back: {changes:?}");
+    let Parked::Change { new: Some(image), .. } = &changes[0].parked else { panic!("{:?}", changes[0].parked) };
+    assert!(image.sk.contains(&aws.record.record_id));
+
+    // The dead action shows in its run.
+    let runs = s.automation.executions(&aws.tenant, None, None, &page).await.unwrap().items;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].actions[0].status, "dead");
+
+    // Replays: the action goes back to the queue, the event and the change to the bus.
+    let operator = Actor::system("operator");
+    s.dead_letters.replay(&operator, &of("action_queue")[0].dead_letter_id).await.unwrap();
+    assert_eq!(drain(&sqs, &aws.actions).await.len(), 1, "the action is queued again");
+    s.dead_letters.replay(&operator, &of("event_bus")[0].dead_letter_id).await.unwrap();
+    s.dead_letters.replay(&operator, &changes[0].dead_letter_id).await.unwrap();
+    let republished = drain(&sqs, &aws.tap).await;
+    assert_eq!(republished.len(), 3, "the event, and the change's two events, crossed the bus again");
+    let unreadable = s.dead_letters.replay(&operator, &of("failures")[0].dead_letter_id).await;
+    assert!(matches!(unreadable, Err(platform::app::error::AppError::Conflict { .. })), "{unreadable:?}");
+    let left = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
+    assert_eq!(left.len(), 1, "replayed letters are gone; the unreadable one stays");
+}
+
+/// The stream record of the fixture's opportunity, as Lambda would deliver it.
+async fn stream_event_of(aws: &OnMoto) -> StreamEvent {
+    let item = aws
+        .store
+        .get(&keys::tenant_pk(&aws.tenant), &keys::record_sk(&aws.sales, "opportunities", &aws.record.record_id))
+        .await
+        .unwrap()
+        .unwrap();
+    stream_event(json!({"PK": item.pk, "SK": item.sk, "version": item.version, "data": item.data}))
 }

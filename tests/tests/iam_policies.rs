@@ -408,7 +408,7 @@ fn functions() -> Vec<FunctionSpec> {
         ("users", "UsersFunction", Some(http::users::routes), Seed::No),
         ("audit", "AuditFunction", Some(http::audit::routes), Seed::No),
         ("records", "RecordsFunction", Some(http::records::routes), Seed::No),
-        ("automation", "AutomationFunction", Some(http::automation::routes), Seed::No),
+        ("automation", "AutomationFunction", Some(http::automation_function_routes), Seed::No),
         ("health", "HealthFunction", Some(|| http::health::routes().merge(http::docs::routes())), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),

@@ -1,7 +1,8 @@
 //! Lambda function: `/api/v1/automation` (triggers, rules, executions, events),
-//! `/api/v1/notifications` and `/api/v1/tools/tasks`.
+//! `/api/v1/notifications`, `/api/v1/tools/tasks` and the operator's
+//! `/api/v1/operations` (dead letters, run deadlines).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    platform::runtime::run_lambda(platform::http::automation::routes(), platform::runtime::Seed::No).await
+    platform::runtime::run_lambda(platform::http::automation_function_routes(), platform::runtime::Seed::No).await
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::local_queue::StoreQueue;
+use crate::app::dead_letters::{DeadLetter, Parked};
 use crate::app::engine::{Executor, Publisher};
+use crate::app::runs::Runs;
 use crate::ports::feed::ChangeFeed;
 use crate::ports::store::Store;
 
-/// Tries a change gets before it is set aside as poison.
+/// Tries a change gets before it is set aside as a dead letter.
 pub const MAX_PUBLISH_TRIES: u32 = 5;
-/// Where changes that could not be published are kept, with the reason, for the operator.
-pub const POISON_PK: &str = "LOCAL#POISON";
 
 #[derive(Clone)]
 pub struct LocalPipeline {
@@ -23,6 +23,8 @@ pub struct LocalPipeline {
     pub publisher: Publisher,
     pub queue: StoreQueue,
     pub executor: Executor,
+    /// Run deadlines, swept every [`SWEEP_EVERY`].
+    pub runs: Runs,
     /// Changes on every commit of the store (`EmbeddedStore::commits`): each stage wakes
     /// on it rather than polling, and still looks every [`IDLE_CHECK`] for retries that
     /// come due.
@@ -30,6 +32,9 @@ pub struct LocalPipeline {
     /// Failed tries per change (by feed sequence), until it is published or set aside.
     pub failures: Arc<std::sync::Mutex<std::collections::HashMap<u64, u32>>>,
 }
+
+/// How often the local server looks for runs past their deadline.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// How often an idle stage looks again without being woken (retries coming due).
 pub const IDLE_CHECK: Duration = Duration::from_millis(50);
@@ -45,8 +50,8 @@ async fn next_commit(commits: &mut tokio::sync::watch::Receiver<u64>) {
 impl LocalPipeline {
     /// Publishes the events of the next changes; returns how many changes it consumed.
     /// When a batch fails, its changes are published one by one: a change that keeps
-    /// failing is set aside after [`MAX_PUBLISH_TRIES`] (with the reason, under
-    /// [`POISON_PK`]) so that it cannot stall the feed.
+    /// failing is set aside after [`MAX_PUBLISH_TRIES`] (a dead letter with the reason,
+    /// which the operator can replay) so that it cannot stall the feed.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
         let after = self.feed.checkpoint().await?;
         let changes = self.feed.read(after, 100).await?;
@@ -78,12 +83,8 @@ impl LocalPipeline {
     /// Keeps a change that cannot be published, and why, out of the feed's way.
     async fn set_aside(&self, change: &crate::ports::feed::StoreChange, reason: &str) -> anyhow::Result<()> {
         tracing::error!(seq = change.seq, reason, "a change could not be published; it is set aside");
-        let image = |i: &Option<crate::ports::store::Item>| {
-            i.as_ref().map(|i| serde_json::json!({"pk": i.pk, "sk": i.sk, "version": i.version, "data": i.data}))
-        };
-        let kept = serde_json::json!({"old": image(&change.old), "new": image(&change.new), "reason": reason});
-        let item = crate::ports::store::Item::new(POISON_PK, format!("{:020}", change.seq), 1, kept);
-        self.store.put(item, crate::ports::store::Condition::None).await?;
+        let letter = DeadLetter::new("change_feed", reason, Parked::change(change));
+        self.store.transact(vec![letter.write()]).await?;
         Ok(())
     }
 
@@ -95,15 +96,28 @@ impl LocalPipeline {
                 Ok(()) => self.queue.ack(message).await?,
                 Err(e) => {
                     tracing::warn!(action_id = %message.message.action_id, error = %e, "action failed; it will be retried");
-                    self.queue.nack(message, &e.0).await?
+                    if self.queue.nack(message, &e.0).await? {
+                        self.runs.give_up(&message.message, &format!("the queue gave up on it: {e}")).await?;
+                    }
                 }
             }
         }
         Ok(leased.len())
     }
 
-    /// Runs both stages until the process ends.
+    /// Runs both stages, and the sweeper of run deadlines, until the process ends.
     pub fn spawn(self) {
+        let runs = self.runs.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_EVERY).await;
+                match runs.sweep(crate::domain::time::unix_now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(runs = n, "runs past their deadline: their unfinished actions are dead"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping run deadlines failed"),
+                }
+            }
+        });
         let publisher = self.clone();
         tokio::spawn(async move {
             let mut commits = publisher.commits.clone();

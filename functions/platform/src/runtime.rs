@@ -273,6 +273,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         publisher: engine.publisher,
         queue: local_queue(store),
         executor: engine.executor,
+        runs: state.services.runs.clone(),
     }
     .spawn();
     println!("listening on http://{}", listener.local_addr()?);

@@ -7,6 +7,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::app::dead_letters::{DeadLetter, Parked};
 use crate::app::Services;
 use crate::domain::events::BusinessEvent;
 use crate::ports::feed::StoreChange;
@@ -131,6 +132,84 @@ pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: B
             tracing::warn!(message_id = %id, error = %error, "action not done; SQS will redeliver it");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// Where each failure queue's messages came from, by queue (the last part of its ARN).
+fn queue_name(arn: Option<&str>) -> String {
+    arn.and_then(|a| a.rsplit(':').next()).unwrap_or("unknown").to_string()
+}
+
+/// What one message of a failure queue holds, as dead letters.
+async fn letters_of(
+    streams: &crate::adapters::stream_batches::StreamBatches,
+    record: &aws_lambda_events::event::sqs::SqsMessage,
+) -> Vec<DeadLetter> {
+    let body = record.body.as_deref().unwrap_or_default();
+    if let Ok(message) = serde_json::from_str::<ActionMessage>(body) {
+        let reason = "the action queue gave up on it after its last receive (its redrive policy)";
+        return vec![DeadLetter::new("action_queue", reason, Parked::Action(message))];
+    }
+    if let Ok(failure) = serde_json::from_str::<crate::adapters::stream_batches::StreamFailure>(body) {
+        return match streams.changes(&failure.batch).await {
+            Ok(changes) => changes
+                .iter()
+                .map(|change| {
+                    DeadLetter::new(
+                        "change_feed",
+                        "publishing its events failed until Lambda stopped retrying the stream batch",
+                        Parked::change(change),
+                    )
+                })
+                .collect(),
+            Err(e) => vec![DeadLetter::new("change_feed", &e, Parked::Unreadable(json_or_text(body)))],
+        };
+    }
+    if let Ok(event) = serde_json::from_str::<CloudWatchEvent<BusinessEvent>>(body) {
+        if let Some(detail) = event.detail {
+            let attribute = |name: &str| {
+                record.message_attributes.get(name).and_then(|a| a.string_value.clone()).unwrap_or_default()
+            };
+            let reason = format!(
+                "EventBridge could not deliver it to the evaluator: {} {}",
+                attribute("ERROR_CODE"),
+                attribute("ERROR_MESSAGE")
+            );
+            return vec![DeadLetter::new("event_bus", reason.trim(), Parked::Event(detail))];
+        }
+    }
+    let source = queue_name(record.event_source_arn.as_deref());
+    vec![DeadLetter::new(&source, "a message of no known shape", Parked::Unreadable(json_or_text(body)))]
+}
+
+fn json_or_text(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()))
+}
+
+/// The failure queues' messages (action DLQ, evaluator DLQ, stream on-failure queue) ->
+/// dead letters the operator can list and replay. A message whose letters cannot be
+/// kept is reported for redelivery.
+pub async fn keep_dead_letters(
+    services: &Services,
+    streams: &crate::adapters::stream_batches::StreamBatches,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let mut kept = true;
+        for letter in letters_of(streams, record).await {
+            if let Err(e) = services.dead_letters.park(letter).await {
+                tracing::error!(error = %e, "a dead letter could not be kept; the message will come again");
+                kept = false;
+                break;
+            }
+        }
+        if !kept {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = record.message_id.clone().unwrap_or_default();
             response.batch_item_failures.push(failure);
         }
     }

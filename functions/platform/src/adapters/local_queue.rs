@@ -7,10 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::app::credentials::unix_now;
+use crate::app::dead_letters::{DeadLetter, Parked};
 use crate::app::keys;
 use crate::ports::queue::{ActionMessage, ActionQueue, DeliveryError};
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
+
+/// The dead letters' `source` for what this queue gives up.
+const SOURCE: &str = "action_queue";
 
 /// How long a received message stays invisible to other workers.
 const LEASE_MS: u64 = 30_000;
@@ -95,13 +98,10 @@ impl StoreQueue {
     /// Moves an unreadable message to the dead letters, with the reason, as it was.
     async fn set_aside(&self, item: &Item, reason: &str) -> Result<(), DeliveryError> {
         tracing::error!(sk = %item.sk, reason, "a queued message is set aside");
-        let kept = serde_json::json!({"raw": item.data, "reason": reason});
+        let letter = DeadLetter::new(SOURCE, reason, Parked::Unreadable(item.data.clone()));
         let writes = vec![
             Write::Delete { pk: item.pk.clone(), sk: item.sk.clone(), condition: Condition::Version(item.version) },
-            Write::Put {
-                item: Item::new(keys::DEAD_LETTER_PK, format!("{}#unreadable#{}", unix_now(), item.sk), 1, kept),
-                condition: Condition::None,
-            },
+            letter.write(),
         ];
         match self.store.transact(writes).await {
             Ok(()) | Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => Ok(()),
@@ -115,34 +115,64 @@ impl StoreQueue {
         self.store.transact(vec![delete]).await.map_err(err)
     }
 
-    /// Makes it visible again after an exponential backoff, or dead-letters it.
-    pub async fn nack(&self, leased: &Leased, error: &str) -> Result<(), DeliveryError> {
-        let envelope = Envelope {
-            message: leased.message.clone(),
-            receives: leased.receives,
-            last_error: Some(error.to_string()),
-        };
-        let data = serde_json::to_value(&envelope).expect("serializes");
-        let target = if leased.receives >= self.max_receives {
-            Item::new(keys::DEAD_LETTER_PK, format!("{}#{}", unix_now(), leased.message.action_id), 1, data)
+    /// Makes it visible again after an exponential backoff, or, after its last receive,
+    /// moves it to the dead letters: then it answers `true` (the caller marks its run).
+    pub async fn nack(&self, leased: &Leased, error: &str) -> Result<bool, DeliveryError> {
+        let dead = leased.receives >= self.max_receives;
+        let target = if dead {
+            let reason = format!("gave up after {} receives: {error}", leased.receives);
+            DeadLetter::new(SOURCE, &reason, Parked::Action(leased.message.clone())).write()
         } else {
+            let envelope = Envelope {
+                message: leased.message.clone(),
+                receives: leased.receives,
+                last_error: Some(error.to_string()),
+            };
             let backoff = 200u64 << leased.receives.min(10);
-            Item::new(keys::QUEUE_PK, sk(now_ms() + backoff, &leased.message.action_id), 1, data)
+            let item = Item::new(
+                keys::QUEUE_PK,
+                sk(now_ms() + backoff, &leased.message.action_id),
+                1,
+                serde_json::to_value(&envelope).expect("serializes"),
+            );
+            Write::Put { item, condition: Condition::None }
         };
         let writes = vec![
             Write::Delete { pk: leased.item.pk.clone(), sk: leased.item.sk.clone(), condition: Condition::None },
-            Write::Put { item: target, condition: Condition::None },
+            target,
+        ];
+        self.store.transact(writes).await.map_err(err)?;
+        Ok(dead)
+    }
+
+    /// Puts it back, visible after `delay`, without counting the receive (for work that
+    /// was not tried: the rate limiter said wait).
+    pub async fn defer(&self, leased: &Leased, delay: std::time::Duration) -> Result<(), DeliveryError> {
+        let envelope =
+            Envelope { message: leased.message.clone(), receives: leased.receives.saturating_sub(1), last_error: None };
+        let item = Item::new(
+            keys::QUEUE_PK,
+            sk(now_ms() + delay.as_millis() as u64, &leased.message.action_id),
+            1,
+            serde_json::to_value(&envelope).expect("serializes"),
+        );
+        let writes = vec![
+            Write::Delete { pk: leased.item.pk.clone(), sk: leased.item.sk.clone(), condition: Condition::None },
+            Write::Put { item, condition: Condition::None },
         ];
         self.store.transact(writes).await.map_err(err)
     }
 
-    /// Messages given up on, oldest first.
+    /// Action messages given up on, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<ActionMessage>, DeliveryError> {
         let items = self.store.query_all(keys::DEAD_LETTER_PK, "").await.map_err(err)?;
         Ok(items
             .into_iter()
-            .filter_map(|i| serde_json::from_value::<Envelope>(i.data).ok())
-            .map(|e| e.message)
+            .filter_map(|i| serde_json::from_value::<DeadLetter>(i.data).ok())
+            .filter_map(|letter| match letter.parked {
+                Parked::Action(message) => Some(message),
+                _ => None,
+            })
             .collect())
     }
 }

@@ -10,3 +10,4 @@ pub mod mail_dir;
 pub mod private_files;
 pub mod secrets;
 pub mod ses;
+pub mod stream_batches;

@@ -388,8 +388,10 @@ impl AutomationService {
         }
         execution.status = "pending".to_string();
         execution.updated_at = now_rfc3339();
+        let marker = super::runs::with_deadline(tenant, &mut execution, crate::domain::time::unix_now());
         let writes = vec![
             super::engine::execution_write(tenant, &execution, version),
+            marker,
             audit::record(
                 actor,
                 Some(tenant),

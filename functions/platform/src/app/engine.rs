@@ -79,10 +79,13 @@ pub struct Execution {
     pub rule: Rule,
     pub created_at: String,
     pub updated_at: String,
+    /// When its unfinished actions are given up (epoch seconds), see `app::runs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
 }
 
 impl Execution {
-    fn summarize(&mut self) {
+    pub fn summarize(&mut self) {
         self.status = if self.actions.iter().all(|a| a.status == "succeeded") {
             "succeeded"
         } else if self.actions.iter().any(|a| a.status == "failed" || a.status == "dead") {
@@ -336,7 +339,7 @@ impl Evaluator {
                     claimed_at: None,
                 })
                 .collect();
-            let execution = Execution {
+            let mut execution = Execution {
                 execution_id: execution_id.clone(),
                 rule_id: rule.id.clone(),
                 rule_name: rule.name.clone(),
@@ -356,7 +359,10 @@ impl Evaluator {
                 rule: (*rule).clone(),
                 created_at: now.clone(),
                 updated_at: now.clone(),
+                deadline: None,
             };
+            let marker = (!too_deep)
+                .then(|| super::runs::with_deadline(&tenant, &mut execution, crate::domain::time::unix_now()));
             let item = Item::new(
                 keys::tenant_pk(&tenant),
                 keys::execution_sk(&execution_id),
@@ -364,10 +370,12 @@ impl Evaluator {
                 serde_json::to_value(&execution).expect("serializes"),
             )
             .expiring(run_expiry());
-            match self.store.put(item, Condition::Absent).await {
+            let writes: Vec<Write> =
+                std::iter::once(Write::Put { item, condition: Condition::Absent }).chain(marker).collect();
+            match self.store.transact(writes).await {
                 Ok(()) => {}
                 // Already recorded by an earlier delivery of this event: its messages are re-sent below (idempotent).
-                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(StoreError::ConditionFailed { index: 0 }) => {}
                 Err(e) => return Err(e.into()),
             }
             if !too_deep {

@@ -158,6 +158,34 @@ pub fn task_sk(task_id: &str) -> String {
     format!("{TASK_PREFIX}{task_id}")
 }
 
-/// The local durable action queue and its dead letters.
+/// The local durable action queue.
 pub const QUEUE_PK: &str = "LOCAL#QUEUE";
-pub const DEAD_LETTER_PK: &str = "LOCAL#DEADLETTERS";
+/// What any stage gave up on (`app::dead_letters`), by id (a ULID: oldest first).
+pub const DEAD_LETTER_PK: &str = "DEADLETTER";
+
+/// Partitions of the run deadline markers (`app::runs`): a run's marker goes to one by
+/// a hash of its id, so no single partition takes every write.
+pub const SWEEP_SHARDS: u32 = 16;
+
+pub fn sweep_shard_pk(shard: u32) -> String {
+    format!("SWEEP#{shard:02}")
+}
+
+/// The marker partition of a run.
+pub fn sweep_pk(execution_id: &str) -> String {
+    // FNV-1a: stable across processes and releases.
+    let hash = execution_id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    sweep_shard_pk(hash % SWEEP_SHARDS)
+}
+
+/// Markers sort by deadline.
+pub fn sweep_sk(deadline: u64, tenant: &TenantId, execution_id: &str) -> String {
+    format!("{deadline:012}#{tenant}#{execution_id}")
+}
+
+/// (deadline, tenant, execution id) of a marker's sort key.
+pub fn parse_sweep_sk(sk: &str) -> Option<(u64, &str, &str)> {
+    let mut parts = sk.splitn(3, '#');
+    let deadline = parts.next()?.parse().ok()?;
+    Some((deadline, parts.next()?, parts.next()?))
+}

@@ -7,6 +7,7 @@ pub mod automation;
 pub mod catalog;
 pub mod configs;
 pub mod credentials;
+pub mod dead_letters;
 pub mod engine;
 pub mod error;
 pub mod installs;
@@ -16,6 +17,7 @@ pub mod principal;
 pub mod records;
 pub mod recovery;
 pub mod roles;
+pub mod runs;
 pub mod seed;
 pub mod sessions;
 pub mod signing_keys;
@@ -70,6 +72,8 @@ pub struct Services {
     pub records: records::RecordService,
     pub automation: automation::AutomationService,
     pub engine: Engine,
+    pub runs: runs::Runs,
+    pub dead_letters: dead_letters::DeadLetterService,
 }
 
 /// The automation stages.
@@ -114,6 +118,14 @@ impl Services {
             secrets.webhook_secret.clone(),
             secrets.webhook_policy.clone(),
         );
+        let runs = runs::Runs::new(store.clone());
+        let dead_letters = dead_letters::DeadLetterService::new(
+            store.clone(),
+            queue.clone(),
+            bus.clone(),
+            publisher.clone(),
+            runs.clone(),
+        );
         let automation = automation::AutomationService::new(
             store.clone(),
             catalog.clone(),
@@ -141,6 +153,8 @@ impl Services {
             records,
             automation,
             engine,
+            runs,
+            dead_letters,
         }
     }
 }

@@ -45,6 +45,7 @@ impl Principal {
     pub fn platform_admin() -> Self {
         let mut permissions: Permissions = Permission::TENANT.into_iter().collect();
         permissions.insert(Permission::CatalogManage);
+        permissions.insert(Permission::PlatformOperate);
         Self { tenant: None, subject: Subject::PlatformAdmin, roles: Vec::new(), permissions }
     }
 

@@ -48,6 +48,9 @@ pub enum Permission {
     /// Catalog administration: only the platform administrator holds it.
     #[serde(rename = "catalog.manage")]
     CatalogManage,
+    /// Platform operations (dead letters, tenant limits): only the platform administrator holds it.
+    #[serde(rename = "platform.operate")]
+    PlatformOperate,
 }
 
 impl Permission {
@@ -86,6 +89,7 @@ impl Permission {
             Permission::AutomationRead => "automation.read",
             Permission::AutomationManage => "automation.manage",
             Permission::CatalogManage => "catalog.manage",
+            Permission::PlatformOperate => "platform.operate",
         }
     }
 
@@ -106,6 +110,7 @@ impl Permission {
             Permission::AutomationRead => "See automation rules, triggers and executions",
             Permission::AutomationManage => "Manage automation rules, publish events, retry executions",
             Permission::CatalogManage => "Administer the global catalog (platform administrator)",
+            Permission::PlatformOperate => "Operate the platform: dead letters, tenant limits (platform administrator)",
         }
     }
 }

@@ -130,6 +130,7 @@ pub mod need {
         AutomationRead => Some(Permission::AutomationRead),
         AutomationManage => Some(Permission::AutomationManage),
         CatalogManage => Some(Permission::CatalogManage),
+        PlatformOperate => Some(Permission::PlatformOperate),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod operations;
 pub mod problem;
 pub mod records;
 pub mod tenant_systems;
@@ -62,6 +63,11 @@ async fn assign_request_id(mut req: axum::extract::Request) -> axum::extract::Re
     req
 }
 
+/// The automation function's routes: automation, and the operator's operations on it.
+pub fn automation_function_routes() -> ApiRouter {
+    automation::routes().merge(operations::routes())
+}
+
 /// Every resource's routes.
 pub fn all_routes() -> ApiRouter {
     catalog::routes()
@@ -71,7 +77,7 @@ pub fn all_routes() -> ApiRouter {
         .merge(users::routes())
         .merge(audit::routes())
         .merge(records::routes())
-        .merge(automation::routes())
+        .merge(automation_function_routes())
         .merge(health::routes())
 }
 

@@ -1,0 +1,166 @@
+//! Run deadlines: a run never stays unfinished without a live message behind it.
+//!
+//! Every run with actions to do gets a deadline ([`RUN_DEADLINE_SECONDS`] after it was
+//! queued, renewed when it is retried or replayed) and a marker item under one of
+//! [`keys::SWEEP_SHARDS`] partitions, sorted by deadline. The sweeper (every minute on
+//! the local server, on a schedule in the `dead-letters` function on AWS) reads the
+//! markers that came due: an action still `pending`, `running` or `failed` in a run past
+//! its deadline lost its message (a crash, a DLQ, a purge) and is marked `dead` with the
+//! reason, so the run shows as failed and can be retried.
+
+use std::sync::Arc;
+
+use super::engine::{execution_write, Execution};
+use super::error::{AppError, AppResult};
+use super::keys;
+use super::stored::{committed, decode_at, optimistic, Step};
+use crate::domain::ids::TenantId;
+use crate::domain::time::unix_now;
+use crate::ports::queue::ActionMessage;
+use crate::ports::store::{Condition, Item, Query, Store, Write};
+
+/// How long a run's actions have to finish, from when they were queued: more than every
+/// delivery the queue makes (5 receives of a 6 minute visibility timeout on AWS) and
+/// the rate limiter's delays.
+pub const RUN_DEADLINE_SECONDS: u64 = 3600;
+
+/// Statuses of actions that still wait for a delivery.
+fn unfinished(status: &str) -> bool {
+    matches!(status, "pending" | "running" | "failed")
+}
+
+/// Gives `execution` a deadline from now and returns the write of its marker.
+pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> Write {
+    let deadline = now + RUN_DEADLINE_SECONDS;
+    execution.deadline = Some(deadline);
+    let item = Item::new(
+        keys::sweep_pk(&execution.execution_id),
+        keys::sweep_sk(deadline, tenant, &execution.execution_id),
+        1,
+        serde_json::Value::Null,
+    )
+    // Kept a while past the deadline, in case no sweep comes by.
+    .expiring(deadline + 7 * 24 * 3600);
+    Write::Put { item, condition: Condition::None }
+}
+
+#[derive(Clone)]
+pub struct Runs {
+    store: Arc<dyn Store>,
+}
+
+impl Runs {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    async fn load(&self, tenant: &TenantId, id: &str) -> AppResult<Option<(Execution, u64)>> {
+        let Some(item) = self.store.get(&keys::tenant_pk(tenant), &keys::execution_sk(id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some((decode_at(&item.pk, &item.sk, item.data)?, item.version)))
+    }
+
+    /// Marks the message's action `dead` with `reason` (unless it is already done).
+    pub async fn give_up(&self, message: &ActionMessage, reason: &str) -> AppResult<()> {
+        let Ok(tenant) = TenantId::parse(&message.tenant_id) else { return Ok(()) };
+        optimistic("the run is changing concurrently", || async {
+            let Some((mut run, version)) = self.load(&tenant, &message.execution_id).await? else {
+                return Ok(Step::Done(()));
+            };
+            let Some(slot) = run.actions.get_mut(message.action_index) else { return Ok(Step::Done(())) };
+            if !unfinished(&slot.status) {
+                return Ok(Step::Done(()));
+            }
+            slot.status = "dead".to_string();
+            slot.error =
+                Some(crate::domain::limits::clipped(reason.to_string(), crate::domain::limits::MAX_ERROR_CHARS));
+            run.summarize();
+            committed(self.store.transact(vec![execution_write(&tenant, &run, version)]).await)
+        })
+        .await
+    }
+
+    /// Sets the message's action back to `pending` (attempts from zero) with a new
+    /// deadline, before it is queued again. A run that is gone (expired) is a 409.
+    pub async fn reopen(&self, message: &ActionMessage) -> AppResult<()> {
+        let tenant = TenantId::parse(&message.tenant_id).map_err(|e| AppError::Internal(e.to_string()))?;
+        optimistic("the run is changing concurrently", || async {
+            let Some((mut run, version)) = self.load(&tenant, &message.execution_id).await? else {
+                return Err(AppError::conflict(format!(
+                    "run {} no longer exists; the action cannot be replayed",
+                    message.execution_id
+                )));
+            };
+            let Some(slot) = run.actions.get_mut(message.action_index) else { return Ok(Step::Done(())) };
+            if slot.status == "succeeded" {
+                return Ok(Step::Done(()));
+            }
+            slot.status = "pending".to_string();
+            slot.attempts = 0;
+            slot.error = None;
+            run.summarize();
+            let marker = with_deadline(&tenant, &mut run, unix_now());
+            committed(self.store.transact(vec![execution_write(&tenant, &run, version), marker]).await)
+        })
+        .await
+    }
+
+    /// Marks the unfinished actions of runs past their deadline at `now` as `dead`;
+    /// returns how many runs it changed.
+    pub async fn sweep(&self, now: u64) -> AppResult<usize> {
+        let mut changed = 0;
+        for shard in 0..keys::SWEEP_SHARDS {
+            let pk = keys::sweep_shard_pk(shard);
+            let mut after: Option<String> = None;
+            'shard: loop {
+                let page =
+                    self.store.query(Query { limit: 100, after: after.as_deref(), ..Query::new(&pk, "") }).await?;
+                for marker in &page.items {
+                    let Some((deadline, tenant, execution_id)) = keys::parse_sweep_sk(&marker.sk) else { continue };
+                    if deadline > now {
+                        break 'shard;
+                    }
+                    if self.expire(tenant, execution_id, deadline, now, marker).await? {
+                        changed += 1;
+                    }
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// One due marker: marks the run's unfinished actions dead if its deadline passed,
+    /// and removes the marker in the same transaction.
+    async fn expire(&self, tenant: &str, id: &str, deadline: u64, now: u64, marker: &Item) -> AppResult<bool> {
+        let remove = Write::Delete { pk: marker.pk.clone(), sk: marker.sk.clone(), condition: Condition::None };
+        let Ok(tenant) = TenantId::parse(tenant) else {
+            self.store.transact(vec![remove]).await?;
+            return Ok(false);
+        };
+        optimistic("the run is changing concurrently", || async {
+            let run = self.load(&tenant, id).await?;
+            // Gone, finished, or given a later deadline (retried): the marker is stale.
+            let Some((mut run, version)) = run.filter(|(run, _)| {
+                run.deadline.is_some_and(|d| d <= now) && run.actions.iter().any(|a| unfinished(&a.status))
+            }) else {
+                return committed(self.store.transact(vec![remove.clone()]).await).map(|s| s.map(|()| false));
+            };
+            for slot in run.actions.iter_mut().filter(|a| unfinished(&a.status)) {
+                slot.status = "dead".to_string();
+                slot.error = Some(format!(
+                    "no delivery finished it before the run's deadline ({deadline}, epoch seconds): its message was \
+                     lost or given up; retry the run to run it again"
+                ));
+            }
+            run.summarize();
+            let writes = vec![execution_write(&tenant, &run, version), remove.clone()];
+            committed(self.store.transact(writes).await).map(|s| s.map(|()| true))
+        })
+        .await
+    }
+}
