@@ -413,6 +413,7 @@ fn functions() -> Vec<FunctionSpec> {
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
+        ("dead-letters", "DeadLettersFunction", None, Seed::No),
     ]
 }
 
@@ -577,6 +578,49 @@ async fn every_function_works_with_exactly_its_template_policy() {
     assert_eq!(notifications.body["items"].as_array().unwrap().len(), 1, "{}", notifications.body);
     let tasks = owner.get("/api/v1/tools/tasks").await;
     assert_eq!(tasks.body["items"].as_array().unwrap().len(), 1, "{}", tasks.body);
+
+    // The failure queues -> dead letters (the action's message, the stream's on-failure
+    // record read back from the stream) -> the operator lists and replays them; the sweep.
+    let keeper = &stages["dead-letters"];
+    let keeper_config = &deployed.iter().find(|(f, _, _)| f.name == "dead-letters").unwrap().0.config;
+    let streams =
+        platform::adapters::stream_batches::StreamBatches::new(aws_sdk_dynamodbstreams::Client::new(keeper_config));
+    let stream_arn = aws_sdk_dynamodb::Client::new(&reader)
+        .describe_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .map(|t| t.table.and_then(|t| t.latest_stream_arn))
+        .ok()
+        .flatten();
+    let mut bodies = vec![queued[0].body().unwrap().to_string()];
+    if let Some(stream_arn) = stream_arn {
+        let shards =
+            aws_sdk_dynamodbstreams::Client::new(&reader).describe_stream().stream_arn(&stream_arn).send().await;
+        if let Some(shard) =
+            shards.ok().and_then(|d| d.stream_description).and_then(|d| d.shards).and_then(|mut s| s.pop())
+        {
+            let range = shard.sequence_number_range.unwrap();
+            let start = range.starting_sequence_number.unwrap();
+            bodies.push(
+                json!({"DDBStreamBatchInfo": {"shardId": shard.shard_id.unwrap(), "startSequenceNumber": start,
+                "endSequenceNumber": start, "batchSize": 1, "streamArn": stream_arn}})
+                .to_string(),
+            );
+        }
+    }
+    let failures: SqsEvent = serde_json::from_value(json!({"Records": bodies.iter().enumerate().map(|(i, b)| json!({"messageId": format!("f-{i}"), "body": b})).collect::<Vec<_>>()})).unwrap();
+    let kept = stages::keep_dead_letters(keeper, &streams, failures).await;
+    assert!(kept.batch_item_failures.is_empty(), "the dead-letters function kept every message with its own policy");
+    let letters = ctx.admin().get("/api/v1/operations/dead-letters?source=action_queue").await;
+    assert_eq!(letters.status, 200, "{}", letters.body);
+    let letter_id = letters.body["items"][0]["dead_letter_id"].as_str().unwrap().to_string();
+    let replayed = ctx.admin().post(&format!("/api/v1/operations/dead-letters/{letter_id}/replay"), json!({})).await;
+    assert_eq!(replayed.status, 202, "{}", replayed.body);
+    assert!(
+        keeper.runs.sweep(platform::domain::time::unix_now() + 7200).await.is_ok(),
+        "the sweep runs with its policy"
+    );
 
     // The verdict: nothing refused; what each policy grants and nobody used, reported.
     // Stream reading and the stream's failure queue are used by the event source mapping
