@@ -549,3 +549,47 @@ pub async fn webhook_redirects_are_not_followed(ctx: &Ctx, tenant: &str, webhook
     let error = items(&runs)[0]["actions"][0]["error"].as_str().unwrap().to_string();
     assert!(error.contains("redirects are not followed"), "{error}");
 }
+
+/// The operator sets a tenant's action rate; actions over it are delayed, never dropped:
+/// at most the burst plus the rate go through in the first second, and all arrive.
+pub async fn rate_limits_delay_actions(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let path = format!("/api/v1/operations/tenants/{tenant}/limits");
+    let default = ctx.admin().get(&path).await;
+    assert_eq!((default.status, default.body["source"].as_str()), (200, Some("default")), "{}", default.body);
+    assert_eq!(api.get(&path).await.status, 403, "tenants do not set their own limits");
+    let bad = ctx
+        .admin()
+        .put(&path, json!({"events": {"per_second": 10, "burst": 10}, "actions": {"per_second": 0, "burst": 1}}))
+        .await;
+    assert_eq!((bad.status, bad.problem_fields()), (422, vec!["actions.per_second".to_string()]), "{}", bad.body);
+    assert_eq!(ctx.admin().get("/api/v1/operations/tenants/no-such-tenant/limits").await.status, 404);
+    let set = ctx
+        .admin()
+        .put(&path, json!({"events": {"per_second": 100, "burst": 100}, "actions": {"per_second": 1, "burst": 1}}))
+        .await;
+    assert_eq!((set.status, set.body["source"].as_str()), (200, Some("tenant")), "{}", set.body);
+    let rule = api.post("/api/v1/automation/rules", json!({"name": "each", "module_type": "sales", "trigger_id": "opportunity_created",
+        "actions": [{"type": "send_notification", "parameters": {"recipient": "r@example.com", "message": "{{name}}"}}]})).await;
+    assert_eq!(rule.status, 201, "{}", rule.body);
+    for i in 0..4 {
+        let record = api
+            .post(
+                "/api/v1/systems/sales/records/opportunities",
+                json!({"name": format!("Deal {i}"), "value": 1, "stage": "proposal"}),
+            )
+            .await;
+        assert_eq!(record.status, 201, "{}", record.body);
+    }
+    let first = eventually(&api, "/api/v1/notifications", |b| !items(b).is_empty()).await;
+    let started = Instant::now();
+    assert!(items(&first).len() <= 2, "burst 1 plus at most one more: {first}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let early = api.get("/api/v1/notifications").await;
+    let bound = 1 + 1 + started.elapsed().as_secs() as usize;
+    assert!(items(&early.body).len() <= bound, "at most {bound} by now: {}", early.body);
+    let all = eventually(&api, "/api/v1/notifications", |b| items(b).len() == 4).await;
+    assert_eq!(items(&all).len(), 4, "every action ran in the end");
+    assert_eq!(ctx.admin().delete(&path).await.body["source"], "default", "back to the defaults");
+}

@@ -61,6 +61,7 @@ fn pipeline(embedded: &Arc<EmbeddedStore>, s: &Services) -> platform::pipeline::
         commits: embedded.commits(),
         failures: Default::default(),
         runs: s.runs.clone(),
+        limiter: s.engine.limiter.clone(),
     }
 }
 
@@ -494,4 +495,90 @@ async fn dead_actions_are_replayed_on_the_embedded_store() {
 async fn dead_actions_are_replayed_on_dynamodb() {
     let moto = Moto::start();
     dead_actions_are_replayed(moto.new_table("replay").await).await;
+}
+
+/// Over the tenant's action rate, the executor stage puts the action back in the queue
+/// with a delay, without an attempt or a failure counted; the rest of the batch runs.
+async fn actions_over_the_rate_wait_in_the_queue(store: Arc<dyn Store>) {
+    use platform::app::rate_limits::TenantLimits;
+    use platform::domain::rate::Rate;
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let both = json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "x"}},
+                      {"type": "create_task", "parameters": {"title": "Call"}}]);
+    let tenant = tenant_with_rule(&s, "rated", both).await;
+    let slow =
+        TenantLimits { events: Rate { per_second: 100.0, burst: 100 }, actions: Rate { per_second: 0.01, burst: 1 } };
+    let view = s.engine.limiter.set(&Actor::system("operator"), &tenant, Some(slow)).await.unwrap();
+    assert_eq!(view.source, "tenant");
+    let change = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(&[change]).await.unwrap();
+    let queue = local_queue(store.clone());
+    let mut leased = Vec::new();
+    for _ in 0..10 {
+        leased.extend(queue.receive(10).await.unwrap());
+        if leased.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(leased.len(), 2, "one message per action");
+    let records: Vec<serde_json::Value> = leased
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!({"messageId": format!("m-{i}"), "body": serde_json::to_string(&l.message).unwrap()}))
+        .collect();
+    for l in &leased {
+        queue.ack(l).await.unwrap();
+    }
+    let batch: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
+    let response = platform::stages::execute_queue_batch(&s, batch, Default::default()).await;
+    assert!(response.batch_item_failures.is_empty(), "a delayed action is not a failure");
+    let run = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.remove(0);
+    let done: Vec<&str> = run.actions.iter().map(|a| a.status.as_str()).collect();
+    assert_eq!(done.iter().filter(|s| **s == "succeeded").count(), 1, "the burst let one through: {done:?}");
+    let waiting = run.actions.iter().find(|a| a.status == "pending").expect("the other waits");
+    assert_eq!(waiting.attempts, 0, "no attempt counted");
+    assert!(queue.receive(10).await.unwrap().is_empty(), "queued again, not yet visible");
+    let later = store.query_all(keys::QUEUE_PK, "").await.unwrap();
+    assert_eq!(later.len(), 1, "the waiting action is in the queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_over_the_rate_wait_in_the_queue_on_the_embedded_store() {
+    let (_dir, store) = embedded_store();
+    actions_over_the_rate_wait_in_the_queue(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_over_the_rate_wait_in_the_queue_on_dynamodb() {
+    let moto = Moto::start();
+    actions_over_the_rate_wait_in_the_queue(moto.new_table("rated").await).await;
+}
+
+/// Over the tenant's event rate, the runs are recorded at once and their actions queued
+/// with a delay (not dropped, not failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_the_rate_queue_their_actions_with_a_delay() {
+    use platform::app::rate_limits::TenantLimits;
+    use platform::domain::rate::Rate;
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "eventrate").await;
+    let slow =
+        TenantLimits { events: Rate { per_second: 0.01, burst: 1 }, actions: Rate { per_second: 100.0, burst: 100 } };
+    s.engine.limiter.set(&Actor::system("operator"), &tenant, Some(slow)).await.unwrap();
+    for _ in 0..2 {
+        let change = creation(&s, &tenant, 20000).await;
+        s.engine.publisher.publish(&[change]).await.unwrap();
+    }
+    let runs = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(runs.len(), 2, "both runs are recorded");
+    let queue = local_queue(store.clone());
+    let mut visible = Vec::new();
+    for _ in 0..5 {
+        visible.extend(queue.receive(10).await.unwrap());
+    }
+    assert_eq!(visible.len(), 1, "the first event's action goes now");
+    assert_eq!(store.query_all(keys::QUEUE_PK, "").await.unwrap().len(), 2, "the second waits in the queue");
 }

@@ -270,9 +270,13 @@ struct NotedQueue {
 
 #[async_trait]
 impl ActionQueue for NotedQueue {
-    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
+    async fn enqueue_after(
+        &self,
+        messages: Vec<ActionMessage>,
+        delay: std::time::Duration,
+    ) -> Result<(), DeliveryError> {
         allowed(&self.ledger, &self.function, &self.statements, "sqs:SendMessage", &self.arn)?;
-        self.inner.enqueue(messages).await?;
+        self.inner.enqueue_after(messages, delay).await?;
         note(&self.ledger, &self.function, "sqs:SendMessage");
         Ok(())
     }

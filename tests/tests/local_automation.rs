@@ -48,6 +48,7 @@ async fn automation_scenarios_pass_on_the_local_server() {
     automation::actions(&ctx, "auto-actions", &webhooks).await;
     automation::isolation(&ctx, "auto-a", "auto-b").await;
     automation::webhook_redirects_are_not_followed(&ctx, "auto-redirect", &webhooks).await;
+    automation::rate_limits_delay_actions(&ctx, "auto-rates").await;
 
     // The webhook arrived once, signed with HMAC-SHA256 of its body.
     let followed = received.lock().unwrap().iter().filter(|(h, _)| h["x-tenant"] == "Redirected").count();

@@ -25,6 +25,8 @@ pub struct LocalPipeline {
     pub executor: Executor,
     /// Run deadlines, swept every [`SWEEP_EVERY`].
     pub runs: Runs,
+    /// The tenants' action rates: an action over its tenant's rate goes back to the queue.
+    pub limiter: crate::app::rate_limits::RateLimiter,
     /// Changes on every commit of the store (`EmbeddedStore::commits`): each stage wakes
     /// on it rather than polling, and still looks every [`IDLE_CHECK`] for retries that
     /// come due.
@@ -92,6 +94,11 @@ impl LocalPipeline {
     pub async fn work_once(&self) -> anyhow::Result<usize> {
         let leased = self.queue.receive(10).await?;
         for message in &leased {
+            let tenant = crate::domain::ids::TenantId::parse(&message.message.tenant_id)?;
+            if let Some(wait) = self.limiter.take(&tenant, crate::app::rate_limits::Flow::Actions).await? {
+                self.queue.defer(message, wait).await?;
+                continue;
+            }
             match self.executor.execute(&message.message).await {
                 Ok(()) => self.queue.ack(message).await?,
                 Err(e) => {

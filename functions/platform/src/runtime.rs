@@ -274,6 +274,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         queue: local_queue(store),
         executor: engine.executor,
         runs: state.services.runs.clone(),
+        limiter: engine.limiter.clone(),
     }
     .spawn();
     println!("listening on http://{}", listener.local_addr()?);

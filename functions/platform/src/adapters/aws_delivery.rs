@@ -73,7 +73,13 @@ impl SqsQueue {
 
 #[async_trait]
 impl ActionQueue for SqsQueue {
-    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
+    async fn enqueue_after(
+        &self,
+        messages: Vec<ActionMessage>,
+        delay: std::time::Duration,
+    ) -> Result<(), DeliveryError> {
+        // Whole seconds, rounded up, within SQS's 15 minutes.
+        let delay_seconds = delay.min(crate::ports::queue::MAX_DELAY).as_millis().div_ceil(1000) as i32;
         let bodies: Vec<String> = messages.iter().map(|m| serde_json::to_string(m).expect("serializes")).collect();
         let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
         for range in batches(&sizes, MAX_BATCH_ENTRIES, MAX_SQS_BATCH_BYTES) {
@@ -86,6 +92,7 @@ impl ActionQueue for SqsQueue {
                         .id(i.to_string())
                         .message_body(&bodies[i])
                         .message_group_id(&messages[i].tenant_id)
+                        .set_delay_seconds((delay_seconds > 0).then_some(delay_seconds))
                         .build()
                         .map_err(|e| DeliveryError(e.to_string()))
                 })

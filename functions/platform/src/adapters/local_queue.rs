@@ -179,8 +179,12 @@ impl StoreQueue {
 
 #[async_trait]
 impl ActionQueue for StoreQueue {
-    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
-        let now = now_ms();
+    async fn enqueue_after(
+        &self,
+        messages: Vec<ActionMessage>,
+        delay: std::time::Duration,
+    ) -> Result<(), DeliveryError> {
+        let now = now_ms() + delay.min(crate::ports::queue::MAX_DELAY).as_millis() as u64;
         for chunk in messages.chunks(25) {
             let writes = chunk
                 .iter()

@@ -261,6 +261,7 @@ pub struct Evaluator {
     store: Arc<dyn Store>,
     manifests: Manifests,
     queue: Arc<dyn ActionQueue>,
+    limiter: super::rate_limits::RateLimiter,
     cache: RulesCache,
 }
 
@@ -271,8 +272,13 @@ pub fn execution_id(event: &BusinessEvent, rule_id: &str) -> String {
 }
 
 impl Evaluator {
-    pub fn new(store: Arc<dyn Store>, manifests: Manifests, queue: Arc<dyn ActionQueue>) -> Self {
-        Self { store, manifests, queue, cache: Arc::default() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        manifests: Manifests,
+        queue: Arc<dyn ActionQueue>,
+        limiter: super::rate_limits::RateLimiter,
+    ) -> Self {
+        Self { store, manifests, queue, limiter, cache: Arc::default() }
     }
 
     async fn generation(&self, tenant: &TenantId) -> AppResult<u64> {
@@ -384,7 +390,12 @@ impl Evaluator {
             ids.push(execution_id);
         }
         if !messages.is_empty() {
-            self.queue.enqueue(messages).await.map_err(delivery)?;
+            // Over the tenant's event rate, the runs' actions wait their turn in the queue.
+            let wait = self.limiter.take(&tenant, super::rate_limits::Flow::Events).await?.unwrap_or_default();
+            if !wait.is_zero() {
+                tracing::info!(tenant = %tenant, wait_ms = wait.as_millis() as u64, "event rate exceeded; its actions are delayed");
+            }
+            self.queue.enqueue_after(messages, wait).await.map_err(delivery)?;
         }
         Ok(ids)
     }

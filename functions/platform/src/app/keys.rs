@@ -59,6 +59,13 @@ pub fn config_version_sk(scope: &ConfigScope, version: u64) -> String {
 pub const TENANT_PROFILE_SK: &str = "PROFILE";
 /// The tenant's webhook signing key.
 pub const WEBHOOK_KEY_SK: &str = "WEBHOOKKEY";
+/// The tenant's automation rate limits, when the operator set them.
+pub const LIMITS_SK: &str = "LIMITS";
+
+/// The tenant's token bucket of one flow (`events`, `actions`).
+pub fn bucket_sk(flow: &str) -> String {
+    format!("BUCKET#{flow}")
+}
 pub const USER_PREFIX: &str = "USER#";
 pub const ROLE_PREFIX: &str = "ROLE#";
 pub const TEAM_PREFIX: &str = "TEAM#";

@@ -14,6 +14,7 @@ pub mod installs;
 pub mod keys;
 pub mod page;
 pub mod principal;
+pub mod rate_limits;
 pub mod records;
 pub mod recovery;
 pub mod roles;
@@ -76,12 +77,14 @@ pub struct Services {
     pub dead_letters: dead_letters::DeadLetterService,
 }
 
-/// The automation stages.
+/// The automation stages, with the queue between them and the tenants' rate limits.
 #[derive(Clone)]
 pub struct Engine {
     pub publisher: engine::Publisher,
     pub evaluator: engine::Evaluator,
     pub executor: engine::Executor,
+    pub queue: Arc<dyn ActionQueue>,
+    pub limiter: rate_limits::RateLimiter,
 }
 
 impl Services {
@@ -109,7 +112,8 @@ impl Services {
         let audit = audit::AuditService::new(store.clone());
         let records = records::RecordService::new(store.clone(), catalog.clone());
         let manifests = engine::Manifests::new(store.clone(), catalog.clone());
-        let evaluator = engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone());
+        let limiter = rate_limits::RateLimiter::new(store.clone());
+        let evaluator = engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone(), limiter.clone());
         let bus = bus(&evaluator);
         let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());
         let executor = engine::Executor::new(
@@ -130,11 +134,11 @@ impl Services {
             store.clone(),
             catalog.clone(),
             manifests,
-            queue,
+            queue.clone(),
             bus,
             secrets.webhook_policy,
         );
-        let engine = Engine { publisher, evaluator, executor };
+        let engine = Engine { publisher, evaluator, executor, queue, limiter };
         Self {
             store,
             authn,

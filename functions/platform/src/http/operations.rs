@@ -1,5 +1,6 @@
 //! `/api/v1/operations`: what the platform operator (platform administrator token) runs:
-//! dead letters of every stage (list, replay, discard) and the sweep of run deadlines.
+//! dead letters of every stage (list, replay, discard), the sweep of run deadlines, and
+//! the tenants' automation rate limits.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,12 +10,14 @@ use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
-use super::extract::Params;
+use super::extract::{JsonBody, Params};
 use super::problem::Problem;
 use super::{ApiRouter, AppState};
 use crate::app::dead_letters::{DeadLetter, DeadLetterFilter};
-use crate::app::error::AppResult;
+use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
+use crate::app::rate_limits::{LimitsView, TenantLimits};
+use crate::domain::ids::TenantId;
 
 pub fn routes() -> ApiRouter {
     OpenApiRouter::new()
@@ -22,6 +25,48 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(discard_dead_letter))
         .routes(routes!(replay_dead_letter))
         .routes(routes!(sweep_runs))
+        .routes(routes!(get_tenant_limits, set_tenant_limits, reset_tenant_limits))
+}
+
+fn tenant_of(raw: &str) -> AppResult<TenantId> {
+    TenantId::parse(raw).map_err(|e| AppError::NotFound(format!("tenant '{raw}' does not exist ({e})")))
+}
+
+/// A tenant's automation rate limits (events that start runs, actions executed), and
+/// whether they are the tenant's own or the defaults.
+#[utoipa::path(get, path = "/api/v1/operations/tenants/{tenant}/limits", tag = "operations", security(("bearer" = [])),
+    params(("tenant" = String, Path)), responses((status = 200, body = LimitsView), (status = 404, body = Problem)))]
+async fn get_tenant_limits(
+    State(state): State<AppState>,
+    _operator: Authorized<need::PlatformOperate>,
+    Path(tenant): Path<String>,
+) -> AppResult<Json<LimitsView>> {
+    Ok(Json(state.services.engine.limiter.view(&tenant_of(&tenant)?).await?))
+}
+
+/// Set a tenant's automation rate limits (token buckets: `per_second` sustained, `burst`
+/// at most at once). Work over a limit is delayed, never dropped.
+#[utoipa::path(put, path = "/api/v1/operations/tenants/{tenant}/limits", tag = "operations", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = TenantLimits,
+    responses((status = 200, body = LimitsView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn set_tenant_limits(
+    State(state): State<AppState>,
+    operator: Authorized<need::PlatformOperate>,
+    Path(tenant): Path<String>,
+    JsonBody(limits): JsonBody<TenantLimits>,
+) -> AppResult<Json<LimitsView>> {
+    Ok(Json(state.services.engine.limiter.set(&operator.actor(), &tenant_of(&tenant)?, Some(limits)).await?))
+}
+
+/// Put a tenant back on the default limits.
+#[utoipa::path(delete, path = "/api/v1/operations/tenants/{tenant}/limits", tag = "operations", security(("bearer" = [])),
+    params(("tenant" = String, Path)), responses((status = 200, body = LimitsView), (status = 404, body = Problem)))]
+async fn reset_tenant_limits(
+    State(state): State<AppState>,
+    operator: Authorized<need::PlatformOperate>,
+    Path(tenant): Path<String>,
+) -> AppResult<Json<LimitsView>> {
+    Ok(Json(state.services.engine.limiter.set(&operator.actor(), &tenant_of(&tenant)?, None).await?))
 }
 
 /// Dead letters of every stage, oldest first (filters `tenant_id`, `source`).

@@ -25,9 +25,22 @@ pub struct ActionMessage {
 #[error("{0}")]
 pub struct DeliveryError(pub String);
 
+/// The longest delay a message can be queued with (SQS's limit).
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
+
 #[async_trait]
 pub trait ActionQueue: Send + Sync {
-    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError>;
+    /// Queues the messages, each visible after `delay` (at most [`MAX_DELAY`]).
+    async fn enqueue_after(
+        &self,
+        messages: Vec<ActionMessage>,
+        delay: std::time::Duration,
+    ) -> Result<(), DeliveryError>;
+
+    /// Queues the messages, visible at once.
+    async fn enqueue(&self, messages: Vec<ActionMessage>) -> Result<(), DeliveryError> {
+        self.enqueue_after(messages, std::time::Duration::ZERO).await
+    }
 }
 
 #[async_trait]
