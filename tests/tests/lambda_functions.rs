@@ -154,6 +154,11 @@ async fn every_function_answers_its_sample_event() {
             executed["batchItemFailures"][0]["itemIdentifier"], "059f36b4-87a3-44ab-83d2-661975830a7d",
             "an action of an unknown execution is handed back for redelivery: {executed}"
         );
+        // What the action DLQ holds becomes a dead letter; the schedule sweeps run deadlines.
+        let kept = invoke(port, "dead-letters", "events/dead-letters-action-dlq.json");
+        assert_eq!(kept["batchItemFailures"], serde_json::json!([]), "the dead letter was kept: {kept}");
+        let swept = invoke(port, "dead-letters", "events/dead-letters-schedule.json");
+        assert_eq!(swept["swept_runs"], 0, "{swept}");
     });
     tasks.await.unwrap();
 
