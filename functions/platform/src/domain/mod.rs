@@ -12,6 +12,7 @@ pub mod limits;
 pub mod manifest;
 pub mod matcher;
 pub mod migration;
+pub mod pattern;
 pub mod rate;
 pub mod records;
 pub mod rules;
