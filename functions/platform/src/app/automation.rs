@@ -1,7 +1,6 @@
 //! The automation API: triggers, rules, rule tests, executions and retries,
 //! events from outside, and what actions produce (notifications, tasks).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -14,11 +13,12 @@ use super::error::{AppError, AppResult};
 use super::keys;
 use super::page::{get_typed, page_of, scan_filtered, Listed, PageRequest};
 use super::stored::decode_at;
-use crate::domain::events::{singular, BusinessEvent, Causation};
+use crate::domain::events::trigger_fields;
+use crate::domain::events::{BusinessEvent, Causation};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::matcher::evaluate;
-use crate::domain::rules::{check_rule, render_value, Rule, RuleInput, TriggerFields};
+use crate::domain::rules::{check_rule, render_value, Condition as RuleCondition, Rule, RuleInput, TriggerFields};
 use crate::domain::time::now_rfc3339;
 use crate::domain::webhook::{mask_parameters, WebhookPolicy};
 use crate::ports::queue::{ActionQueue, EventBus};
@@ -156,10 +156,10 @@ impl AutomationService {
         Ok(trigger_fields(&version.manifest, def))
     }
 
-    async fn checked(&self, tenant: &TenantId, input: &RuleInput) -> AppResult<()> {
+    /// The rule's conditions, checked against its trigger.
+    async fn checked(&self, tenant: &TenantId, input: &RuleInput) -> AppResult<Vec<RuleCondition>> {
         let trigger = self.trigger(tenant, &input.module_type, &input.trigger_id).await?;
-        check_rule(input, &trigger, &self.webhooks)?;
-        Ok(())
+        Ok(check_rule(input, &trigger, &self.webhooks)?)
     }
 
     async fn rule(&self, tenant: &TenantId, id: &str) -> AppResult<(Rule, u64)> {
@@ -197,7 +197,7 @@ impl AutomationService {
     }
 
     pub async fn create_rule(&self, actor: &Actor, tenant: &TenantId, input: RuleInput) -> AppResult<Rule> {
-        self.checked(tenant, &input).await?;
+        let conditions = self.checked(tenant, &input).await?;
         let now = now_rfc3339();
         let rule = Rule {
             id: ulid::Ulid::generate().to_string().to_lowercase(),
@@ -206,7 +206,7 @@ impl AutomationService {
             description: input.description,
             module_type: input.module_type,
             trigger_id: input.trigger_id,
-            conditions: input.conditions,
+            conditions,
             actions: input.actions,
             is_active: input.is_active.unwrap_or(true),
             created_at: now.clone(),
@@ -225,13 +225,13 @@ impl AutomationService {
 
     pub async fn update_rule(&self, actor: &Actor, tenant: &TenantId, id: &str, input: RuleInput) -> AppResult<Rule> {
         let (before, version) = self.rule(tenant, id).await?;
-        self.checked(tenant, &input).await?;
+        let conditions = self.checked(tenant, &input).await?;
         let rule = Rule {
             name: input.name,
             description: input.description,
             module_type: input.module_type,
             trigger_id: input.trigger_id,
-            conditions: input.conditions,
+            conditions,
             actions: input.actions,
             is_active: input.is_active.unwrap_or(before.is_active),
             updated_at: now_rfc3339(),
@@ -322,14 +322,11 @@ impl AutomationService {
             changes: sample.changes,
             causation: Causation::default(),
         };
-        let held = evaluate(&rule, &event);
+        let fields = self.trigger(tenant, &rule.module_type, &rule.trigger_id).await?.fields;
+        let held = evaluate(&rule, &fields, &event);
         let matched = held.iter().all(|h| *h);
-        let conditions = rule
-            .conditions
-            .iter()
-            .zip(&held)
-            .map(|(c, h)| super::engine::ConditionResult { kind: c.kind.clone(), field: c.field.clone(), held: *h })
-            .collect();
+        let conditions =
+            rule.conditions.iter().zip(&held).map(|(c, h)| super::engine::ConditionResult::of(c, *h)).collect();
         let actions = rule
             .actions
             .iter()
@@ -527,30 +524,4 @@ impl AutomationService {
         self.store.transact(writes).await?;
         Ok(task)
     }
-}
-
-/// The fields a trigger's events carry: its declared data, the entity's properties, the
-/// record id and name, and old/new values of each property.
-pub fn trigger_fields(
-    manifest: &crate::domain::manifest::Manifest,
-    trigger: &crate::domain::manifest::TriggerDef,
-) -> TriggerFields {
-    let mut fields: BTreeSet<String> = trigger.data.iter().cloned().collect();
-    let mut changeable = BTreeSet::new();
-    if let Some(entity) = &trigger.entity {
-        let one = singular(entity);
-        fields.insert(format!("{one}_id"));
-        fields.insert(format!("{one}_name"));
-        if let Some(props) =
-            manifest.entities.get(entity).and_then(|e| e.schema.get("properties")).and_then(Value::as_object)
-        {
-            for name in props.keys() {
-                fields.insert(name.clone());
-                fields.insert(format!("old_{name}"));
-                fields.insert(format!("new_{name}"));
-                changeable.insert(name.clone());
-            }
-        }
-    }
-    TriggerFields { fields, changeable }
 }

@@ -44,6 +44,12 @@ pub struct ConditionResult {
     pub held: bool,
 }
 
+impl ConditionResult {
+    pub fn of(condition: &crate::domain::rules::Condition, held: bool) -> Self {
+        Self { kind: condition.kind().to_string(), field: condition.field().map(str::to_string), held }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionOutcome {
     pub index: usize,
@@ -300,7 +306,18 @@ impl Evaluator {
             .filter_map(|i| serde_json::from_value::<Rule>(i.data).ok())
             .filter(|r| r.is_active && r.module_type == module && r.trigger_id == trigger)
             .collect();
-        let compiled = Arc::new(CompiledRules::new(rules));
+        // Which top-level pattern fields are the data's (rather than the envelope's).
+        let fields = match SystemId::parse(module) {
+            Ok(system) if !rules.is_empty() => self.manifests.installed(tenant, &system).await?.and_then(|v| {
+                v.manifest
+                    .triggers
+                    .iter()
+                    .find(|t| t.id == trigger)
+                    .map(|t| crate::domain::events::trigger_fields(&v.manifest, t).fields)
+            }),
+            _ => None,
+        };
+        let compiled = Arc::new(CompiledRules::new(rules, &fields.unwrap_or_default(), module));
         self.cache.lock().expect("lock").insert(key, (generation, compiled.clone()));
         Ok(compiled)
     }
@@ -354,7 +371,7 @@ impl Evaluator {
                     .conditions
                     .iter()
                     .zip(held)
-                    .map(|(c, held)| ConditionResult { kind: c.kind.clone(), field: c.field.clone(), held })
+                    .map(|(c, held)| ConditionResult::of(c, held))
                     .collect(),
                 status: if too_deep { "stopped".to_string() } else { "pending".to_string() },
                 reason: too_deep.then(|| {

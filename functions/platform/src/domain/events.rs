@@ -172,6 +172,32 @@ pub fn derive_events(change: &RecordChange<'_>, triggers: &[TriggerDef], setting
         .collect()
 }
 
+/// The fields a trigger's events carry: its declared data, the entity's properties, the
+/// record id and name, and old/new values of each property.
+pub fn trigger_fields(
+    manifest: &super::manifest::Manifest,
+    trigger: &super::manifest::TriggerDef,
+) -> super::conditions::TriggerFields {
+    let mut fields: std::collections::BTreeSet<String> = trigger.data.iter().cloned().collect();
+    let mut changeable = std::collections::BTreeSet::new();
+    if let Some(entity) = &trigger.entity {
+        let one = singular(entity);
+        fields.insert(format!("{one}_id"));
+        fields.insert(format!("{one}_name"));
+        if let Some(props) =
+            manifest.entities.get(entity).and_then(|e| e.schema.get("properties")).and_then(Value::as_object)
+        {
+            for name in props.keys() {
+                fields.insert(name.clone());
+                fields.insert(format!("old_{name}"));
+                fields.insert(format!("new_{name}"));
+                changeable.insert(name.clone());
+            }
+        }
+    }
+    super::conditions::TriggerFields { fields, changeable }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

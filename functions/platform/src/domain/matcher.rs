@@ -1,265 +1,444 @@
-//! Condition matching: the seed's conditions, field comparisons and Amazon EventBridge
-//! event-pattern operators, and a compiled index of a tenant's rules so that matching
-//! does not grow linearly with their number.
+//! A tenant's rules for one trigger, compiled once into one matcher.
+//!
+//! Every condition compiles to a predicate over the event's envelope (EventBridge
+//! semantics, `domain::pattern`). Each rule is filed in an index under one *anchor*: a
+//! field its match cannot do without, and the values there that can satisfy it
+//! (an exact value, a prefix or suffix, a case-folded value, a numeric interval, a
+//! wildcard's literal head or tail, or mere presence). An event looks up, for each
+//! indexed field, the rules its values can satisfy (hash lookups, one per distinct
+//! prefix or suffix length, and an interval-tree query), so only those rules, and the
+//! rules with no anchor at all, are checked in full. The work per event depends on how
+//! many rules can match it, not on how many there are.
 
 use std::collections::{BTreeSet, HashMap};
+
+/// The index's maps: short keys, hashed fast (seeded per process).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
+use super::conditions::{addresses_envelope, Condition};
 use super::events::BusinessEvent;
-use super::rules::{Condition, Rule};
+use super::pattern::{self, fold, At, Envelope, Field, Leaf, Literal, Matcher, Pattern};
+use super::rules::Rule;
 
-fn number(v: &Value) -> Option<f64> {
-    v.as_f64()
+/// A compiled condition.
+#[derive(Debug, Clone)]
+enum Pred {
+    /// A pattern over the envelope.
+    Pattern(Pattern),
+    Not(Box<Pred>),
+    Changed(String),
+    ChangedTo(String, Literal),
+    /// A string field contains the text, or a list field holds the value.
+    Contains(String, Value),
+    Any(Vec<Pred>),
 }
 
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+/// A pattern with one field of the data and its matchers.
+fn data_leaf(field: &str, matchers: Vec<Matcher>) -> Pattern {
+    let inner = Pattern { fields: vec![(field.to_string(), Field::Leaf(matchers))], or: Vec::new() };
+    Pattern { fields: vec![("detail".to_string(), Field::Node(inner))], or: Vec::new() }
+}
+
+/// A matcher no value satisfies (for stored conditions that no longer compile).
+fn never() -> Matcher {
+    Matcher::Exact(Literal::Str { text: "\u{0}never".to_string(), ip: None })
+}
+
+fn literal(value: &Value) -> Matcher {
+    Literal::of(value).map_or_else(never, Matcher::Exact)
+}
+
+fn operator(name: &str, spec: &Value) -> Matcher {
+    pattern::matcher(name, spec, "").unwrap_or_else(|_| never())
+}
+
+fn range(op: &str, value: &serde_json::Number) -> Matcher {
+    operator("numeric", &json!([op, value]))
+}
+
+/// Compiles a checked condition; `fields` are the trigger's data fields (a pattern
+/// naming only envelope fields the data does not carry addresses the envelope).
+fn compile(condition: &Condition, fields: &BTreeSet<String>) -> Pred {
+    let leaf = |field: &str, matchers: Vec<Matcher>| Pred::Pattern(data_leaf(field, matchers));
+    match condition {
+        Condition::ValueThreshold { field, value } => {
+            leaf(field.as_deref().unwrap_or("value"), vec![range(">=", value)])
+        }
+        Condition::Equals { field, value } => leaf(field, vec![literal(value)]),
+        Condition::NotEquals { field, value } => Pred::Not(Box::new(leaf(field, vec![literal(value)]))),
+        Condition::GreaterThan { field, value } => leaf(field, vec![range(">", value)]),
+        Condition::GreaterOrEqual { field, value } => leaf(field, vec![range(">=", value)]),
+        Condition::LessThan { field, value } => leaf(field, vec![range("<", value)]),
+        Condition::LessOrEqual { field, value } => leaf(field, vec![range("<=", value)]),
+        Condition::Contains { field, value } => Pred::Contains(field.clone(), value.clone()),
+        Condition::In { field, value } => leaf(field, value.iter().map(literal).collect()),
+        Condition::Exists { field, value } => leaf(field, vec![Matcher::Exists(*value)]),
+        Condition::Changed { field } => Pred::Changed(field.clone()),
+        Condition::ChangedTo { field, value } => Pred::ChangedTo(
+            field.clone(),
+            match literal(value) {
+                Matcher::Exact(l) => l,
+                _ => Literal::Null,
+            },
+        ),
+        Condition::Prefix { field, value } => leaf(field, vec![Matcher::Prefix(value.clone())]),
+        Condition::Suffix { field, value } => leaf(field, vec![Matcher::Suffix(value.clone())]),
+        Condition::EqualsIgnoreCase { field, value } => leaf(field, vec![Matcher::EqualsIgnoreCase(fold(value))]),
+        Condition::Wildcard { field, value } => leaf(field, vec![operator("wildcard", &Value::String(value.clone()))]),
+        Condition::AnythingBut { field, value } => leaf(field, vec![operator("anything-but", value)]),
+        Condition::Numeric { field, value } => leaf(field, vec![operator("numeric", &Value::Array(value.clone()))]),
+        Condition::Pattern { value } => {
+            let parsed = pattern::parse(value, "").unwrap_or_else(|_| data_leaf("", vec![never()]));
+            if addresses_envelope(value, fields) {
+                Pred::Pattern(parsed)
+            } else {
+                Pred::Pattern(Pattern { fields: vec![("detail".to_string(), Field::Node(parsed))], or: Vec::new() })
+            }
+        }
+        Condition::AnyOf { value } => Pred::Any(value.iter().map(|c| compile(c, fields)).collect()),
     }
 }
 
-/// Whether one condition holds for the event.
-pub fn holds(c: &Condition, event: &BusinessEvent) -> bool {
-    let data = &event.data;
-    let field = c.field.as_deref();
-    let actual = field.and_then(|f| data.get(f));
-    let value = c.value.as_ref().unwrap_or(&Value::Null);
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    match c.kind.as_str() {
-        "value_threshold" => {
-            data.get(field.unwrap_or("value")).and_then(number).zip(number(value)).is_some_and(|(a, t)| a >= t)
-        }
-        "equals" => actual.is_some_and(|a| same(a, value)),
-        "not_equals" => !actual.is_some_and(|a| same(a, value)),
-        "greater_than" => actual.and_then(number).zip(number(value)).is_some_and(|(a, b)| a > b),
-        "greater_or_equal" => actual.and_then(number).zip(number(value)).is_some_and(|(a, b)| a >= b),
-        "less_than" => actual.and_then(number).zip(number(value)).is_some_and(|(a, b)| a < b),
-        "less_or_equal" => actual.and_then(number).zip(number(value)).is_some_and(|(a, b)| a <= b),
-        "contains" => match actual {
-            Some(Value::String(s)) => value.as_str().is_some_and(|v| s.contains(v)),
-            Some(Value::Array(items)) => items.iter().any(|i| same(i, value)),
-            _ => false,
-        },
-        "in" => actual.is_some_and(|a| value.as_array().is_some_and(|list| list.iter().any(|v| same(a, v)))),
-        "exists" => actual.is_some_and(|a| !a.is_null()) == value.as_bool().unwrap_or(true),
-        "changed" => field.is_some_and(|f| event.changes.contains_key(f)),
-        "changed_to" => field.and_then(|f| event.changes.get(f)).is_some_and(|pair| same(&pair["new"], value)),
-        "prefix" => actual.and_then(text).zip(value.as_str()).is_some_and(|(a, p)| a.starts_with(p)),
-        "suffix" => actual.and_then(text).zip(value.as_str()).is_some_and(|(a, p)| a.ends_with(p)),
-        "equals_ignore_case" => {
-            actual.and_then(text).zip(value.as_str()).is_some_and(|(a, p)| a.eq_ignore_ascii_case(p))
-        }
-        "wildcard" => actual.and_then(text).zip(value.as_str()).is_some_and(|(a, p)| wildcard(p, &a)),
-        "anything_but" => actual.is_some_and(|a| anything_but(value, a)),
-        "numeric" => actual.and_then(number).is_some_and(|a| numeric(value, a)),
-        "pattern" => pattern_matches(value, &Value::Object(data.clone())),
-        "any_of" => value.as_array().is_some_and(|list| {
-            list.iter().filter_map(|c| serde_json::from_value::<Condition>(c.clone()).ok()).any(|c| holds(&c, event))
-        }),
-        _ => false,
+/// The event as patterns see it.
+pub struct EventView<'a> {
+    event: &'a BusinessEvent,
+    envelope: Envelope<'a>,
+}
+
+impl<'a> EventView<'a> {
+    /// `source` is `platform.<module>` (given, so it is built once per trigger).
+    pub fn new(event: &'a BusinessEvent, source: &'a str) -> Self {
+        let envelope = Envelope {
+            id: &event.event_id,
+            source,
+            detail_type: &event.trigger_id,
+            account: "",
+            region: "",
+            time: &event.occurred_at,
+            detail: &event.data,
+        };
+        Self { event, envelope }
+    }
+
+    fn at(&self) -> At<'_> {
+        At::Envelope(&self.envelope)
     }
 }
 
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let mut rest = text;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            match rest.find(part) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
+impl Pred {
+    fn holds(&self, view: &EventView<'_>) -> bool {
+        match self {
+            Pred::Pattern(p) => p.matches(view.at()),
+            Pred::Not(inner) => !inner.holds(view),
+            Pred::Changed(field) => view.event.changes.contains_key(field),
+            Pred::ChangedTo(field, literal) => view
+                .event
+                .changes
+                .get(field)
+                .and_then(|pair| pair.get("new"))
+                .is_some_and(|new| At::Json(new).any_leaf(&mut |leaf| literal.matches(leaf))),
+            Pred::Contains(field, wanted) => match view.event.data.get(field) {
+                Some(Value::String(s)) => wanted.as_str().is_some_and(|w| s.contains(w)),
+                Some(Value::Array(items)) => {
+                    let want = literal(wanted);
+                    items.iter().any(|item| At::Json(item).any_leaf(&mut |leaf| want.matches_value(leaf)))
+                }
+                _ => false,
+            },
+            Pred::Any(list) => list.iter().any(|p| p.holds(view)),
         }
-    }
-    true
-}
-
-fn anything_but(spec: &Value, actual: &Value) -> bool {
-    match spec {
-        Value::Array(list) => !list.iter().any(|v| same(v, actual)),
-        Value::Object(o) if o.contains_key("prefix") => {
-            !actual.as_str().zip(o["prefix"].as_str()).is_some_and(|(a, p)| a.starts_with(p))
-        }
-        Value::Object(o) if o.contains_key("suffix") => {
-            !actual.as_str().zip(o["suffix"].as_str()).is_some_and(|(a, p)| a.ends_with(p))
-        }
-        other => !same(other, actual),
     }
 }
 
-/// `[">", 0, "<=", 5]`: every comparison must hold.
-fn numeric(spec: &Value, actual: f64) -> bool {
-    let Some(list) = spec.as_array() else { return false };
-    list.chunks(2).all(|pair| match (pair.first().and_then(Value::as_str), pair.get(1).and_then(Value::as_f64)) {
-        (Some("="), Some(n)) => actual == n,
-        (Some(">"), Some(n)) => actual > n,
-        (Some(">="), Some(n)) => actual >= n,
-        (Some("<"), Some(n)) => actual < n,
-        (Some("<="), Some(n)) => actual <= n,
-        _ => false,
-    })
+/// A compiled rule: its conditions' predicates, in order.
+struct CompiledRule {
+    rule: Arc<Rule>,
+    preds: Vec<Pred>,
 }
 
-pub fn check_numeric(spec: &Value) -> Result<(), String> {
-    let list = spec.as_array().ok_or("must be a list like [\">\", 0, \"<=\", 5]")?;
-    if list.is_empty() || list.len() % 2 != 0 {
-        return Err("must be pairs of an operator and a number".to_string());
+/// Numbers as exact keys: by value (`-0` is `0`).
+fn number_key(n: f64) -> u64 {
+    if n == 0.0 {
+        0
+    } else {
+        n.to_bits()
     }
-    for pair in list.chunks(2) {
-        let op_ok = pair[0].as_str().is_some_and(|op| matches!(op, "=" | ">" | ">=" | "<" | "<="));
-        if !op_ok || !pair[1].is_number() {
-            return Err("each pair is an operator (=, >, >=, <, <=) and a number".to_string());
-        }
-    }
-    Ok(())
 }
 
-/// Checks an EventBridge pattern over the event data: keys must be fields the trigger carries.
-pub fn check_pattern(pattern: &Value, fields: &BTreeSet<String>) -> Result<(), String> {
-    let object = pattern.as_object().ok_or("must be an EventBridge event pattern (an object)")?;
-    for (key, spec) in object {
-        if key == "$or" {
-            let alternatives = spec.as_array().ok_or("$or must be a list of patterns")?;
-            for alternative in alternatives {
-                check_pattern(alternative, fields)?;
-            }
-        } else if !fields.contains(key) {
-            return Err(format!("the trigger does not carry '{key}'"));
-        } else if !(spec.is_array() || spec.is_object()) {
-            return Err(format!("'{key}' must map to a list of values or matchers"));
-        }
-    }
-    Ok(())
+/// Numeric intervals, queried by a value: an interval tree over the intervals sorted by
+/// their low end (each node keeps the highest high end below it).
+#[derive(Default)]
+struct Intervals {
+    items: Vec<(pattern::Range, u32)>,
+    max_high: Vec<f64>,
 }
 
-/// Amazon EventBridge pattern semantics: every key must match; a list matches when any
-/// of its entries does; an event array matches when any element does.
-pub fn pattern_matches(pattern: &Value, event: &Value) -> bool {
-    let Some(object) = pattern.as_object() else { return false };
-    object.iter().all(|(key, spec)| {
-        if key == "$or" {
-            return spec.as_array().is_some_and(|alts| alts.iter().any(|alt| pattern_matches(alt, event)));
-        }
-        let actual = event.get(key);
-        match spec {
-            Value::Object(_) => actual.is_some_and(|a| pattern_matches(spec, a)),
-            Value::Array(matchers) => matchers.iter().any(|m| matcher_matches(m, actual)),
-            _ => false,
-        }
-    })
-}
+impl Intervals {
+    fn build(&mut self) {
+        self.items.sort_by(|a, b| a.0.bounds().0.total_cmp(&b.0.bounds().0));
+        self.max_high = vec![f64::NEG_INFINITY; self.items.len()];
+        self.fill(0, self.items.len());
+    }
 
-fn matcher_matches(matcher: &Value, actual: Option<&Value>) -> bool {
-    if let Some(Value::Array(items)) = actual {
-        if !matches!(matcher, Value::Object(o) if o.contains_key("exists")) {
-            return items.iter().any(|item| matcher_matches(matcher, Some(item)));
+    fn fill(&mut self, low: usize, high: usize) -> f64 {
+        if low >= high {
+            return f64::NEG_INFINITY;
+        }
+        let mid = (low + high) / 2;
+        let m = self.items[mid].0.bounds().2.max(self.fill(low, mid)).max(self.fill(mid + 1, high));
+        self.max_high[mid] = m;
+        m
+    }
+
+    fn query(&self, v: f64, out: &mut Vec<u32>) {
+        self.visit(v, 0, self.items.len(), out);
+    }
+
+    fn visit(&self, v: f64, low: usize, high: usize, out: &mut Vec<u32>) {
+        if low >= high {
+            return;
+        }
+        let mid = (low + high) / 2;
+        if self.max_high[mid] < v {
+            return;
+        }
+        self.visit(v, low, mid, out);
+        let (range, rule) = &self.items[mid];
+        if range.bounds().0 <= v {
+            if range.contains(v) {
+                out.push(*rule);
+            }
+            self.visit(v, mid + 1, high, out);
         }
     }
-    match matcher {
-        Value::Object(o) => {
-            if let Some(exists) = o.get("exists").and_then(Value::as_bool) {
-                return actual.is_some_and(|a| !a.is_null()) == exists;
+}
+
+/// Texts by their length, for prefix or suffix lookups: one hash lookup per length.
+#[derive(Default)]
+struct Affixes {
+    by_text: FastMap<String, Vec<u32>>,
+    lengths: BTreeSet<usize>,
+}
+
+impl Affixes {
+    fn add(&mut self, text: &str, rule: u32) {
+        self.lengths.insert(text.len());
+        self.by_text.entry(text.to_string()).or_default().push(rule);
+    }
+
+    fn prefixes_of(&self, s: &str, out: &mut Vec<u32>) {
+        for &n in self.lengths.range(..=s.len()) {
+            if s.is_char_boundary(n) {
+                if let Some(rules) = self.by_text.get(&s[..n]) {
+                    out.extend(rules);
+                }
             }
-            let Some(actual) = actual else { return false };
-            if let Some(p) = o.get("prefix") {
-                return match p {
-                    Value::String(p) => actual.as_str().is_some_and(|a| a.starts_with(p.as_str())),
-                    Value::Object(i) => i
-                        .get("equals-ignore-case")
-                        .and_then(Value::as_str)
-                        .zip(actual.as_str())
-                        .is_some_and(|(p, a)| a.to_lowercase().starts_with(&p.to_lowercase())),
-                    _ => false,
-                };
+        }
+    }
+
+    fn suffixes_of(&self, s: &str, out: &mut Vec<u32>) {
+        for &n in self.lengths.range(..=s.len()) {
+            let at = s.len() - n;
+            if s.is_char_boundary(at) {
+                if let Some(rules) = self.by_text.get(&s[at..]) {
+                    out.extend(rules);
+                }
             }
-            if let Some(s) = o.get("suffix").and_then(Value::as_str) {
-                return actual.as_str().is_some_and(|a| a.ends_with(s));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_text.is_empty()
+    }
+}
+
+/// The rules anchored on one field (a path from the envelope).
+#[derive(Default)]
+struct FieldIndex {
+    path: Vec<String>,
+    strings: FastMap<String, Vec<u32>>,
+    numbers: FastMap<u64, Vec<u32>>,
+    /// `true`, `false`, `null`.
+    others: Vec<(Literal, u32)>,
+    folded: FastMap<String, Vec<u32>>,
+    prefixes: Affixes,
+    folded_prefixes: Affixes,
+    suffixes: Affixes,
+    folded_suffixes: Affixes,
+    ranges: Intervals,
+    present: Vec<u32>,
+}
+
+impl FieldIndex {
+    fn add(&mut self, matcher: &Matcher, rule: u32) {
+        match matcher {
+            Matcher::Exact(Literal::Str { text, .. }) => self.strings.entry(text.clone()).or_default().push(rule),
+            Matcher::Exact(Literal::Num(n)) => self.numbers.entry(number_key(*n)).or_default().push(rule),
+            Matcher::Exact(other) => self.others.push((other.clone(), rule)),
+            Matcher::EqualsIgnoreCase(folded) => self.folded.entry(folded.clone()).or_default().push(rule),
+            Matcher::Prefix(p) => self.prefixes.add(p, rule),
+            Matcher::PrefixFolded(p) => self.folded_prefixes.add(p, rule),
+            Matcher::Suffix(p) => self.suffixes.add(p, rule),
+            Matcher::SuffixFolded(p) => self.folded_suffixes.add(p, rule),
+            Matcher::Numeric(range) => self.ranges.items.push((*range, rule)),
+            Matcher::Wildcard(w) if !w.head().is_empty() && w.pieces.len() > 1 => self.prefixes.add(w.head(), rule),
+            Matcher::Wildcard(w) if w.pieces.len() == 1 => {
+                self.strings.entry(w.head().to_string()).or_default().push(rule)
             }
-            if let Some(s) = o.get("equals-ignore-case").and_then(Value::as_str) {
-                return actual.as_str().is_some_and(|a| a.eq_ignore_ascii_case(s));
+            Matcher::Wildcard(w) => self.suffixes.add(w.tail(), rule),
+            _ => self.present.push(rule),
+        }
+    }
+
+    /// The rules some value at this field can satisfy.
+    fn candidates(&self, at: At<'_>, out: &mut Vec<u32>) {
+        let any_folded =
+            !self.folded.is_empty() || !self.folded_prefixes.is_empty() || !self.folded_suffixes.is_empty();
+        let mut present = false;
+        leaves_at(at, &self.path, &mut |leaf| {
+            present = true;
+            match leaf {
+                Leaf::Str(s) => {
+                    if let Some(rules) = self.strings.get(s) {
+                        out.extend(rules);
+                    }
+                    self.prefixes.prefixes_of(s, out);
+                    self.suffixes.suffixes_of(s, out);
+                    if any_folded {
+                        let folded = fold(s);
+                        if let Some(rules) = self.folded.get(&folded) {
+                            out.extend(rules);
+                        }
+                        self.folded_prefixes.prefixes_of(&folded, out);
+                        self.folded_suffixes.suffixes_of(&folded, out);
+                    }
+                }
+                Leaf::Num(n) => {
+                    if let Some(rules) = self.numbers.get(&number_key(n)) {
+                        out.extend(rules);
+                    }
+                    if !self.ranges.items.is_empty() {
+                        self.ranges.query(n, out);
+                    }
+                }
+                other => out.extend(self.others.iter().filter(|(l, _)| l.matches(other)).map(|(_, r)| *r)),
             }
-            if let Some(s) = o.get("wildcard").and_then(Value::as_str) {
-                return actual.as_str().is_some_and(|a| wildcard(s, a));
-            }
-            if let Some(spec) = o.get("anything-but") {
-                return anything_but(spec, actual);
-            }
-            if let Some(spec) = o.get("numeric") {
-                return actual.as_f64().is_some_and(|a| numeric(spec, a));
-            }
+        });
+        if present {
+            out.extend(&self.present);
+        }
+    }
+}
+
+/// Every leaf value at `path` under `at`, through arrays of objects.
+fn leaves_at<'a>(at: At<'a>, path: &[String], each: &mut impl FnMut(Leaf<'a>)) {
+    let Some((first, rest)) = path.split_first() else {
+        at.any_leaf(&mut |leaf| {
+            each(leaf);
             false
+        });
+        return;
+    };
+    match at {
+        At::Json(Value::Array(items)) => {
+            for item in items {
+                leaves_at(At::Json(item), path, each);
+            }
         }
-        literal => actual.is_some_and(|a| same(literal, a)),
+        other => leaves_at(other.field(first), rest, each),
     }
 }
 
-/// Which conditions of a rule held, in order.
-pub fn evaluate(rule: &Rule, event: &BusinessEvent) -> Vec<bool> {
-    rule.conditions.iter().map(|c| holds(c, event)).collect()
+/// How good an anchor a matcher is: lower is more selective; `None` cannot anchor.
+fn selectivity(m: &Matcher) -> Option<u8> {
+    Some(match m {
+        Matcher::Exact(Literal::Str { ip: Some(_), .. }) => return None,
+        Matcher::Exact(_) => 0,
+        Matcher::EqualsIgnoreCase(_) => 1,
+        Matcher::Prefix(p) | Matcher::Suffix(p) | Matcher::PrefixFolded(p) | Matcher::SuffixFolded(p) => {
+            if p.is_empty() {
+                6
+            } else {
+                2
+            }
+        }
+        Matcher::Numeric(r) if r.low.is_some() && r.high.is_some() => 3,
+        Matcher::Wildcard(w) if !w.head().is_empty() || !w.tail().is_empty() => 4,
+        Matcher::Numeric(_) => 5,
+        Matcher::Exists(true) | Matcher::Cidr(_) => 6,
+        Matcher::Wildcard(_) => 6,
+        Matcher::Exists(false) | Matcher::AnythingBut(_) => return None,
+    })
 }
 
-/// A canonical text for an equality key (numbers compare by value).
-fn key_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(format!("s:{s}")),
-        Value::Number(n) => n.as_f64().map(|f| format!("n:{f}")),
-        Value::Bool(b) => Some(format!("b:{b}")),
-        _ => None,
+/// The mandatory leaves of a pattern (outside `$or`), with their paths.
+fn mandatory_leaves<'p>(p: &'p Pattern, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'p [Matcher])>) {
+    for (key, field) in &p.fields {
+        path.push(key.clone());
+        match field {
+            Field::Leaf(matchers) => out.push((path.clone(), matchers)),
+            Field::Node(child) => mandatory_leaves(child, path, out),
+        }
+        path.pop();
     }
 }
 
-/// One tenant's active rules for one trigger, indexed: each rule is filed under its most
-/// selective condition (an equality, or a numeric lower bound), so an event only looks
-/// at the rules that can match it.
+/// The best anchor of a rule: (path, matchers), if any.
+fn anchor(preds: &[Pred]) -> Option<(Vec<String>, Vec<Matcher>)> {
+    let mut leaves = Vec::new();
+    for pred in preds {
+        if let Pred::Pattern(p) = pred {
+            mandatory_leaves(p, &mut Vec::new(), &mut leaves);
+        }
+    }
+    leaves
+        .into_iter()
+        .filter_map(|(path, matchers)| {
+            let worst = matchers.iter().map(selectivity).try_fold(0u8, |acc, s| s.map(|s| acc.max(s)))?;
+            Some((worst, path, matchers))
+        })
+        .min_by_key(|(score, _, _)| *score)
+        .map(|(_, path, matchers)| (path, matchers.to_vec()))
+}
+
+/// One tenant's active rules for one trigger, compiled and indexed.
 #[derive(Default)]
 pub struct CompiledRules {
-    rules: Vec<Arc<Rule>>,
-    /// (field, canonical value) -> rules that need that field to equal that value.
-    equals: HashMap<(String, String), Vec<usize>>,
-    /// field -> (lower bound, rule), sorted by bound: rules needing `field >= bound`.
-    at_least: HashMap<String, Vec<(f64, usize)>>,
-    /// Rules with no indexable condition: always checked.
-    others: Vec<usize>,
+    rules: Vec<CompiledRule>,
+    fields: Vec<FieldIndex>,
+    /// Rules with no anchor: always checked.
+    always: Vec<u32>,
+    /// The envelope's `source` for this trigger's events.
+    source: String,
 }
 
 impl CompiledRules {
-    pub fn new(rules: Vec<Rule>) -> Self {
-        let mut compiled = CompiledRules::default();
-        for (index, rule) in rules.into_iter().enumerate() {
-            let anchor_eq = rule.conditions.iter().find_map(|c| match (c.kind.as_str(), &c.field, &c.value) {
-                ("equals", Some(f), Some(v)) => key_of(v).map(|k| (f.clone(), k)),
-                ("changed_to", Some(f), Some(v)) => key_of(v).map(|k| (format!("new_{f}"), k)),
-                _ => None,
-            });
-            let anchor_min = rule.conditions.iter().find_map(|c| {
-                match (c.kind.as_str(), &c.field, c.value.as_ref().and_then(Value::as_f64)) {
-                    ("value_threshold", f, Some(t)) => Some((f.clone().unwrap_or_else(|| "value".to_string()), t)),
-                    ("greater_or_equal" | "greater_than", Some(f), Some(t)) => Some((f.clone(), t)),
-                    _ => None,
+    /// `fields`: the trigger's data fields; `module`: the events' system.
+    pub fn new(rules: Vec<Rule>, fields: &BTreeSet<String>, module: &str) -> Self {
+        let mut compiled = CompiledRules { source: format!("platform.{module}"), ..Default::default() };
+        let mut by_path: HashMap<Vec<String>, usize> = HashMap::new();
+        for rule in rules {
+            let preds: Vec<Pred> = rule.conditions.iter().map(|c| compile(c, fields)).collect();
+            let index = compiled.rules.len() as u32;
+            match anchor(&preds) {
+                Some((path, matchers)) => {
+                    let slot = *by_path.entry(path.clone()).or_insert_with(|| {
+                        compiled.fields.push(FieldIndex { path, ..Default::default() });
+                        compiled.fields.len() - 1
+                    });
+                    for m in &matchers {
+                        compiled.fields[slot].add(m, index);
+                    }
                 }
-            });
-            match (anchor_eq, anchor_min) {
-                (Some(key), _) => compiled.equals.entry(key).or_default().push(index),
-                (None, Some((field, bound))) => compiled.at_least.entry(field).or_default().push((bound, index)),
-                (None, None) => compiled.others.push(index),
+                None => compiled.always.push(index),
             }
-            compiled.rules.push(Arc::new(rule));
+            compiled.rules.push(CompiledRule { rule: Arc::new(rule), preds });
         }
-        for list in compiled.at_least.values_mut() {
-            list.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for field in &mut compiled.fields {
+            field.ranges.build();
         }
         compiled
     }
@@ -274,29 +453,30 @@ impl CompiledRules {
 
     /// The rules whose every condition holds, with each condition's result.
     pub fn matching(&self, event: &BusinessEvent) -> Vec<(Arc<Rule>, Vec<bool>)> {
-        let mut candidates: Vec<usize> = self.others.clone();
-        for (field, value) in &event.data {
-            if let Some(key) = key_of(value) {
-                if let Some(list) = self.equals.get(&(field.clone(), key)) {
-                    candidates.extend(list);
-                }
-            }
-            if let (Some(list), Some(v)) = (self.at_least.get(field), value.as_f64()) {
-                let end = list.partition_point(|(bound, _)| *bound <= v);
-                candidates.extend(list[..end].iter().map(|(_, i)| *i));
-            }
+        let view = EventView::new(event, &self.source);
+        let mut candidates: Vec<u32> = Vec::with_capacity(self.always.len() + 8);
+        candidates.extend(&self.always);
+        for field in &self.fields {
+            field.candidates(view.at(), &mut candidates);
         }
         candidates.sort_unstable();
         candidates.dedup();
         candidates
             .into_iter()
             .filter_map(|i| {
-                let rule = &self.rules[i];
-                let results = evaluate(rule, event);
-                results.iter().all(|r| *r).then(|| (rule.clone(), results))
+                let rule = &self.rules[i as usize];
+                // A rule matches when every condition holds, so its results are all true.
+                rule.preds.iter().all(|p| p.holds(&view)).then(|| (rule.rule.clone(), vec![true; rule.preds.len()]))
             })
             .collect()
     }
+}
+
+/// Which conditions of one rule hold for the event, in order (the dry run).
+pub fn evaluate(rule: &Rule, fields: &BTreeSet<String>, event: &BusinessEvent) -> Vec<bool> {
+    let source = format!("platform.{}", event.module_type);
+    let view = EventView::new(event, &source);
+    rule.conditions.iter().map(|c| compile(c, fields).holds(&view)).collect()
 }
 
 /// Data helper for tests and benchmarks.
@@ -324,76 +504,12 @@ mod tests {
         e
     }
 
+    fn fields() -> BTreeSet<String> {
+        ["value", "stage", "owner", "tags", "name", "items"].iter().map(|s| s.to_string()).collect()
+    }
+
     fn cond(v: Value) -> Condition {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn comparisons_and_seed_conditions() {
-        let e = event(
-            json!({"value": 20000, "stage": "closed_won", "owner": "ann", "tags": ["vip", "eu"], "name": "Big Deal"}),
-        );
-        let yes = [
-            json!({"type": "value_threshold", "value": 10000}),
-            json!({"type": "equals", "field": "owner", "value": "ann"}),
-            json!({"type": "not_equals", "field": "owner", "value": "bob"}),
-            json!({"type": "greater_than", "field": "value", "value": 19999}),
-            json!({"type": "less_or_equal", "field": "value", "value": 20000}),
-            json!({"type": "contains", "field": "tags", "value": "vip"}),
-            json!({"type": "contains", "field": "name", "value": "Deal"}),
-            json!({"type": "in", "field": "owner", "value": ["ann", "bob"]}),
-            json!({"type": "exists", "field": "owner"}),
-            json!({"type": "exists", "field": "missing", "value": false}),
-            json!({"type": "changed", "field": "stage"}),
-            json!({"type": "changed_to", "field": "stage", "value": "closed_won"}),
-            json!({"type": "prefix", "field": "stage", "value": "closed"}),
-            json!({"type": "suffix", "field": "stage", "value": "_won"}),
-            json!({"type": "equals_ignore_case", "field": "name", "value": "BIG DEAL"}),
-            json!({"type": "anything_but", "field": "owner", "value": ["bob", "carl"]}),
-            json!({"type": "numeric", "field": "value", "value": [">", 0, "<=", 20000]}),
-            json!({"type": "wildcard", "field": "name", "value": "Big*al"}),
-            json!({"type": "any_of", "value": [{"type": "equals", "field": "owner", "value": "zed"}, {"type": "equals", "field": "owner", "value": "ann"}]}),
-        ];
-        for c in yes {
-            assert!(holds(&cond(c.clone()), &e), "{c}");
-        }
-        let no = [
-            json!({"type": "value_threshold", "value": 20001}),
-            json!({"type": "equals", "field": "owner", "value": "bob"}),
-            json!({"type": "changed", "field": "owner"}),
-            json!({"type": "anything_but", "field": "owner", "value": "ann"}),
-            json!({"type": "numeric", "field": "value", "value": ["<", 100]}),
-        ];
-        for c in no {
-            assert!(!holds(&cond(c.clone()), &e), "{c}");
-        }
-    }
-
-    #[test]
-    fn eventbridge_patterns() {
-        let data = json!({"stage": "closed_won", "value": 500, "tags": ["vip"], "owner": "Ann"});
-        let yes = [
-            json!({"stage": ["closed_won", "closed_lost"]}),
-            json!({"stage": [{"prefix": "closed"}], "value": [{"numeric": [">=", 100]}]}),
-            json!({"tags": ["vip"]}),
-            json!({"owner": [{"equals-ignore-case": "ann"}]}),
-            json!({"owner": [{"anything-but": ["bob"]}]}),
-            json!({"missing": [{"exists": false}], "owner": [{"exists": true}]}),
-            json!({"$or": [{"stage": ["open"]}, {"value": [{"numeric": ["<", 1000]}]}]}),
-            json!({"stage": [{"suffix": "_won"}]}),
-            json!({"owner": [{"prefix": {"equals-ignore-case": "AN"}}]}),
-        ];
-        for p in yes {
-            assert!(pattern_matches(&p, &data), "{p}");
-        }
-        let no = [
-            json!({"stage": ["open"]}),
-            json!({"value": [{"numeric": [">", 500]}]}),
-            json!({"owner": [{"anything-but": {"prefix": "A"}}]}),
-        ];
-        for p in no {
-            assert!(!pattern_matches(&p, &data), "{p}");
-        }
     }
 
     fn rule(id: usize, conditions: Value) -> Rule {
@@ -412,25 +528,117 @@ mod tests {
         }
     }
 
+    fn holds(c: Value, e: &BusinessEvent) -> bool {
+        evaluate(&rule(0, json!([c])), &fields(), e)[0]
+    }
+
+    #[test]
+    fn comparisons_and_seed_conditions() {
+        let e = event(
+            json!({"value": 20000, "stage": "closed_won", "owner": "ann", "tags": ["vip", "eu"], "name": "Big Deal"}),
+        );
+        let yes = [
+            json!({"type": "value_threshold", "value": 10000}),
+            json!({"type": "equals", "field": "owner", "value": "ann"}),
+            json!({"type": "equals", "field": "value", "value": 20000.0}),
+            json!({"type": "not_equals", "field": "owner", "value": "bob"}),
+            json!({"type": "not_equals", "field": "missing", "value": "bob"}),
+            json!({"type": "greater_than", "field": "value", "value": 19999}),
+            json!({"type": "less_or_equal", "field": "value", "value": 20000}),
+            json!({"type": "contains", "field": "tags", "value": "vip"}),
+            json!({"type": "contains", "field": "name", "value": "Deal"}),
+            json!({"type": "in", "field": "owner", "value": ["ann", "bob"]}),
+            json!({"type": "exists", "field": "owner"}),
+            json!({"type": "exists", "field": "missing", "value": false}),
+            json!({"type": "changed", "field": "stage"}),
+            json!({"type": "changed_to", "field": "stage", "value": "closed_won"}),
+            json!({"type": "prefix", "field": "stage", "value": "closed"}),
+            json!({"type": "suffix", "field": "stage", "value": "_won"}),
+            json!({"type": "equals_ignore_case", "field": "name", "value": "BIG DEAL"}),
+            json!({"type": "anything_but", "field": "owner", "value": ["bob", "carl"]}),
+            json!({"type": "anything_but", "field": "owner", "value": {"equals-ignore-case": "BOB"}}),
+            json!({"type": "numeric", "field": "value", "value": [">", 0, "<=", 20000]}),
+            json!({"type": "wildcard", "field": "name", "value": "Big*al"}),
+            json!({"type": "pattern", "value": {"stage": [{"prefix": "closed"}], "tags": ["eu"]}}),
+            json!({"type": "pattern", "value": {"source": ["platform.sales"], "detail": {"owner": ["ann"]}}}),
+            json!({"type": "any_of", "value": [{"type": "equals", "field": "owner", "value": "zed"}, {"type": "equals", "field": "owner", "value": "ann"}]}),
+        ];
+        for c in yes {
+            assert!(holds(c.clone(), &e), "{c}");
+        }
+        let no = [
+            json!({"type": "value_threshold", "value": 20001}),
+            json!({"type": "equals", "field": "owner", "value": "bob"}),
+            json!({"type": "not_equals", "field": "owner", "value": "ann"}),
+            json!({"type": "changed", "field": "owner"}),
+            json!({"type": "anything_but", "field": "owner", "value": "ann"}),
+            json!({"type": "anything_but", "field": "owner", "value": {"equals-ignore-case": "ANN"}}),
+            json!({"type": "numeric", "field": "value", "value": ["<", 100]}),
+            json!({"type": "pattern", "value": {"source": ["platform.crm"]}}),
+        ];
+        for c in no {
+            assert!(!holds(c.clone(), &e), "{c}");
+        }
+    }
+
+    /// Every rule the index finds is one that matches, and none is missed: checked
+    /// against evaluating every rule, for every kind of anchor.
     #[test]
     fn the_index_finds_exactly_the_matching_rules() {
         let mut rules = Vec::new();
-        for i in 0..500 {
-            rules.push(rule(i, json!([{"type": "equals", "field": "owner", "value": format!("user{i}")}])));
+        let mut add = |c: Value| {
+            let id = rules.len();
+            rules.push(rule(id, json!([c])));
+        };
+        for i in 0..200 {
+            add(json!({"type": "equals", "field": "owner", "value": format!("user{i}")}));
+            add(json!({"type": "numeric", "field": "value", "value": [">=", i * 100, "<", i * 100 + 100]}));
+            add(json!({"type": "value_threshold", "value": i * 100}));
+            add(json!({"type": "prefix", "field": "name", "value": format!("Deal {i}")}));
+            add(json!({"type": "suffix", "field": "name", "value": format!("#{i}")}));
+            add(json!({"type": "equals_ignore_case", "field": "stage", "value": format!("STAGE{i}")}));
+            add(json!({"type": "wildcard", "field": "name", "value": format!("Deal*{i}")}));
+            add(json!({"type": "pattern", "value": {"items": {"sku": [format!("sku-{i}")]}}}));
+            add(json!({"type": "anything_but", "field": "owner", "value": format!("user{i}")}));
         }
-        for i in 500..1000 {
-            rules.push(rule(i, json!([{"type": "value_threshold", "value": i * 100}])));
+        add(json!({"type": "exists", "field": "tags"}));
+        add(json!({"type": "changed", "field": "stage"}));
+        let compiled = CompiledRules::new(rules.clone(), &fields(), "sales");
+        for data in [
+            json!({"owner": "user7", "value": 750, "stage": "stage7", "name": "Deal 7 #7", "items": [{"sku": "sku-7"}, {"sku": "x"}]}),
+            json!({"owner": "nobody", "value": -1, "stage": "Stage199", "name": "Other #12", "tags": []}),
+            json!({"value": 19999.5, "name": "Deal 1999"}),
+        ] {
+            let e = event(data.clone());
+            let mut found: Vec<String> = compiled.matching(&e).into_iter().map(|(r, _)| r.id.clone()).collect();
+            found.sort();
+            let mut expected: Vec<String> =
+                rules.iter().filter(|r| evaluate(r, &fields(), &e).iter().all(|b| *b)).map(|r| r.id.clone()).collect();
+            expected.sort();
+            assert_eq!(found, expected, "{data}");
         }
-        rules.push(rule(1000, json!([{"type": "prefix", "field": "stage", "value": "closed"}])));
-        rules.push(rule(1001, json!([])));
-        let compiled = CompiledRules::new(rules.clone());
-        let e = event(json!({"owner": "user7", "value": 50_250, "stage": "closed_won"}));
-        let mut found: Vec<String> = compiled.matching(&e).into_iter().map(|(r, _)| r.id.clone()).collect();
-        found.sort();
-        let mut expected: Vec<String> =
-            rules.iter().filter(|r| evaluate(r, &e).iter().all(|b| *b)).map(|r| r.id.clone()).collect();
-        expected.sort();
-        assert_eq!(found, expected);
-        assert_eq!(found.len(), 1 + 3 + 2, "user7, thresholds 50000..50200, prefix and the unconditional rule");
+    }
+
+    #[test]
+    fn numeric_intervals_find_every_interval_holding_a_value() {
+        let mut intervals = Intervals::default();
+        let r = |lo: f64, hi: f64| pattern::Range { low: Some((lo, true)), high: Some((hi, false)) };
+        for i in 0..100u32 {
+            intervals.items.push((r(f64::from(i), f64::from(i) + 10.0), i));
+        }
+        intervals.items.push((pattern::Range { low: None, high: None }, 1000));
+        intervals.build();
+        let mut out = Vec::new();
+        intervals.query(50.5, &mut out);
+        out.sort_unstable();
+        let expected: Vec<u32> = (41..=50).chain([1000]).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn conditions_deserialize_from_the_api_shape() {
+        let c = cond(json!({"type": "equals", "field": "owner", "value": "ann"}));
+        assert_eq!(c.kind(), "equals");
+        assert_eq!(c.field(), Some("owner"));
     }
 }

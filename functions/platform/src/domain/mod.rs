@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod conditions;
 pub mod config;
 pub mod events;
 pub mod identity;

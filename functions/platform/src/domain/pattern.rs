@@ -31,7 +31,7 @@ pub enum Literal {
 }
 
 impl Literal {
-    fn of(value: &Value) -> Option<Literal> {
+    pub fn of(value: &Value) -> Option<Literal> {
         match value {
             Value::String(s) => Some(Literal::Str { text: s.clone(), ip: s.parse().ok() }),
             Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(Literal::Num),
@@ -350,6 +350,13 @@ fn literal(value: &Value, path: &str) -> Result<Literal, Invalid> {
     }
 }
 
+/// One operator's matcher (`"prefix"`, `"numeric"`, ...) from its value, checked.
+pub fn matcher(operator: &str, spec: &Value, path: &str) -> Result<Matcher, Invalid> {
+    let mut object = Map::new();
+    object.insert(operator.to_string(), spec.clone());
+    parse_matcher(&Value::Object(object), path)
+}
+
 fn parse_matcher(value: &Value, path: &str) -> Result<Matcher, Invalid> {
     let Value::Object(object) = value else { return literal(value, path).map(Matcher::Exact) };
     let mut entries = object.iter();
@@ -625,18 +632,19 @@ impl Field {
                 Matcher::Exists(wanted) => at.any_leaf(&mut |_| true) == *wanted,
                 other => at.any_leaf(&mut |leaf| other.matches_value(leaf)),
             }),
-            Field::Node(pattern) => {
-                if !at.has_object() {
-                    return pattern.matches(At::Missing);
+            Field::Node(pattern) => match at {
+                At::Json(Value::Object(_)) | At::Map(_) | At::Envelope(_) => pattern.matches(at),
+                At::Json(Value::Array(_)) if at.has_object() => {
+                    if pattern.binds() {
+                        // One element of an array must match the nested pattern as a whole.
+                        at.any_object(&mut |object| pattern.matches(object))
+                    } else {
+                        // Only absences: they must hold in every element.
+                        !at.any_object(&mut |object| !pattern.matches(object))
+                    }
                 }
-                if pattern.binds() {
-                    // One element of an array must match the nested pattern as a whole.
-                    at.any_object(&mut |object| pattern.matches(object))
-                } else {
-                    // Only absences: they must hold in every element.
-                    !at.any_object(&mut |object| !pattern.matches(object))
-                }
-            }
+                _ => pattern.matches(At::Missing),
+            },
         }
     }
 

@@ -1,25 +1,11 @@
 //! Automation rules: a trigger, conditions that must all hold, and actions.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use super::conditions::{Condition, ConditionInput, TriggerFields};
 use super::invalid::{FieldIssue, Invalid};
 use super::webhook::{check_target, mask_parameters, WebhookPolicy};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Condition {
-    /// One of [`CONDITION_TYPES`].
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub value: Option<Value>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +28,7 @@ pub struct RuleInput {
     pub module_type: String,
     pub trigger_id: String,
     #[serde(default)]
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<ConditionInput>,
     pub actions: Vec<Action>,
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -63,30 +49,6 @@ pub struct Rule {
     pub updated_at: String,
 }
 
-/// Condition types: the seed's threshold, field comparisons, and EventBridge pattern operators.
-pub const CONDITION_TYPES: [&str; 20] = [
-    "value_threshold",
-    "equals",
-    "not_equals",
-    "greater_than",
-    "greater_or_equal",
-    "less_than",
-    "less_or_equal",
-    "contains",
-    "in",
-    "exists",
-    "changed",
-    "changed_to",
-    "prefix",
-    "suffix",
-    "equals_ignore_case",
-    "anything_but",
-    "numeric",
-    "pattern",
-    "any_of",
-    "wildcard",
-];
-
 /// Action types with their required parameters.
 pub const ACTION_TYPES: [(&str, &[&str]); 4] = [
     ("send_notification", &["recipient", "message"]),
@@ -95,25 +57,13 @@ pub const ACTION_TYPES: [(&str, &[&str]); 4] = [
     ("webhook", &["url"]),
 ];
 
-/// What a trigger carries, for validating rules against it.
-#[derive(Debug, Clone)]
-pub struct TriggerFields {
-    /// Every field an event of the trigger may carry.
-    pub fields: BTreeSet<String>,
-    /// The fields a change can be detected on (the entity's properties).
-    pub changeable: BTreeSet<String>,
-}
-
-fn needs_field(kind: &str) -> bool {
-    !matches!(kind, "value_threshold" | "pattern" | "any_of")
-}
-
-fn needs_value(kind: &str) -> bool {
-    !matches!(kind, "exists" | "changed")
-}
-
-/// Checks a rule against its trigger; every fault is named (`conditions[0].field`, ...).
-pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &WebhookPolicy) -> Result<(), Invalid> {
+/// Checks a rule against its trigger, answering its typed conditions; every fault is
+/// named (`conditions[0].field`, ...).
+pub fn check_rule(
+    input: &RuleInput,
+    trigger: &TriggerFields,
+    webhooks: &WebhookPolicy,
+) -> Result<Vec<Condition>, Invalid> {
     super::limits::check_size("conditions", &input.conditions, super::limits::MAX_RULE_BYTES / 2)?;
     super::limits::check_size("actions", &input.actions, super::limits::MAX_RULE_BYTES / 2)?;
     let mut issues = Vec::new();
@@ -123,7 +73,13 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &Webhook
     if input.actions.is_empty() {
         issues.push(FieldIssue::new("actions", "must hold at least one action"));
     }
-    check_conditions(&input.conditions, trigger, "conditions", &mut issues);
+    let mut conditions = Vec::new();
+    for (i, c) in input.conditions.iter().enumerate() {
+        match c.check(trigger, &format!("conditions[{i}]")) {
+            Ok(condition) => conditions.push(condition),
+            Err(found) => issues.extend(found),
+        }
+    }
     for (i, action) in input.actions.iter().enumerate() {
         let at = format!("actions[{i}]");
         match ACTION_TYPES.iter().find(|(kind, _)| *kind == action.kind) {
@@ -151,77 +107,9 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &Webhook
         }
     }
     if issues.is_empty() {
-        Ok(())
+        Ok(conditions)
     } else {
         Err(Invalid(issues))
-    }
-}
-
-fn check_conditions(conditions: &[Condition], trigger: &TriggerFields, at: &str, issues: &mut Vec<FieldIssue>) {
-    for (i, c) in conditions.iter().enumerate() {
-        let at = format!("{at}[{i}]");
-        if !CONDITION_TYPES.contains(&c.kind.as_str()) {
-            issues.push(FieldIssue::new(
-                format!("{at}.type"),
-                format!("'{}' is not a condition type; use one of {}", c.kind, CONDITION_TYPES.join(", ")),
-            ));
-            continue;
-        }
-        match (&c.field, needs_field(&c.kind)) {
-            (None, true) => issues.push(FieldIssue::new(format!("{at}.field"), "is required")),
-            (Some(field), _) => {
-                let known = if matches!(c.kind.as_str(), "changed" | "changed_to") {
-                    &trigger.changeable
-                } else {
-                    &trigger.fields
-                };
-                if !known.contains(field) {
-                    issues
-                        .push(FieldIssue::new(format!("{at}.field"), format!("the trigger does not carry '{field}'")));
-                }
-            }
-            (None, false) => {
-                if c.kind == "value_threshold" && !trigger.fields.contains("value") {
-                    issues
-                        .push(FieldIssue::new(format!("{at}.field"), "the trigger carries no 'value'; name the field"));
-                }
-            }
-        }
-        if needs_value(&c.kind) && c.value.is_none() {
-            issues.push(FieldIssue::new(format!("{at}.value"), "is required"));
-            continue;
-        }
-        let value = c.value.as_ref();
-        let bad = |message: &str| FieldIssue::new(format!("{at}.value"), message);
-        match c.kind.as_str() {
-            "value_threshold" | "greater_than" | "greater_or_equal" | "less_than" | "less_or_equal"
-                if !value.is_some_and(Value::is_number) =>
-            {
-                issues.push(bad("must be a number"))
-            }
-            "in" if !value.is_some_and(Value::is_array) => issues.push(bad("must be an array")),
-            "prefix" | "suffix" | "equals_ignore_case" | "wildcard" if !value.is_some_and(Value::is_string) => {
-                issues.push(bad("must be a string"))
-            }
-            "numeric" => {
-                if let Err(message) = super::matcher::check_numeric(value.unwrap_or(&Value::Null)) {
-                    issues.push(bad(&message));
-                }
-            }
-            "pattern" => {
-                if let Err(message) = super::matcher::check_pattern(value.unwrap_or(&Value::Null), &trigger.fields) {
-                    issues.push(bad(&message));
-                }
-            }
-            "any_of" => match value.and_then(Value::as_array) {
-                Some(list) => match serde_json::from_value::<Vec<Condition>>(Value::Array(list.clone())) {
-                    Ok(inner) => check_conditions(&inner, trigger, &format!("{at}.value"), issues),
-                    Err(e) => issues.push(bad(&format!("must be a list of conditions: {e}"))),
-                },
-                None => issues.push(bad("must be a list of conditions")),
-            },
-            _ => {}
-        }
     }
 }
 
