@@ -593,3 +593,82 @@ pub async fn rate_limits_delay_actions(ctx: &Ctx, tenant: &str) {
     assert_eq!(items(&all).len(), 4, "every action ran in the end");
     assert_eq!(ctx.admin().delete(&path).await.body["source"], "default", "back to the defaults");
 }
+
+/// EventBridge semantics and validation over HTTP: patterns with each category of
+/// operator are tried on sample events (`.../test`), and invalid ones are refused with a
+/// 422 naming the JSON path of the operator.
+pub async fn eventbridge_patterns(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let rule = |pattern: Value| {
+        json!({"name": "pattern", "module_type": "sales", "trigger_id": "opportunity_created",
+               "conditions": [{"type": "pattern", "value": pattern}],
+               "actions": [{"type": "send_notification", "parameters": {"recipient": "r@example.com", "message": "x"}}]})
+    };
+    let cases = [
+        (json!({"stage": {"code": ["x"]}}), json!({"stage": [{"code": "y"}, {"code": "x"}]}), true),
+        (json!({"stage": {"code": ["x"], "kind": ["k"]}}), json!({"stage": [{"code": "x"}, {"kind": "k"}]}), false),
+        (json!({"stage": {"code": [{"exists": false}]}}), json!({"value": 1}), true),
+        (
+            json!({"owner": [{"suffix": {"equals-ignore-case": "@EXAMPLE.COM"}}]}),
+            json!({"owner": "ann@example.com"}),
+            true,
+        ),
+        (json!({"owner": [{"anything-but": {"equals-ignore-case": ["ANN", "BOB"]}}]}), json!({"owner": "ann"}), false),
+        (json!({"owner": [{"anything-but": {"wildcard": "*@example.com"}}]}), json!({"owner": "x@other.org"}), true),
+        (json!({"owner": [{"equals-ignore-case": "ⱥnn"}]}), json!({"owner": "Ⱥnn"}), true),
+        (json!({"owner": [{"cidr": "10.0.0.0/24"}]}), json!({"owner": "10.0.0.7"}), true),
+        (json!({"owner": [{"cidr": "2001:db8::/32"}]}), json!({"owner": "2001:db8::1"}), true),
+        (json!({"value": [300]}), json!({"value": 3e2}), true),
+        (json!({"value": [{"numeric": ["=", 3]}]}), json!({"value": 3.0}), true),
+        (json!({"value": [{"anything-but": [3]}]}), json!({"value": 3.0}), false),
+        (json!({"owner": [null]}), json!({"owner": null}), true),
+        (json!({"owner": [""]}), json!({"owner": null}), false),
+        (
+            json!({"source": ["platform.sales"], "detail-type": ["opportunity_created"], "detail": {"value": [{"numeric": [">", 1]}]}}),
+            json!({"value": 2}),
+            true,
+        ),
+        (json!({"source": [{"prefix": "aws."}]}), json!({"value": 2}), false),
+    ];
+    for (pattern, data, expected) in cases {
+        let created = api.post("/api/v1/automation/rules", rule(pattern.clone())).await;
+        assert_eq!(created.status, 201, "{pattern}: {}", created.body);
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let tried = api.post(&format!("/api/v1/automation/rules/{id}/test"), json!({"data": data})).await;
+        assert_eq!(tried.status, 200, "{}", tried.body);
+        assert_eq!(tried.body["matched"], expected, "{pattern} on {data}");
+        assert_eq!(api.delete(&format!("/api/v1/automation/rules/{id}")).await.status, 204);
+    }
+    let refused = [
+        (json!({"stage": [{"prefx": "clo"}]}), "conditions[0].value.stage[0].prefx"),
+        (json!({"owner": [{"cidr": "not-an-address"}]}), "conditions[0].value.owner[0].cidr"),
+        (json!({"owner": [{"wildcard": "a**b"}]}), "conditions[0].value.owner[0].wildcard"),
+        (json!({"value": [{"numeric": [">", "ten"]}]}), "conditions[0].value.value[0].numeric[1]"),
+        (json!({"owner": [{"anything-but": []}]}), "conditions[0].value.owner[0].anything-but"),
+        (json!({"owner": []}), "conditions[0].value.owner"),
+        (json!({"owner": [{"exists": "yes"}]}), "conditions[0].value.owner[0].exists"),
+        (json!({"owner": "ann"}), "conditions[0].value.owner"),
+        (json!({"shoe_size": [42]}), "conditions[0].value.shoe_size"),
+    ];
+    for (pattern, path) in refused {
+        let answer = api.post("/api/v1/automation/rules", rule(pattern.clone())).await;
+        assert_eq!(
+            (answer.status, answer.problem_fields()),
+            (422, vec![path.to_string()]),
+            "{pattern}: {}",
+            answer.body
+        );
+    }
+    let condition = json!({"name": "c", "module_type": "sales", "trigger_id": "opportunity_created",
+        "conditions": [{"type": "numeric", "field": "value", "value": [">", 5, "<", 1]}],
+        "actions": [{"type": "send_notification", "parameters": {"recipient": "r@example.com", "message": "x"}}]});
+    let answer = api.post("/api/v1/automation/rules", condition).await;
+    assert_eq!(
+        (answer.status, answer.problem_fields()),
+        (422, vec!["conditions[0].value".to_string()]),
+        "{}",
+        answer.body
+    );
+    assert!(items(&api.get("/api/v1/automation/rules").await.body).is_empty(), "nothing refused was stored");
+}

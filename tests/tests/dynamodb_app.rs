@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use blackbox::{identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
+use blackbox::{automation, identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
 use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::{keys, Secrets};
@@ -46,6 +46,14 @@ async fn every_scenario_passes_on_dynamodb() {
     scenarios::configuration(&ctx, "tenant-config").await;
     scenarios::concurrent_writers(&ctx, "tenant-concurrency").await;
     scenarios::isolation(&ctx, "tenant-a", "tenant-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_patterns_match_and_are_checked_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    let ctx = ctx(&moto, "platform", mail.path()).await;
+    automation::eventbridge_patterns(&ctx, "dynamo-patterns").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

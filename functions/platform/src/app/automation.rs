@@ -18,7 +18,7 @@ use crate::domain::events::{BusinessEvent, Causation};
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::matcher::evaluate;
-use crate::domain::rules::{check_rule, render_value, Condition as RuleCondition, Rule, RuleInput, TriggerFields};
+use crate::domain::rules::{check_rule, render_value, Checked, Rule, RuleInput, TriggerFields};
 use crate::domain::time::now_rfc3339;
 use crate::domain::webhook::{mask_parameters, WebhookPolicy};
 use crate::ports::queue::{ActionQueue, EventBus};
@@ -157,7 +157,7 @@ impl AutomationService {
     }
 
     /// The rule's conditions, checked against its trigger.
-    async fn checked(&self, tenant: &TenantId, input: &RuleInput) -> AppResult<Vec<RuleCondition>> {
+    async fn checked(&self, tenant: &TenantId, input: &RuleInput) -> AppResult<Checked> {
         let trigger = self.trigger(tenant, &input.module_type, &input.trigger_id).await?;
         Ok(check_rule(input, &trigger, &self.webhooks)?)
     }
@@ -197,7 +197,7 @@ impl AutomationService {
     }
 
     pub async fn create_rule(&self, actor: &Actor, tenant: &TenantId, input: RuleInput) -> AppResult<Rule> {
-        let conditions = self.checked(tenant, &input).await?;
+        let Checked { conditions, actions } = self.checked(tenant, &input).await?;
         let now = now_rfc3339();
         let rule = Rule {
             id: ulid::Ulid::generate().to_string().to_lowercase(),
@@ -207,7 +207,7 @@ impl AutomationService {
             module_type: input.module_type,
             trigger_id: input.trigger_id,
             conditions,
-            actions: input.actions,
+            actions,
             is_active: input.is_active.unwrap_or(true),
             created_at: now.clone(),
             updated_at: now,
@@ -225,14 +225,14 @@ impl AutomationService {
 
     pub async fn update_rule(&self, actor: &Actor, tenant: &TenantId, id: &str, input: RuleInput) -> AppResult<Rule> {
         let (before, version) = self.rule(tenant, id).await?;
-        let conditions = self.checked(tenant, &input).await?;
+        let Checked { conditions, actions } = self.checked(tenant, &input).await?;
         let rule = Rule {
             name: input.name,
             description: input.description,
             module_type: input.module_type,
             trigger_id: input.trigger_id,
             conditions,
-            actions: input.actions,
+            actions,
             is_active: input.is_active.unwrap_or(before.is_active),
             updated_at: now_rfc3339(),
             ..before.clone()
@@ -331,11 +331,11 @@ impl AutomationService {
             .actions
             .iter()
             .map(|a| {
-                let would = match render_value(&Value::Object(a.parameters.clone()), &event.data) {
+                let would = match render_value(&Value::Object(a.parameters()), &event.data) {
                     Value::Object(rendered) if matched => Value::Object(mask_parameters(&rendered)),
                     _ => Value::Null,
                 };
-                json!({"type": a.kind, "would": would})
+                json!({"type": a.kind(), "would": would})
             })
             .collect();
         Ok(RuleTest { matched, conditions, actions })

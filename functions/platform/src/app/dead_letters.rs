@@ -110,7 +110,7 @@ impl DeadLetter {
     /// As the operator sees it: an action's secrets masked.
     pub fn redacted(mut self) -> Self {
         if let Parked::Action(message) = &mut self.parked {
-            message.action.parameters = crate::domain::webhook::mask_parameters(&message.action.parameters);
+            message.action = message.action.redacted();
         }
         self
     }

@@ -13,6 +13,7 @@ use super::error::{AppError, AppResult};
 use super::keys;
 use super::records::{RecordKey, RecordService};
 use super::stored::{decode_at, optimistic_or, Step};
+use crate::domain::actions::Webhook;
 use crate::domain::catalog::SystemVersion;
 use crate::domain::config::ConfigVersion;
 use crate::domain::events::{derive_events, derived_id, BusinessEvent, Causation, RecordChange};
@@ -21,7 +22,7 @@ use crate::domain::install::Install;
 use crate::domain::limits::{clipped, MAX_ERROR_CHARS};
 use crate::domain::matcher::CompiledRules;
 use crate::domain::records::Record;
-use crate::domain::rules::{render, render_value, Rule};
+use crate::domain::rules::{render, render_value, Action, Rule};
 use crate::domain::time::now_rfc3339;
 use crate::domain::webhook::{WebhookPolicy, WebhookUrl, FORBIDDEN_HEADERS};
 use crate::ports::feed::StoreChange;
@@ -353,7 +354,7 @@ impl Evaluator {
                 .enumerate()
                 .map(|(index, action)| ActionOutcome {
                     index,
-                    kind: action.kind.clone(),
+                    kind: action.kind().to_string(),
                     action_id: derived_id(&[&event.event_id, &rule.id, &index.to_string()]),
                     status: if too_deep { "skipped".to_string() } else { "pending".to_string() },
                     attempts: 0,
@@ -527,7 +528,7 @@ impl Executor {
                 return Err(ActionFailed("another delivery is calling this webhook".to_string()));
             }
             let attempts = outcome.attempts + 1;
-            let result = if message.action.kind == "webhook" {
+            let result = if let Action::Webhook(hook) = &message.action {
                 // An outside effect cannot share our transaction: claim, call, record.
                 execution.actions[message.action_index].status = "running".to_string();
                 execution.actions[message.action_index].attempts = attempts;
@@ -537,7 +538,7 @@ impl Executor {
                     Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => return Ok(Step::Retry),
                     Err(e) => return Err(fail(e.into())),
                 }
-                let called = self.webhook(message).await;
+                let called = self.webhook(message, hook).await;
                 return self.record(&tenant, message, attempts, called.map(|r| (r, Vec::new()))).await.map(Step::Done);
             } else {
                 self.effect(&tenant, message).await
@@ -609,17 +610,15 @@ impl Executor {
     /// The store writes of an action, and what it produced.
     async fn effect(&self, tenant: &TenantId, message: &ActionMessage) -> Result<(Value, Vec<Write>), ActionFailed> {
         let data = &message.event.data;
-        let param = |name: &str| message.action.parameters.get(name).map(|v| render_value(v, data));
-        let text = |name: &str| {
-            param(name).and_then(|v| v.as_str().map(str::to_string).or_else(|| (!v.is_null()).then(|| v.to_string())))
-        };
+        let fill = |template: &str| render(template, data);
+        let fill_some = |template: &Option<String>| template.as_deref().map(fill).filter(|s| !s.is_empty());
         let now = now_rfc3339();
-        match message.action.kind.as_str() {
-            "send_notification" => {
+        match &message.action {
+            Action::SendNotification(notify) => {
                 let notification = Notification {
                     notification_id: message.action_id.clone(),
-                    recipient: text("recipient").unwrap_or_default(),
-                    message: text("message").unwrap_or_default(),
+                    recipient: fill(&notify.recipient),
+                    message: fill(&notify.message),
                     rule_id: message.rule_id.clone(),
                     execution_id: message.execution_id.clone(),
                     event_id: message.event.event_id.clone(),
@@ -636,15 +635,15 @@ impl Executor {
                     vec![Write::Put { item, condition: Condition::Absent }],
                 ))
             }
-            "create_task" => {
+            Action::CreateTask(new) => {
                 let task = Task {
                     task_id: message.action_id.clone(),
-                    title: text("title").unwrap_or_default(),
-                    description: text("description").unwrap_or_default(),
-                    due_date: text("due_date"),
-                    assignee: text("assignee"),
+                    title: fill(&new.title),
+                    description: fill_some(&new.description).unwrap_or_default(),
+                    due_date: fill_some(&new.due_date),
+                    assignee: fill_some(&new.assignee),
                     status: "open".to_string(),
-                    priority: text("priority").unwrap_or_else(|| "normal".to_string()),
+                    priority: fill_some(&new.priority).unwrap_or_else(|| "normal".to_string()),
                     rule_id: Some(message.rule_id.clone()),
                     created_at: now.clone(),
                     updated_at: now,
@@ -657,17 +656,17 @@ impl Executor {
                 );
                 Ok((json!({"task_id": task.task_id}), vec![Write::Put { item, condition: Condition::Absent }]))
             }
-            "update_status" => {
-                let target = text("entity")
+            Action::UpdateStatus(update) => {
+                let target = fill_some(&update.entity)
                     .or_else(|| message.entity.clone())
                     .ok_or_else(|| ActionFailed("no entity to update: set parameters.entity (system/entity)".into()))?;
                 let (system, entity) =
                     target.split_once('/').ok_or_else(|| ActionFailed(format!("'{target}' is not system/entity")))?;
                 let system = SystemId::parse(system).map_err(|e| ActionFailed(e.to_string()))?;
-                let id = text("entity_id").unwrap_or_default();
-                let field = text("field").unwrap_or_else(|| "status".to_string());
+                let id = fill(&update.entity_id);
+                let field = fill_some(&update.field).unwrap_or_else(|| "status".to_string());
                 let mut patch = Map::new();
-                patch.insert(field.clone(), param("new_status").unwrap_or(Value::Null));
+                patch.insert(field.clone(), render_value(&update.new_status, data));
                 let causation =
                     Causation { depth: message.event.causation.depth + 1, action_id: Some(message.action_id.clone()) };
                 let (_, after, _, write) = self
@@ -677,28 +676,26 @@ impl Executor {
                     .map_err(|e| ActionFailed(e.to_string()))?;
                 Ok((json!({"record_id": id, "field": field, "value": after.data.get(&field)}), vec![write]))
             }
-            other => Err(ActionFailed(format!("unknown action type '{other}'"))),
+            Action::Webhook(_) => Err(ActionFailed("a webhook is an outside effect, not a store write".into())),
         }
     }
 
     /// POSTs the rendered body, signed with HMAC-SHA256; 2xx is success.
-    async fn webhook(&self, message: &ActionMessage) -> Result<Value, ActionFailed> {
+    async fn webhook(&self, message: &ActionMessage, hook: &Webhook) -> Result<Value, ActionFailed> {
         use hmac::{KeyInit, Mac};
         let data = &message.event.data;
-        let params = &message.action.parameters;
-        let template = params.get("url").and_then(Value::as_str).unwrap_or_default();
-        let target = WebhookUrl::parse(template).map_err(|e| ActionFailed(format!("the webhook url {e}")))?;
+        let target = WebhookUrl::parse(&hook.url).map_err(|e| ActionFailed(format!("the webhook url {e}")))?;
         if let Some(why) = self.webhooks.refuses_url(&target) {
             return Err(ActionFailed(format!("the webhook url {why}")));
         }
         let url = target.render(data);
-        let body = match params.get("body") {
+        let body = match &hook.body {
             Some(template) => render_value(template, data),
             None => serde_json::to_value(&message.event).expect("serializes"),
         };
         let bytes = serde_json::to_vec(&body).expect("serializes");
         let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
-        let own = params.get("secret").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let own = hook.secret.clone().filter(|s| !s.is_empty());
         let secret = match own {
             Some(secret) => secret,
             None => super::signing_keys::tenant_key(self.store.as_ref(), &tenant)
@@ -721,15 +718,11 @@ impl Executor {
             .header("x-signature-256", format!("sha256={signature}"))
             .header("x-idempotency-key", &message.action_id)
             .header("x-event-id", &message.event.event_id);
-        if let Some(headers) = params.get("headers").and_then(Value::as_object) {
-            for (name, value) in headers {
-                if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    continue; // refused when the rule was written; never sent
-                }
-                if let Some(value) = value.as_str() {
-                    request = request.header(name.as_str(), render(value, data));
-                }
+        for (name, value) in &hook.headers {
+            if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                continue; // refused when the rule was written; never sent
             }
+            request = request.header(name.as_str(), render(value, data));
         }
         // The URL may carry secrets: errors are recorded without it.
         let response = request

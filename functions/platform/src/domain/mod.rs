@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, most unit tests live here.
 
 pub mod access;
+pub mod actions;
 pub mod catalog;
 pub mod conditions;
 pub mod config;

@@ -3,20 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use super::actions::{Action, ActionInput, ACTION_TYPES};
 pub use super::conditions::{Condition, ConditionInput, TriggerFields};
 use super::invalid::{FieldIssue, Invalid};
-use super::webhook::{check_target, mask_parameters, WebhookPolicy};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Action {
-    /// One of [`ACTION_TYPES`].
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub parameters: Map<String, Value>,
-}
+use super::webhook::WebhookPolicy;
 
 /// The body of `POST /api/v1/automation/rules` and `PUT /api/v1/automation/rules/{id}`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -29,7 +19,7 @@ pub struct RuleInput {
     pub trigger_id: String,
     #[serde(default)]
     pub conditions: Vec<ConditionInput>,
-    pub actions: Vec<Action>,
+    pub actions: Vec<ActionInput>,
     #[serde(default)]
     pub is_active: Option<bool>,
 }
@@ -49,21 +39,16 @@ pub struct Rule {
     pub updated_at: String,
 }
 
-/// Action types with their required parameters.
-pub const ACTION_TYPES: [(&str, &[&str]); 4] = [
-    ("send_notification", &["recipient", "message"]),
-    ("update_status", &["entity_id", "new_status"]),
-    ("create_task", &["title"]),
-    ("webhook", &["url"]),
-];
+/// A rule's conditions and actions, checked and typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub conditions: Vec<Condition>,
+    pub actions: Vec<Action>,
+}
 
-/// Checks a rule against its trigger, answering its typed conditions; every fault is
-/// named (`conditions[0].field`, ...).
-pub fn check_rule(
-    input: &RuleInput,
-    trigger: &TriggerFields,
-    webhooks: &WebhookPolicy,
-) -> Result<Vec<Condition>, Invalid> {
+/// Checks a rule against its trigger, answering its typed conditions and actions;
+/// every fault is named (`conditions[0].field`, `actions[1].parameters.url`, ...).
+pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &WebhookPolicy) -> Result<Checked, Invalid> {
     super::limits::check_size("conditions", &input.conditions, super::limits::MAX_RULE_BYTES / 2)?;
     super::limits::check_size("actions", &input.actions, super::limits::MAX_RULE_BYTES / 2)?;
     let mut issues = Vec::new();
@@ -80,34 +65,15 @@ pub fn check_rule(
             Err(found) => issues.extend(found),
         }
     }
+    let mut actions = Vec::new();
     for (i, action) in input.actions.iter().enumerate() {
-        let at = format!("actions[{i}]");
-        match ACTION_TYPES.iter().find(|(kind, _)| *kind == action.kind) {
-            None => issues.push(FieldIssue::new(
-                format!("{at}.type"),
-                format!(
-                    "'{}' is not an action type; use one of {}",
-                    action.kind,
-                    ACTION_TYPES.map(|(k, _)| k).join(", ")
-                ),
-            )),
-            Some((_, required)) => {
-                for name in *required {
-                    let present = action.parameters.get(*name).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
-                    if !present {
-                        issues.push(FieldIssue::new(format!("{at}.parameters.{name}"), "is required"));
-                    }
-                }
-                if action.kind == "webhook" {
-                    for (field, message) in check_target(&action.parameters, webhooks) {
-                        issues.push(FieldIssue::new(format!("{at}.parameters.{field}"), message));
-                    }
-                }
-            }
+        match action.check(webhooks, &format!("actions[{i}]")) {
+            Ok(action) => actions.push(action),
+            Err(found) => issues.extend(found),
         }
     }
     if issues.is_empty() {
-        Ok(conditions)
+        Ok(Checked { conditions, actions })
     } else {
         Err(Invalid(issues))
     }
@@ -116,9 +82,7 @@ pub fn check_rule(
 impl Rule {
     /// The rule as readers see it: secrets masked by [`mask_parameters`].
     pub fn redacted(mut self) -> Rule {
-        for action in &mut self.actions {
-            action.parameters = mask_parameters(&action.parameters);
-        }
+        self.actions = self.actions.iter().map(Action::redacted).collect();
         self
     }
 }
