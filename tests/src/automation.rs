@@ -672,3 +672,47 @@ pub async fn eventbridge_patterns(ctx: &Ctx, tenant: &str) {
     );
     assert!(items(&api.get("/api/v1/automation/rules").await.body).is_empty(), "nothing refused was stored");
 }
+
+/// Every change of a rule makes an immutable version; runs record the version they ran;
+/// a rollback brings an earlier version back as a new one.
+pub async fn rule_versions(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let mut rule = seed_rule();
+    let created = api.post("/api/v1/automation/rules", rule.clone()).await;
+    assert_eq!((created.status, created.body["version"].as_u64()), (201, Some(1)), "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    rule["name"] = json!("Second");
+    rule["conditions"] = json!([{"type": "value_threshold", "value": 50000}]);
+    let second = api.put(&format!("/api/v1/automation/rules/{id}"), rule.clone()).await;
+    assert_eq!((second.status, second.body["version"].as_u64()), (200, Some(2)), "{}", second.body);
+    let third = api.put(&format!("/api/v1/automation/rules/{id}/toggle?is_active=false"), json!({})).await;
+    assert_eq!(third.body["version"], 3, "{}", third.body);
+    let versions = api.get(&format!("/api/v1/automation/rules/{id}/versions")).await;
+    let listed: Vec<u64> = items(&versions.body).iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    assert_eq!(listed, [3, 2, 1], "newest first");
+    let first = api.get(&format!("/api/v1/automation/rules/{id}/versions/1")).await;
+    assert_eq!((first.status, first.body["name"].as_str()), (200, Some("High Value Deal Alert")), "{}", first.body);
+    assert_eq!(api.get(&format!("/api/v1/automation/rules/{id}/versions/9")).await.status, 404);
+    let back = api.post(&format!("/api/v1/automation/rules/{id}/rollback"), json!({"version": 1})).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!((back.body["version"].as_u64(), back.body["name"].as_str()), (Some(4), Some("High Value Deal Alert")));
+    assert_eq!(back.body["is_active"], true, "version 1 was active");
+    assert_eq!(back.body["conditions"][0]["value"], 10000);
+    assert_eq!(api.post(&format!("/api/v1/automation/rules/{id}/rollback"), json!({"version": 42})).await.status, 404);
+    let record = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Versioned", "value": 20000, "stage": "proposal"}),
+        )
+        .await;
+    assert_eq!(record.status, 201, "{}", record.body);
+    let runs = eventually(&api, "/api/v1/automation/executions", |b| !items(b).is_empty()).await;
+    assert_eq!(items(&runs)[0]["rule_version"], 4, "the run records the version it ran");
+    let other = ctx.new_tenant(&format!("{tenant}-other")).await;
+    assert_eq!(
+        other.get(&format!("/api/v1/automation/rules/{id}/versions")).await.status,
+        404,
+        "another tenant's rule"
+    );
+}

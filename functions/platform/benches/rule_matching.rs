@@ -106,6 +106,7 @@ fn rule(i: usize, pattern: &Value) -> Rule {
         is_active: true,
         created_at: String::new(),
         updated_at: String::new(),
+        version: 1,
     }
 }
 

@@ -173,6 +173,11 @@ impl AutomationService {
         Ok(self.rule(tenant, id).await?.0)
     }
 
+    /// The write that keeps `rule` as its version, immutable.
+    fn snapshot(tenant: &TenantId, rule: &Rule) -> Write {
+        Write::create(keys::tenant_pk(tenant), keys::rule_version_sk(&rule.id, rule.version), rule)
+    }
+
     /// Writes a rule change with the generation bump evaluators watch, and its audit entry.
     async fn write_rule(
         &self,
@@ -211,12 +216,13 @@ impl AutomationService {
             is_active: input.is_active.unwrap_or(true),
             created_at: now.clone(),
             updated_at: now,
+            version: 1,
         };
         let put = Write::create(keys::tenant_pk(tenant), keys::rule_sk(&rule.id), &rule);
         self.write_rule(
             actor,
             tenant,
-            vec![put],
+            vec![put, Self::snapshot(tenant, &rule)],
             Change::new("automation.rule.create", format!("rule:{}", rule.id)).after(rule.clone().redacted()),
         )
         .await?;
@@ -235,13 +241,14 @@ impl AutomationService {
             actions,
             is_active: input.is_active.unwrap_or(before.is_active),
             updated_at: now_rfc3339(),
+            version: before.version + 1,
             ..before.clone()
         };
         let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
         self.write_rule(
             actor,
             tenant,
-            vec![put],
+            vec![put, Self::snapshot(tenant, &rule)],
             Change::new("automation.rule.update", format!("rule:{id}"))
                 .before(before.clone().redacted())
                 .after(rule.clone().redacted()),
@@ -252,12 +259,61 @@ impl AutomationService {
 
     pub async fn toggle_rule(&self, actor: &Actor, tenant: &TenantId, id: &str, active: bool) -> AppResult<Rule> {
         let (before, version) = self.rule(tenant, id).await?;
-        let rule = Rule { is_active: active, updated_at: now_rfc3339(), ..before.clone() };
+        let rule = Rule { is_active: active, updated_at: now_rfc3339(), version: before.version + 1, ..before.clone() };
         let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
         let change = Change::new("automation.rule.toggle", format!("rule:{id}"))
             .before(json!({"is_active": before.is_active}))
             .after(json!({"is_active": active}));
-        self.write_rule(actor, tenant, vec![put], change).await?;
+        self.write_rule(actor, tenant, vec![put, Self::snapshot(tenant, &rule)], change).await?;
+        Ok(rule)
+    }
+
+    /// A rule's versions, newest first.
+    pub async fn rule_versions(&self, tenant: &TenantId, id: &str, page: &PageRequest) -> AppResult<Listed<Rule>> {
+        self.rule(tenant, id).await?;
+        let pk = keys::tenant_pk(tenant);
+        let prefix = keys::rule_versions_prefix(id);
+        let query = Query { descending: true, ..Query::new(&pk, &prefix) };
+        scan_filtered(self.store.as_ref(), query, page, |item| {
+            Ok(Some(decode_at::<Rule>(&item.pk, &item.sk, item.data)?))
+        })
+        .await
+    }
+
+    pub async fn rule_version(&self, tenant: &TenantId, id: &str, version: u64) -> AppResult<Rule> {
+        self.rule(tenant, id).await?;
+        get_typed(self.store.as_ref(), &keys::tenant_pk(tenant), &keys::rule_version_sk(id, version), || {
+            AppError::NotFound(format!("rule '{id}' has no version {version}"))
+        })
+        .await
+        .map(|(rule, _)| rule)
+    }
+
+    /// A new version with an earlier version's name, conditions, actions and state,
+    /// checked against the trigger as it is now.
+    pub async fn rollback_rule(&self, actor: &Actor, tenant: &TenantId, id: &str, to: u64) -> AppResult<Rule> {
+        let (current, version) = self.rule(tenant, id).await?;
+        let earlier = self.rule_version(tenant, id, to).await?;
+        let written = json!({"name": earlier.name, "description": earlier.description, "module_type": earlier.module_type,
+            "trigger_id": earlier.trigger_id, "conditions": earlier.conditions, "actions": earlier.actions,
+            "is_active": earlier.is_active});
+        let input: RuleInput = serde_json::from_value(written).map_err(|e| AppError::Internal(e.to_string()))?;
+        let Checked { conditions, actions } = self.checked(tenant, &input).await?;
+        let rule = Rule {
+            name: earlier.name.clone(),
+            description: earlier.description.clone(),
+            conditions,
+            actions,
+            is_active: earlier.is_active,
+            updated_at: now_rfc3339(),
+            version: current.version + 1,
+            ..current.clone()
+        };
+        let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
+        let change = Change::new("automation.rule.rollback", format!("rule:{id}"))
+            .before(json!({"version": current.version}))
+            .after(json!({"version": rule.version, "from_version": to}));
+        self.write_rule(actor, tenant, vec![put, Self::snapshot(tenant, &rule)], change).await?;
         Ok(rule)
     }
 

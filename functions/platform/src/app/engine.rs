@@ -84,6 +84,9 @@ pub struct Execution {
     pub entity: Option<String>,
     /// The rule as it was when it ran (to replay actions).
     pub rule: Rule,
+    /// The version of the rule that ran.
+    #[serde(default)]
+    pub rule_version: u64,
     pub created_at: String,
     pub updated_at: String,
     /// When its unfinished actions are given up (epoch seconds), see `app::runs`.
@@ -346,7 +349,7 @@ impl Evaluator {
         let now = now_rfc3339();
         let mut messages = Vec::new();
         let mut ids = Vec::new();
-        for (rule, held) in compiled.matching(event) {
+        for rule in compiled.matching(event) {
             let execution_id = execution_id(event, &rule.id);
             let actions = rule
                 .actions
@@ -368,19 +371,16 @@ impl Evaluator {
                 rule_id: rule.id.clone(),
                 rule_name: rule.name.clone(),
                 event: event.clone(),
-                conditions: rule
-                    .conditions
-                    .iter()
-                    .zip(held)
-                    .map(|(c, held)| ConditionResult::of(c, held))
-                    .collect(),
+                // A rule matches when every one of its conditions held.
+                conditions: rule.conditions.iter().map(|c| ConditionResult::of(c, true)).collect(),
                 status: if too_deep { "stopped".to_string() } else { "pending".to_string() },
                 reason: too_deep.then(|| {
                     format!("causation depth {} exceeds the limit of {MAX_CAUSATION_DEPTH}: the chain of automations stops here", event.causation.depth)
                 }),
                 actions,
                 entity: entity.clone(),
-                rule: (*rule).clone(),
+                rule: rule.clone(),
+                rule_version: rule.version,
                 created_at: now.clone(),
                 updated_at: now.clone(),
                 deadline: None,

@@ -149,6 +149,15 @@ pub const EXECUTION_PREFIX: &str = "EXEC#";
 pub const NOTIFICATION_PREFIX: &str = "NOTIF#";
 pub const TASK_PREFIX: &str = "TASK#";
 
+/// A rule's immutable versions, oldest first.
+pub fn rule_versions_prefix(rule_id: &str) -> String {
+    format!("RULEVER#{rule_id}#")
+}
+
+pub fn rule_version_sk(rule_id: &str, version: u64) -> String {
+    format!("RULEVER#{rule_id}#{version:010}")
+}
+
 pub fn rule_sk(rule_id: &str) -> String {
     format!("{RULE_PREFIX}{rule_id}")
 }

@@ -14,7 +14,6 @@ use std::collections::{BTreeSet, HashMap};
 
 /// The index's maps: short keys, hashed fast (seeded per process).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
@@ -155,8 +154,43 @@ impl Pred {
 
 /// A compiled rule: its conditions' predicates, in order.
 struct CompiledRule {
-    rule: Arc<Rule>,
+    rule: Rule,
     preds: Vec<Pred>,
+    /// The index's lookup decides it alone: one condition, one field, matchers the index
+    /// checks exactly. Such a rule is not checked again.
+    decided_by_index: bool,
+}
+
+/// Whether the index's answer for these matchers is the match itself.
+fn exactly_indexed(m: &Matcher) -> bool {
+    match m {
+        Matcher::Exact(Literal::Str { ip, .. }) => ip.is_none(),
+        Matcher::Exact(_)
+        | Matcher::Prefix(_)
+        | Matcher::Suffix(_)
+        | Matcher::PrefixFolded(_)
+        | Matcher::SuffixFolded(_)
+        | Matcher::EqualsIgnoreCase(_)
+        | Matcher::Numeric(_)
+        | Matcher::Exists(true) => true,
+        _ => false,
+    }
+}
+
+/// The single leaf of a pattern that is one path of single fields, if it is.
+fn only_leaf(p: &Pattern) -> Option<&[Matcher]> {
+    match (p.fields.as_slice(), p.or.is_empty()) {
+        ([(_, Field::Leaf(matchers))], true) => Some(matchers),
+        ([(_, Field::Node(child))], true) => only_leaf(child),
+        _ => None,
+    }
+}
+
+fn decided_by_index(preds: &[Pred]) -> bool {
+    match preds {
+        [Pred::Pattern(p)] => only_leaf(p).is_some_and(|matchers| matchers.iter().all(exactly_indexed)),
+        _ => false,
+    }
 }
 
 /// Numbers as exact keys: by value (`-0` is `0`).
@@ -173,12 +207,17 @@ fn number_key(n: f64) -> u64 {
 #[derive(Default)]
 struct Intervals {
     items: Vec<(pattern::Range, u32)>,
+    /// Flat copies of the sorted items' bounds, for the query.
+    low: Vec<f64>,
+    high: Vec<f64>,
     max_high: Vec<f64>,
 }
 
 impl Intervals {
     fn build(&mut self) {
         self.items.sort_by(|a, b| a.0.bounds().0.total_cmp(&b.0.bounds().0));
+        self.low = self.items.iter().map(|(r, _)| r.bounds().0).collect();
+        self.high = self.items.iter().map(|(r, _)| r.bounds().2).collect();
         self.max_high = vec![f64::NEG_INFINITY; self.items.len()];
         self.fill(0, self.items.len());
     }
@@ -188,7 +227,7 @@ impl Intervals {
             return f64::NEG_INFINITY;
         }
         let mid = (low + high) / 2;
-        let m = self.items[mid].0.bounds().2.max(self.fill(low, mid)).max(self.fill(mid + 1, high));
+        let m = self.high[mid].max(self.fill(low, mid)).max(self.fill(mid + 1, high));
         self.max_high[mid] = m;
         m
     }
@@ -197,21 +236,22 @@ impl Intervals {
         self.visit(v, 0, self.items.len(), out);
     }
 
-    fn visit(&self, v: f64, low: usize, high: usize, out: &mut Vec<u32>) {
-        if low >= high {
-            return;
-        }
-        let mid = (low + high) / 2;
-        if self.max_high[mid] < v {
-            return;
-        }
-        self.visit(v, low, mid, out);
-        let (range, rule) = &self.items[mid];
-        if range.bounds().0 <= v {
+    fn visit(&self, v: f64, mut low: usize, high: usize, out: &mut Vec<u32>) {
+        // Left subtrees recursively, the right one in the loop.
+        while low < high {
+            let mid = (low + high) / 2;
+            if self.max_high[mid] < v {
+                return;
+            }
+            self.visit(v, low, mid, out);
+            if self.low[mid] > v {
+                return;
+            }
+            let (range, rule) = &self.items[mid];
             if range.contains(v) {
                 out.push(*rule);
             }
-            self.visit(v, mid + 1, high, out);
+            low = mid + 1;
         }
     }
 }
@@ -308,8 +348,8 @@ impl FieldIndex {
                     self.prefixes.prefixes_of(s, out);
                     self.suffixes.suffixes_of(s, out);
                     if any_folded {
-                        let folded = fold(s);
-                        if let Some(rules) = self.folded.get(&folded) {
+                        let folded = folded(s);
+                        if let Some(rules) = self.folded.get(folded.as_ref()) {
                             out.extend(rules);
                         }
                         self.folded_prefixes.prefixes_of(&folded, out);
@@ -330,6 +370,15 @@ impl FieldIndex {
         if present {
             out.extend(&self.present);
         }
+    }
+}
+
+/// `s` folded, without a copy when it is folded already (lower-case ASCII).
+fn folded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(fold(s))
     }
 }
 
@@ -423,7 +472,9 @@ impl CompiledRules {
         for rule in rules {
             let preds: Vec<Pred> = rule.conditions.iter().map(|c| compile(c, fields)).collect();
             let index = compiled.rules.len() as u32;
-            match anchor(&preds) {
+            let anchored = anchor(&preds);
+            let decided = anchored.is_some() && decided_by_index(&preds);
+            match anchored {
                 Some((path, matchers)) => {
                     let slot = *by_path.entry(path.clone()).or_insert_with(|| {
                         compiled.fields.push(FieldIndex { path, ..Default::default() });
@@ -435,7 +486,7 @@ impl CompiledRules {
                 }
                 None => compiled.always.push(index),
             }
-            compiled.rules.push(CompiledRule { rule: Arc::new(rule), preds });
+            compiled.rules.push(CompiledRule { rule, preds, decided_by_index: decided });
         }
         for field in &mut compiled.fields {
             field.ranges.build();
@@ -451,8 +502,8 @@ impl CompiledRules {
         self.rules.is_empty()
     }
 
-    /// The rules whose every condition holds, with each condition's result.
-    pub fn matching(&self, event: &BusinessEvent) -> Vec<(Arc<Rule>, Vec<bool>)> {
+    /// The rules whose every condition holds.
+    pub fn matching(&self, event: &BusinessEvent) -> Vec<&Rule> {
         let view = EventView::new(event, &self.source);
         let mut candidates: Vec<u32> = Vec::with_capacity(self.always.len() + 8);
         candidates.extend(&self.always);
@@ -465,8 +516,7 @@ impl CompiledRules {
             .into_iter()
             .filter_map(|i| {
                 let rule = &self.rules[i as usize];
-                // A rule matches when every condition holds, so its results are all true.
-                rule.preds.iter().all(|p| p.holds(&view)).then(|| (rule.rule.clone(), vec![true; rule.preds.len()]))
+                (rule.decided_by_index || rule.preds.iter().all(|p| p.holds(&view))).then_some(&rule.rule)
             })
             .collect()
     }
@@ -525,6 +575,7 @@ mod tests {
             is_active: true,
             created_at: String::new(),
             updated_at: String::new(),
+            version: 1,
         }
     }
 
@@ -610,7 +661,7 @@ mod tests {
             json!({"value": 19999.5, "name": "Deal 1999"}),
         ] {
             let e = event(data.clone());
-            let mut found: Vec<String> = compiled.matching(&e).into_iter().map(|(r, _)| r.id.clone()).collect();
+            let mut found: Vec<String> = compiled.matching(&e).into_iter().map(|r| r.id.clone()).collect();
             found.sort();
             let mut expected: Vec<String> =
                 rules.iter().filter(|r| evaluate(r, &fields(), &e).iter().all(|b| *b)).map(|r| r.id.clone()).collect();

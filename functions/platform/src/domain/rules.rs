@@ -37,6 +37,13 @@ pub struct Rule {
     pub is_active: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// Every change makes a new immutable version (1, 2, ...); runs record the one they ran.
+    #[serde(default = "first_version")]
+    pub version: u64,
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 /// A rule's conditions and actions, checked and typed.

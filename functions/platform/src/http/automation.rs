@@ -26,6 +26,9 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(list_rules, create_rule))
         .routes(routes!(get_rule, update_rule, delete_rule))
         .routes(routes!(toggle_rule))
+        .routes(routes!(list_rule_versions))
+        .routes(routes!(get_rule_version))
+        .routes(routes!(rollback_rule))
         .routes(routes!(test_rule))
         .routes(routes!(rule_executions))
         .routes(routes!(list_executions))
@@ -146,6 +149,52 @@ async fn toggle_rule(
     let active = flag(&params, "is_active")?
         .ok_or_else(|| AppError::BadRequest(Invalid::one("is_active", "is required: true or false")))?;
     Ok(Json(state.services.automation.toggle_rule(&auth.actor(), auth.tenant()?, &rule_id, active).await?.redacted()))
+}
+
+/// A rule's immutable versions, newest first.
+#[utoipa::path(get, path = "/api/v1/automation/rules/{rule_id}/versions", tag = "automation", security(("bearer" = [])),
+    params(("rule_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Rule>), (status = 404, body = Problem)))]
+async fn list_rule_versions(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    Path(rule_id): Path<String>,
+    params: Params,
+) -> AppResult<Json<Listed<Rule>>> {
+    let listed = state.services.automation.rule_versions(auth.tenant()?, &rule_id, &params.page()?).await?;
+    Ok(Json(Listed { items: listed.items.into_iter().map(Rule::redacted).collect(), next_cursor: listed.next_cursor }))
+}
+
+/// One version of a rule.
+#[utoipa::path(get, path = "/api/v1/automation/rules/{rule_id}/versions/{version}", tag = "automation", security(("bearer" = [])),
+    params(("rule_id" = String, Path), ("version" = u64, Path)), responses((status = 200, body = Rule), (status = 404, body = Problem)))]
+async fn get_rule_version(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationRead>,
+    Path((rule_id, version)): Path<(String, u64)>,
+) -> AppResult<Json<Rule>> {
+    Ok(Json(state.services.automation.rule_version(auth.tenant()?, &rule_id, version).await?.redacted()))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RollbackTo {
+    /// The version whose name, conditions, actions and state come back, as a new version.
+    version: u64,
+}
+
+/// Make an earlier version current again, as a new version.
+#[utoipa::path(post, path = "/api/v1/automation/rules/{rule_id}/rollback", tag = "automation", security(("bearer" = [])),
+    request_body = RollbackTo, params(("rule_id" = String, Path)),
+    responses((status = 200, body = Rule), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn rollback_rule(
+    State(state): State<AppState>,
+    auth: Authorized<need::AutomationManage>,
+    Path(rule_id): Path<String>,
+    JsonBody(to): JsonBody<RollbackTo>,
+) -> AppResult<Json<Rule>> {
+    let rule = state.services.automation.rollback_rule(&auth.actor(), auth.tenant()?, &rule_id, to.version).await?;
+    Ok(Json(rule.redacted()))
 }
 
 /// Try a rule on a sample event without side effects.
