@@ -456,7 +456,7 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
     let letter = platform::app::dead_letters::DeadLetter::new(
         "action_queue",
         "the action queue gave up on it",
-        platform::app::dead_letters::Parked::Action(message.clone()),
+        platform::app::dead_letters::Parked::Action(Box::new(message.clone())),
     );
     queue.ack(&leased[0]).await.unwrap();
     s.dead_letters.park(letter).await.unwrap();

@@ -162,7 +162,7 @@ async fn letters_of(
     let body = record.body.as_deref().unwrap_or_default();
     if let Ok(message) = serde_json::from_str::<ActionMessage>(body) {
         let reason = "the action queue gave up on it after its last receive (its redrive policy)";
-        return vec![DeadLetter::new("action_queue", reason, Parked::Action(message))];
+        return vec![DeadLetter::new("action_queue", reason, Parked::Action(Box::new(message)))];
     }
     if let Ok(failure) = serde_json::from_str::<crate::adapters::stream_batches::StreamFailure>(body) {
         return match streams.changes(&failure.batch).await {

@@ -121,7 +121,7 @@ impl StoreQueue {
         let dead = leased.receives >= self.max_receives;
         let target = if dead {
             let reason = format!("gave up after {} receives: {error}", leased.receives);
-            DeadLetter::new(SOURCE, &reason, Parked::Action(leased.message.clone())).write()
+            DeadLetter::new(SOURCE, &reason, Parked::Action(Box::new(leased.message.clone()))).write()
         } else {
             let envelope = Envelope {
                 message: leased.message.clone(),
@@ -170,7 +170,7 @@ impl StoreQueue {
             .into_iter()
             .filter_map(|i| serde_json::from_value::<DeadLetter>(i.data).ok())
             .filter_map(|letter| match letter.parked {
-                Parked::Action(message) => Some(message),
+                Parked::Action(message) => Some(*message),
                 _ => None,
             })
             .collect())

@@ -52,7 +52,7 @@ impl ItemImage {
 pub enum Parked {
     /// An action message that used up its deliveries: replay queues it again.
     #[schema(value_type = Object)]
-    Action(ActionMessage),
+    Action(Box<ActionMessage>),
     /// A business event the evaluator could not take: replay publishes it again.
     Event(BusinessEvent),
     /// A store change whose events could not be published: replay publishes them.
@@ -182,7 +182,10 @@ impl DeadLetterService {
         match &letter.parked {
             Parked::Action(message) => {
                 self.runs.reopen(message).await?;
-                self.queue.enqueue(vec![message.clone()]).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
+                self.queue
+                    .enqueue(vec![(**message).clone()])
+                    .await
+                    .map_err(|e| AppError::Unavailable(e.to_string()))?;
             }
             Parked::Event(event) => {
                 self.bus.publish(vec![event.clone()]).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
