@@ -1,0 +1,169 @@
+//! The evaluator: events -> the tenant's matching rules -> run records and action messages.
+
+use std::sync::Arc;
+
+use crate::app::error::AppResult;
+use crate::app::keys;
+use crate::domain::events::{derived_id, BusinessEvent};
+use crate::domain::ids::{SystemId, TenantId};
+use crate::domain::matcher::CompiledRules;
+use crate::domain::rules::Rule;
+use crate::domain::time::now_rfc3339;
+use crate::ports::queue::ActionQueue;
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
+
+use super::*;
+
+/// Events -> matching rules -> execution records + action messages.
+#[derive(Clone)]
+pub struct Evaluator {
+    store: Arc<dyn Store>,
+    manifests: Manifests,
+    queue: Arc<dyn ActionQueue>,
+    limiter: crate::app::rate_limits::RateLimiter,
+    cache: RulesCache,
+}
+
+/// Execution ids sort by time and are the same for the same (event, rule).
+pub fn execution_id(event: &BusinessEvent, rule_id: &str) -> String {
+    let stamp: String = event.occurred_at.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!("{stamp}-{}", derived_id(&[&event.event_id, rule_id]))
+}
+
+impl Evaluator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        manifests: Manifests,
+        queue: Arc<dyn ActionQueue>,
+        limiter: crate::app::rate_limits::RateLimiter,
+    ) -> Self {
+        Self { store, manifests, queue, limiter, cache: Arc::default() }
+    }
+
+    async fn generation(&self, tenant: &TenantId) -> AppResult<u64> {
+        Ok(self.store.get(&keys::tenant_pk(tenant), keys::RULES_GENERATION_SK).await?.map_or(0, |i| i.version))
+    }
+
+    /// The tenant's active rules for a trigger, compiled once per rules generation.
+    pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<CompiledRules>> {
+        let generation = self.generation(tenant).await?;
+        let key = (tenant.to_string(), module.to_string(), trigger.to_string());
+        if let Some((cached_gen, compiled)) = self.cache.lock().expect("lock").get(&key) {
+            if *cached_gen == generation {
+                return Ok(compiled.clone());
+            }
+        }
+        let items = self.store.query_all(&keys::tenant_pk(tenant), keys::RULE_PREFIX).await?;
+        let rules: Vec<Rule> = items
+            .into_iter()
+            .filter_map(|i| serde_json::from_value::<Rule>(i.data).ok())
+            .filter(|r| r.is_active && r.module_type == module && r.trigger_id == trigger)
+            .collect();
+        // Which top-level pattern fields are the data's (rather than the envelope's).
+        let fields = match SystemId::parse(module) {
+            Ok(system) if !rules.is_empty() => self.manifests.installed(tenant, &system).await?.and_then(|v| {
+                v.manifest
+                    .triggers
+                    .iter()
+                    .find(|t| t.id == trigger)
+                    .map(|t| crate::domain::events::trigger_fields(&v.manifest, t).fields)
+            }),
+            _ => None,
+        };
+        let compiled = Arc::new(CompiledRules::new(rules, &fields.unwrap_or_default(), module));
+        self.cache.lock().expect("lock").insert(key, (generation, compiled.clone()));
+        Ok(compiled)
+    }
+
+    /// Matches one event and queues its actions. Idempotent: the same event yields the
+    /// same execution ids and action ids.
+    pub async fn evaluate(&self, event: &BusinessEvent) -> AppResult<Vec<String>> {
+        let Ok(tenant) = TenantId::parse(&event.tenant_id) else { return Ok(Vec::new()) };
+        let compiled = self.rules_for(&tenant, &event.module_type, &event.trigger_id).await?;
+        if compiled.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entity = match SystemId::parse(&event.module_type) {
+            Ok(system) => self.manifests.installed(&tenant, &system).await?.and_then(|v| {
+                v.manifest
+                    .triggers
+                    .iter()
+                    .find(|t| t.id == event.trigger_id)
+                    .and_then(|t| t.entity.clone())
+                    .map(|e| format!("{system}/{e}"))
+            }),
+            Err(_) => None,
+        };
+        let too_deep = event.causation.depth > MAX_CAUSATION_DEPTH;
+        let now = now_rfc3339();
+        let mut messages = Vec::new();
+        let mut ids = Vec::new();
+        for rule in compiled.matching(event) {
+            let execution_id = execution_id(event, &rule.id);
+            let actions = rule
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(index, action)| ActionOutcome {
+                    index,
+                    kind: action.kind().to_string(),
+                    action_id: derived_id(&[&event.event_id, &rule.id, &index.to_string()]),
+                    status: if too_deep { "skipped".to_string() } else { "pending".to_string() },
+                    attempts: 0,
+                    error: None,
+                    result: None,
+                    claimed_at: None,
+                })
+                .collect();
+            let mut execution = Execution {
+                execution_id: execution_id.clone(),
+                rule_id: rule.id.clone(),
+                rule_name: rule.name.clone(),
+                event: event.clone(),
+                // A rule matches when every one of its conditions held.
+                conditions: rule.conditions.iter().map(|c| ConditionResult::of(c, true)).collect(),
+                status: if too_deep { "stopped".to_string() } else { "pending".to_string() },
+                reason: too_deep.then(|| {
+                    format!("causation depth {} exceeds the limit of {MAX_CAUSATION_DEPTH}: the chain of automations stops here", event.causation.depth)
+                }),
+                actions,
+                entity: entity.clone(),
+                rule: rule.clone(),
+                rule_version: rule.version,
+                created_at: now.clone(),
+                updated_at: now.clone(),
+                deadline: None,
+            };
+            let marker = (!too_deep)
+                .then(|| crate::app::runs::with_deadline(&tenant, &mut execution, crate::domain::time::unix_now()));
+            let item = Item::new(
+                keys::tenant_pk(&tenant),
+                keys::execution_sk(&execution_id),
+                1,
+                serde_json::to_value(&execution).expect("serializes"),
+            )
+            .expiring(run_expiry());
+            let writes: Vec<Write> =
+                std::iter::once(Write::Put { item, condition: Condition::Absent }).chain(marker).collect();
+            match self.store.transact(writes).await {
+                Ok(()) => {}
+                // Already recorded by an earlier delivery of this event: its messages are re-sent below (idempotent).
+                Err(StoreError::ConditionFailed { index: 0 }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !too_deep {
+                messages.extend(execution.messages(|_| true));
+            }
+            ids.push(execution_id);
+        }
+        if !messages.is_empty() {
+            // Over the tenant's event rate, the runs' actions wait their turn in the queue.
+            let wait = self.limiter.take(&tenant, crate::app::rate_limits::Flow::Events).await?.unwrap_or_default();
+            if !wait.is_zero() {
+                tracing::info!(tenant = %tenant, wait_ms = wait.as_millis() as u64, "event rate exceeded; its actions are delayed");
+            }
+            self.queue.enqueue_after(messages, wait).await.map_err(delivery)?;
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,211 @@
+//! The automation stages: the publisher turns store changes into business events, the
+//! evaluator matches events to the tenant's rules and queues one message per action, the
+//! executor performs each action exactly once.
+
+//!
+//! `publisher.rs`, `evaluator.rs` and `executor.rs` hold one stage each; this module the
+//! run records they share.
+
+mod evaluator;
+mod executor;
+mod publisher;
+
+pub use evaluator::{execution_id, Evaluator};
+pub use executor::{ActionFailed, Executor};
+pub use publisher::Publisher;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::catalog::CatalogService;
+use super::error::{AppError, AppResult};
+use super::keys;
+use super::stored::decode_at;
+use crate::domain::catalog::SystemVersion;
+use crate::domain::events::BusinessEvent;
+use crate::domain::ids::{SystemId, TenantId};
+use crate::domain::install::Install;
+use crate::domain::matcher::CompiledRules;
+use crate::domain::rules::Rule;
+use crate::domain::time::now_rfc3339;
+use crate::ports::queue::{ActionMessage, DeliveryError};
+use crate::ports::store::{Store, Write};
+
+/// Events caused by actions deeper than this stop the chain.
+pub const MAX_CAUSATION_DEPTH: u32 = 5;
+/// Attempts before an action is dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// How long a delivery's claim on a webhook call holds off other deliveries (longer than
+/// the call's timeout).
+const WEBHOOK_CLAIM_SECONDS: u64 = 60;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConditionResult {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub field: Option<String>,
+    pub held: bool,
+}
+
+impl ConditionResult {
+    pub fn of(condition: &crate::domain::rules::Condition, held: bool) -> Self {
+        Self { kind: condition.kind().to_string(), field: condition.field().map(str::to_string), held }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActionOutcome {
+    pub index: usize,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub action_id: String,
+    /// `pending`, `running`, `succeeded`, `failed` (will retry) or `dead` (gave up).
+    pub status: String,
+    pub attempts: u32,
+    pub error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// When a delivery claimed it (webhooks): another delivery waits until the claim is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<u64>,
+}
+
+/// One run of one rule for one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Execution {
+    pub execution_id: String,
+    pub rule_id: String,
+    pub rule_name: String,
+    pub event: BusinessEvent,
+    pub conditions: Vec<ConditionResult>,
+    /// `pending`, `succeeded`, `failed` or `stopped` (not run, see `reason`).
+    pub status: String,
+    pub reason: Option<String>,
+    pub actions: Vec<ActionOutcome>,
+    /// `system/entity` of the trigger (the default target of `update_status`).
+    pub entity: Option<String>,
+    /// The rule as it was when it ran (to replay actions).
+    pub rule: Rule,
+    /// The version of the rule that ran.
+    #[serde(default)]
+    pub rule_version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When its unfinished actions are given up (epoch seconds), see `app::runs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+}
+
+impl Execution {
+    pub fn summarize(&mut self) {
+        self.status = if self.actions.iter().all(|a| a.status == "succeeded") {
+            "succeeded"
+        } else if self.actions.iter().any(|a| a.status == "failed" || a.status == "dead") {
+            "failed"
+        } else {
+            "pending"
+        }
+        .to_string();
+        self.updated_at = now_rfc3339();
+    }
+
+    pub fn messages(&self, only: impl Fn(&ActionOutcome) -> bool) -> Vec<ActionMessage> {
+        self.actions
+            .iter()
+            .filter(|a| only(a))
+            .filter_map(|outcome| {
+                Some(ActionMessage {
+                    action_id: outcome.action_id.clone(),
+                    execution_id: self.execution_id.clone(),
+                    tenant_id: self.event.tenant_id.clone(),
+                    rule_id: self.rule_id.clone(),
+                    action_index: outcome.index,
+                    action: self.rule.actions.get(outcome.index)?.clone(),
+                    event: self.event.clone(),
+                    entity: self.entity.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Notification {
+    pub notification_id: String,
+    pub recipient: String,
+    pub message: String,
+    pub rule_id: String,
+    pub execution_id: String,
+    pub event_id: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Task {
+    pub task_id: String,
+    pub title: String,
+    pub description: String,
+    pub due_date: Option<String>,
+    pub assignee: Option<String>,
+    /// `open`, `in_progress`, `done`.
+    pub status: String,
+    pub priority: String,
+    /// The rule that created it, if any.
+    pub rule_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn delivery(e: DeliveryError) -> AppError {
+    AppError::Unavailable(format!("delivery failed: {e}"))
+}
+
+/// (system, version) -> the published version.
+type VersionCache = Arc<Mutex<HashMap<(String, String), Arc<SystemVersion>>>>;
+/// (tenant, module, trigger) -> (rules generation, compiled rules).
+type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, Arc<CompiledRules>)>>>;
+
+/// The installed version's manifest of a tenant's system, cached per version.
+#[derive(Clone)]
+pub struct Manifests {
+    store: Arc<dyn Store>,
+    catalog: CatalogService,
+    cache: VersionCache,
+}
+
+impl Manifests {
+    pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
+        Self { store, catalog, cache: Arc::default() }
+    }
+
+    pub async fn installed(&self, tenant: &TenantId, system: &SystemId) -> AppResult<Option<Arc<SystemVersion>>> {
+        let Some(item) = self.store.get(&keys::tenant_pk(tenant), &keys::install_sk(system)).await? else {
+            return Ok(None);
+        };
+        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
+        let key = (system.to_string(), install.version.to_string());
+        if let Some(found) = self.cache.lock().expect("lock").get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let version = Arc::new(self.catalog.get_version(system, &install.version).await?);
+        self.cache.lock().expect("lock").insert(key, version.clone());
+        Ok(Some(version))
+    }
+}
+
+/// Runs (with the claims their webhook calls hold) are kept this long after their last change.
+pub const RUN_RETENTION_SECONDS: u64 = 90 * 24 * 3600;
+
+/// When a run written now expires.
+pub fn run_expiry() -> u64 {
+    crate::domain::time::unix_now() + RUN_RETENTION_SECONDS
+}
+
+/// The write that replaces a run at `version`, renewing its retention.
+pub fn execution_write(tenant: &TenantId, execution: &Execution, version: u64) -> Write {
+    Write::replace(keys::tenant_pk(tenant), keys::execution_sk(&execution.execution_id), version, &execution)
+        .expiring(run_expiry())
+}
