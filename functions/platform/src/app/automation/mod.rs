@@ -1,0 +1,207 @@
+//! The automation API: triggers, rules, rule tests, executions and retries,
+//! events from outside, and what actions produce (notifications, tasks).
+//!
+//! This module holds the service and what its parts share; `rules.rs` (rules, their
+//! versions and dry runs), `runs.rs` (runs, retries, events from outside) and `tasks.rs`
+//! (notifications and tasks) each add one part of its methods.
+
+mod rules;
+mod runs;
+mod tasks;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::audit::{self, Actor, Change};
+use super::catalog::CatalogService;
+use super::engine::Manifests;
+use super::error::{AppError, AppResult};
+use super::keys;
+use super::page::get_typed;
+use crate::domain::events::trigger_fields;
+use crate::domain::ids::{SystemId, TenantId};
+use crate::domain::invalid::Invalid;
+use crate::domain::rules::{check_rule, Checked, Rule, RuleInput, TriggerFields};
+use crate::domain::webhook::WebhookPolicy;
+use crate::ports::queue::{ActionQueue, EventBus};
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TriggerInfo {
+    pub module_type: String,
+    pub trigger_id: String,
+    pub name: String,
+    pub description: String,
+    pub entity: Option<String>,
+    /// The fields every event of this trigger carries.
+    pub data: Vec<String>,
+    /// Every field conditions may test (the entity's fields included).
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleEvent {
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub changes: Map<String, Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleTest {
+    pub matched: bool,
+    pub conditions: Vec<super::engine::ConditionResult>,
+    /// What each action would do, rendered from the sample (nothing is done).
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingEvent {
+    pub module_type: String,
+    pub trigger_id: String,
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    /// Defaults to a new id; resending the same id is deduplicated.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub due_date: Option<String>,
+    pub assignee: Option<String>,
+    pub status: Option<String>,
+    pub priority: Option<String>,
+}
+
+/// Filters of `GET /api/v1/automation/rules`.
+#[derive(Debug, Default)]
+pub struct RuleFilter {
+    pub module_type: Option<String>,
+    pub trigger_id: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Clone)]
+pub struct AutomationService {
+    store: Arc<dyn Store>,
+    catalog: CatalogService,
+    manifests: Manifests,
+    queue: Arc<dyn ActionQueue>,
+    bus: Arc<dyn EventBus>,
+    webhooks: WebhookPolicy,
+}
+
+const TASK_STATUSES: [&str; 4] = ["open", "in_progress", "done", "cancelled"];
+
+impl AutomationService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: CatalogService,
+        manifests: Manifests,
+        queue: Arc<dyn ActionQueue>,
+        bus: Arc<dyn EventBus>,
+        webhooks: WebhookPolicy,
+    ) -> Self {
+        Self { store, catalog, manifests, queue, bus, webhooks }
+    }
+
+    /// Triggers of the tenant's installed systems (optionally one module).
+    pub async fn triggers(&self, tenant: &TenantId, module: Option<&str>) -> AppResult<Vec<TriggerInfo>> {
+        let mut out = Vec::new();
+        for item in self.store.query_all(&keys::tenant_pk(tenant), keys::INSTALL_PREFIX).await? {
+            let Some(system) = item.data["system_id"].as_str().and_then(|s| SystemId::parse(s).ok()) else { continue };
+            if module.is_some_and(|m| m != system.as_str()) {
+                continue;
+            }
+            let Some(version) = self.manifests.installed(tenant, &system).await? else { continue };
+            for trigger in &version.manifest.triggers {
+                let fields = trigger_fields(&version.manifest, trigger);
+                out.push(TriggerInfo {
+                    module_type: system.to_string(),
+                    trigger_id: trigger.id.clone(),
+                    name: trigger.name.clone(),
+                    description: trigger.description.clone(),
+                    entity: trigger.entity.clone(),
+                    data: trigger.data.clone(),
+                    fields: fields.fields.into_iter().collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn trigger(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<TriggerFields> {
+        let system =
+            SystemId::parse(module).map_err(|_| Invalid::one("module_type", format!("'{module}' is not a system")))?;
+        if self.catalog.get_system(&system).await.is_err() {
+            return Err(Invalid::one("module_type", format!("'{module}' is not a system of the catalog")).into());
+        }
+        let version = self.manifests.installed(tenant, &system).await?.ok_or_else(|| {
+            Invalid::one("module_type", format!("system '{module}' is not installed for this tenant"))
+        })?;
+        let def = version
+            .manifest
+            .triggers
+            .iter()
+            .find(|t| t.id == trigger)
+            .ok_or_else(|| Invalid::one("trigger_id", format!("'{module}' has no trigger '{trigger}'")))?;
+        Ok(trigger_fields(&version.manifest, def))
+    }
+
+    /// The rule's conditions, checked against its trigger.
+    async fn checked(&self, tenant: &TenantId, input: &RuleInput) -> AppResult<Checked> {
+        let trigger = self.trigger(tenant, &input.module_type, &input.trigger_id).await?;
+        Ok(check_rule(input, &trigger, &self.webhooks)?)
+    }
+
+    async fn rule(&self, tenant: &TenantId, id: &str) -> AppResult<(Rule, u64)> {
+        get_typed(self.store.as_ref(), &keys::tenant_pk(tenant), &keys::rule_sk(id), || {
+            AppError::NotFound(format!("rule '{id}' does not exist"))
+        })
+        .await
+    }
+
+    pub async fn get_rule(&self, tenant: &TenantId, id: &str) -> AppResult<Rule> {
+        Ok(self.rule(tenant, id).await?.0)
+    }
+
+    /// The write that keeps `rule` as its version, immutable.
+    fn snapshot(tenant: &TenantId, rule: &Rule) -> Write {
+        Write::create(keys::tenant_pk(tenant), keys::rule_version_sk(&rule.id, rule.version), rule)
+    }
+
+    /// Writes a rule change with the generation bump evaluators watch, and its audit entry.
+    async fn write_rule(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        mut writes: Vec<Write>,
+        change: Change<'_>,
+    ) -> AppResult<()> {
+        let pk = keys::tenant_pk(tenant);
+        let generation = self.store.get(&pk, keys::RULES_GENERATION_SK).await?.map(|i| i.version);
+        writes.push(Write::Put {
+            item: Item::new(pk, keys::RULES_GENERATION_SK, generation.unwrap_or(0) + 1, json!({})),
+            condition: generation.map_or(Condition::Absent, Condition::Version),
+        });
+        writes.push(audit::record(actor, Some(tenant), change));
+        self.store.transact(writes).await.map_err(|e| match e {
+            StoreError::ConditionFailed { .. } | StoreError::Conflict => {
+                AppError::conflict("rules changed concurrently; retry")
+            }
+            other => other.into(),
+        })
+    }
+}
