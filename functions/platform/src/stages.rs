@@ -4,36 +4,14 @@
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use serde::Deserialize;
 use serde_json::Value;
 
+use crate::adapters::stream_batches::image;
 use crate::app::dead_letters::{DeadLetter, Parked};
 use crate::app::Services;
 use crate::domain::events::BusinessEvent;
 use crate::ports::feed::StoreChange;
 use crate::ports::queue::ActionMessage;
-use crate::ports::store::Item;
-
-/// An item image as DynamoDB Streams delivers it.
-#[derive(Deserialize)]
-struct StreamImage {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    #[serde(default)]
-    version: u64,
-    #[serde(default)]
-    data: Value,
-}
-
-fn image(item: serde_dynamo::Item) -> Result<Option<Item>, String> {
-    if item.is_empty() {
-        return Ok(None);
-    }
-    let image: StreamImage = serde_dynamo::from_item(item).map_err(|e| format!("unreadable stream image: {e}"))?;
-    Ok(Some(Item::new(image.pk, image.sk, image.version, image.data)))
-}
 
 /// DynamoDB stream batch -> business events on the bus. An error makes Lambda retry the
 /// batch (the stream is the outbox: nothing is lost; event ids are deterministic).

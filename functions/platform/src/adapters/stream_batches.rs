@@ -34,7 +34,7 @@ fn sequence_after(a: &str, b: &str) -> bool {
 /// Most `GetRecords` pages read for one batch.
 const MAX_PAGES: usize = 50;
 
-/// An item image as the stream carries it.
+/// An item image as DynamoDB Streams carries it.
 #[derive(Deserialize)]
 struct Image {
     #[serde(rename = "PK")]
@@ -47,13 +47,20 @@ struct Image {
     data: serde_json::Value,
 }
 
+/// A stream record's image as a store item (`None` for an empty image). The one decoder
+/// of stream images: the publisher's Lambda event and the batches read back here.
+pub fn image(item: serde_dynamo::Item) -> Result<Option<Item>, String> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    let image: Image = serde_dynamo::from_item(item).map_err(|e| format!("unreadable stream image: {e}"))?;
+    Ok(Some(Item::new(image.pk, image.sk, image.version, image.data)))
+}
+
 type StreamItem = std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>;
 
-fn item(image: Option<&StreamItem>) -> Result<Option<Item>, String> {
-    let Some(image) = image.filter(|i| !i.is_empty()) else { return Ok(None) };
-    let image: Image = serde_dynamo::aws_sdk_dynamodbstreams_1::from_item(image.clone())
-        .map_err(|e| format!("unreadable stream image: {e}"))?;
-    Ok(Some(Item::new(image.pk, image.sk, image.version, image.data)))
+fn item(image_of: Option<&StreamItem>) -> Result<Option<Item>, String> {
+    image_of.map_or(Ok(None), |i| image(serde_dynamo::Item::from(i.clone())))
 }
 
 #[derive(Clone)]
