@@ -13,6 +13,7 @@ use platform::app::tenants::InitializeTenant;
 use platform::app::{keys, Secrets, Services};
 use platform::domain::ids::{SystemId, TenantId};
 use platform::domain::rules::RuleInput;
+use platform::domain::run_status::{ActionStatus, RunStatus};
 use platform::ports::feed::StoreChange;
 use platform::ports::store::Store;
 use platform::runtime::{local_queue, state, Delivery, Seed};
@@ -146,7 +147,7 @@ async fn guarantees(store: Arc<dyn Store>, concurrent: bool) {
     assert_eq!(s.automation.tasks(&tenant, &page).await.unwrap().items.len(), 1, "one task");
     let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
     assert_eq!(runs.items.len(), 1);
-    assert_eq!(runs.items[0].status, "succeeded");
+    assert_eq!(runs.items[0].status, RunStatus::Succeeded);
     assert!(runs.items[0].actions.iter().all(|a| a.attempts == 1), "{:?}", runs.items[0].actions);
 
     // A failing action is retried with backoff and ends in the dead-letter queue.
@@ -172,8 +173,8 @@ async fn guarantees(store: Arc<dyn Store>, concurrent: bool) {
     }
     assert_eq!(deliveries, platform::app::engine::MAX_ATTEMPTS, "retried up to the limit");
     assert_eq!(queue.dead_letters().await.unwrap().len(), 1);
-    let runs = s.automation.executions(&other, None, Some("failed"), &page).await.unwrap();
-    assert_eq!(runs.items[0].actions[0].status, "dead");
+    let runs = s.automation.executions(&other, None, Some(RunStatus::Failed), &page).await.unwrap();
+    assert_eq!(runs.items[0].actions[0].status, ActionStatus::Dead);
     assert!(runs.items[0].actions[0].error.as_deref().unwrap().contains("does not exist"));
 }
 
@@ -404,19 +405,19 @@ async fn runs_past_their_deadline_are_given_up(store: Arc<dyn Store>) {
     let page = PageRequest::first(10);
     let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap().items;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, "pending");
+    assert_eq!(runs[0].status, RunStatus::Pending);
     let deadline = runs[0].deadline.expect("a run with actions to do has a deadline");
     let now = platform::domain::time::unix_now();
     assert_eq!(s.runs.sweep(now).await.unwrap(), 0, "within its deadline");
     // The message is lost (as if the queue were purged); time passes its deadline.
     assert_eq!(s.runs.sweep(deadline + 1).await.unwrap(), 1);
     let run = s.automation.execution(&tenant, &runs[0].execution_id).await.unwrap().0;
-    assert_eq!(run.status, "failed");
-    assert_eq!(run.actions[0].status, "dead");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.actions[0].status, ActionStatus::Dead);
     assert!(run.actions[0].error.as_deref().unwrap().contains("deadline"), "{:?}", run.actions[0].error);
     assert_eq!(s.runs.sweep(deadline + 1).await.unwrap(), 0, "its marker is gone");
     let retried = s.automation.retry(&Actor::system("test"), &tenant, &run.execution_id).await.unwrap();
-    assert_eq!(retried.status, "pending");
+    assert_eq!(retried.status, RunStatus::Pending);
     let renewed = retried.deadline.unwrap();
     assert!(renewed >= platform::domain::time::unix_now() + 3000, "a retry gets a new deadline");
     assert_eq!(s.runs.sweep(renewed - 1).await.unwrap(), 0, "the retried run is within its new deadline");
@@ -462,14 +463,14 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
     s.dead_letters.park(letter).await.unwrap();
     let page = PageRequest::first(10);
     let run = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
-    assert_eq!((run.status.as_str(), run.actions[0].status.as_str()), ("failed", "dead"));
+    assert_eq!((run.status, run.actions[0].status), (RunStatus::Failed, ActionStatus::Dead));
     assert_eq!(run.actions[0].error.as_deref(), Some("the action queue gave up on it"));
     let letters = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].tenant_id.as_deref(), Some("replay"));
     s.dead_letters.replay(&Actor::system("operator"), &letters[0].dead_letter_id).await.unwrap();
     let reopened = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
-    assert_eq!(reopened.actions[0].status, "pending");
+    assert_eq!(reopened.actions[0].status, ActionStatus::Pending);
     let mut delivered = Vec::new();
     for _ in 0..10 {
         delivered = queue.receive(10).await.unwrap();
@@ -480,7 +481,7 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
     assert_eq!(delivered.len(), 1, "the replay queued the action again");
     s.engine.executor.execute(&delivered[0].message).await.unwrap();
     let done = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
-    assert_eq!(done.status, "succeeded");
+    assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(s.automation.notifications(&tenant, &page).await.unwrap().items.len(), 1);
     assert!(s.dead_letters.list(&Default::default(), &page).await.unwrap().items.is_empty(), "replayed letters go");
 }
@@ -534,9 +535,13 @@ async fn actions_over_the_rate_wait_in_the_queue(store: Arc<dyn Store>) {
     let response = platform::stages::execute_queue_batch(&s, batch, Default::default()).await;
     assert!(response.batch_item_failures.is_empty(), "a delayed action is not a failure");
     let run = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.remove(0);
-    let done: Vec<&str> = run.actions.iter().map(|a| a.status.as_str()).collect();
-    assert_eq!(done.iter().filter(|s| **s == "succeeded").count(), 1, "the burst let one through: {done:?}");
-    let waiting = run.actions.iter().find(|a| a.status == "pending").expect("the other waits");
+    let done: Vec<ActionStatus> = run.actions.iter().map(|a| a.status).collect();
+    assert_eq!(
+        done.iter().filter(|s| **s == ActionStatus::Succeeded).count(),
+        1,
+        "the burst let one through: {done:?}"
+    );
+    let waiting = run.actions.iter().find(|a| a.status == ActionStatus::Pending).expect("the other waits");
     assert_eq!(waiting.attempts, 0, "no attempt counted");
     assert!(queue.receive(10).await.unwrap().is_empty(), "queued again, not yet visible");
     let later = store.query_all(keys::QUEUE_PK, "").await.unwrap();

@@ -290,7 +290,7 @@ async fn failure_queues_become_replayable_dead_letters_on_moto() {
     // The dead action shows in its run.
     let runs = s.automation.executions(&aws.tenant, None, None, &page).await.unwrap().items;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].actions[0].status, "dead");
+    assert_eq!(runs[0].actions[0].status, platform::domain::run_status::ActionStatus::Dead);
 
     // Replays: the action goes back to the queue, the event and the change to the bus.
     let operator = Actor::system("operator");

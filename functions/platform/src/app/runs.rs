@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::engine::{execution_write, Execution};
+use super::engine::{execution_write, ActionStatus, Execution};
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::stored::{committed, decode_at, optimistic, Step};
@@ -23,11 +23,6 @@ use crate::ports::store::{Condition, Item, Query, Store, Write};
 /// delivery the queue makes (5 receives of a 6 minute visibility timeout on AWS) and
 /// the rate limiter's delays.
 pub const RUN_DEADLINE_SECONDS: u64 = 3600;
-
-/// Statuses of actions that still wait for a delivery.
-fn unfinished(status: &str) -> bool {
-    matches!(status, "pending" | "running" | "failed")
-}
 
 /// Gives `execution` a deadline from now and returns the write of its marker.
 pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> Write {
@@ -69,10 +64,10 @@ impl Runs {
                 return Ok(Step::Done(()));
             };
             let Some(slot) = run.actions.get_mut(message.action_index) else { return Ok(Step::Done(())) };
-            if !unfinished(&slot.status) {
+            if !slot.status.unfinished() {
                 return Ok(Step::Done(()));
             }
-            slot.status = "dead".to_string();
+            slot.status = ActionStatus::Dead;
             slot.error =
                 Some(crate::domain::limits::clipped(reason.to_string(), crate::domain::limits::MAX_ERROR_CHARS));
             run.summarize();
@@ -93,10 +88,10 @@ impl Runs {
                 )));
             };
             let Some(slot) = run.actions.get_mut(message.action_index) else { return Ok(Step::Done(())) };
-            if slot.status == "succeeded" {
+            if slot.status == ActionStatus::Succeeded {
                 return Ok(Step::Done(()));
             }
-            slot.status = "pending".to_string();
+            slot.status = ActionStatus::Pending;
             slot.attempts = 0;
             slot.error = None;
             run.summarize();
@@ -146,12 +141,12 @@ impl Runs {
             let run = self.load(&tenant, id).await?;
             // Gone, finished, or given a later deadline (retried): the marker is stale.
             let Some((mut run, version)) = run.filter(|(run, _)| {
-                run.deadline.is_some_and(|d| d <= now) && run.actions.iter().any(|a| unfinished(&a.status))
+                run.deadline.is_some_and(|d| d <= now) && run.actions.iter().any(|a| a.status.unfinished())
             }) else {
                 return committed(self.store.transact(vec![remove.clone()]).await).map(|s| s.map(|()| false));
             };
-            for slot in run.actions.iter_mut().filter(|a| unfinished(&a.status)) {
-                slot.status = "dead".to_string();
+            for slot in run.actions.iter_mut().filter(|a| a.status.unfinished()) {
+                slot.status = ActionStatus::Dead;
                 slot.error = Some(format!(
                     "no delivery finished it before the run's deadline ({deadline}, epoch seconds): its message was \
                      lost or given up; retry the run to run it again"

@@ -18,5 +18,6 @@ pub mod pattern;
 pub mod rate;
 pub mod records;
 pub mod rules;
+pub mod run_status;
 pub mod time;
 pub mod webhook;

@@ -209,6 +209,19 @@ async fn test_rule(
     Ok(Json(state.services.automation.test_rule(auth.tenant()?, &rule_id, sample).await?))
 }
 
+/// The `?status=` filter of run lists.
+fn status_filter(params: &Params) -> AppResult<Option<crate::domain::run_status::RunStatus>> {
+    params
+        .0
+        .get("status")
+        .map(|text| {
+            crate::domain::run_status::RunStatus::parse(text).ok_or_else(|| {
+                AppError::BadRequest(Invalid::one("status", "must be one of pending, succeeded, failed, stopped"))
+            })
+        })
+        .transpose()
+}
+
 /// A rule's runs, newest first.
 #[utoipa::path(get, path = "/api/v1/automation/rules/{rule_id}/executions", tag = "automation", security(("bearer" = [])),
     params(("rule_id" = String, Path), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
@@ -221,7 +234,7 @@ async fn rule_executions(
 ) -> AppResult<Json<Listed<Execution>>> {
     let tenant = auth.tenant()?;
     state.services.automation.get_rule(tenant, &rule_id).await?;
-    let status = params.0.get("status").map(String::as_str);
+    let status = status_filter(&params)?;
     Ok(Json(redacted_list(
         state.services.automation.executions(tenant, Some(&rule_id), status, &params.page()?).await?,
     )))
@@ -236,7 +249,7 @@ async fn list_executions(
     auth: Authorized<need::AutomationRead>,
     params: Params,
 ) -> AppResult<Json<Listed<Execution>>> {
-    let status = params.0.get("status").map(String::as_str);
+    let status = status_filter(&params)?;
     Ok(Json(redacted_list(state.services.automation.executions(auth.tenant()?, None, status, &params.page()?).await?)))
 }
 

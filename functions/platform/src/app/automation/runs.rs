@@ -3,7 +3,7 @@
 use serde_json::{json, Map};
 
 use crate::app::audit::{Actor, Change};
-use crate::app::engine::Execution;
+use crate::app::engine::{ActionStatus, Execution, RunStatus};
 use crate::app::error::{AppError, AppResult};
 use crate::app::keys;
 use crate::app::page::{get_typed, scan_filtered, Listed, PageRequest};
@@ -29,7 +29,7 @@ impl AutomationService {
         &self,
         tenant: &TenantId,
         rule_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<RunStatus>,
         page: &PageRequest,
     ) -> AppResult<Listed<Execution>> {
         let pk = keys::tenant_pk(tenant);
@@ -45,8 +45,7 @@ impl AutomationService {
     /// Replays the failed (or dead) actions of an execution.
     pub async fn retry(&self, actor: &Actor, tenant: &TenantId, id: &str) -> AppResult<Execution> {
         let (mut execution, version) = self.execution(tenant, id).await?;
-        let retried: Vec<usize> =
-            execution.actions.iter().filter(|a| a.status == "failed" || a.status == "dead").map(|a| a.index).collect();
+        let retried: Vec<usize> = execution.actions.iter().filter(|a| a.status.retryable()).map(|a| a.index).collect();
         if retried.is_empty() {
             return Err(AppError::conflict_with(
                 "nothing to retry: no action of this execution failed",
@@ -56,10 +55,10 @@ impl AutomationService {
         }
         for index in &retried {
             let slot = &mut execution.actions[*index];
-            slot.status = "pending".to_string();
+            slot.status = ActionStatus::Pending;
             slot.attempts = 0;
         }
-        execution.status = "pending".to_string();
+        execution.status = RunStatus::Pending;
         execution.updated_at = now_rfc3339();
         let marker = crate::app::runs::with_deadline(tenant, &mut execution, crate::domain::time::unix_now());
         let writes = vec![

@@ -108,7 +108,7 @@ impl Evaluator {
                     index,
                     kind: action.kind().to_string(),
                     action_id: derived_id(&[&event.event_id, &rule.id, &index.to_string()]),
-                    status: if too_deep { "skipped".to_string() } else { "pending".to_string() },
+                    status: if too_deep { ActionStatus::Skipped } else { ActionStatus::Pending },
                     attempts: 0,
                     error: None,
                     result: None,
@@ -122,7 +122,7 @@ impl Evaluator {
                 event: event.clone(),
                 // A rule matches when every one of its conditions held.
                 conditions: rule.conditions.iter().map(|c| ConditionResult::of(c, true)).collect(),
-                status: if too_deep { "stopped".to_string() } else { "pending".to_string() },
+                status: if too_deep { RunStatus::Stopped } else { RunStatus::Pending },
                 reason: too_deep.then(|| {
                     format!("causation depth {} exceeds the limit of {MAX_CAUSATION_DEPTH}: the chain of automations stops here", event.causation.depth)
                 }),

@@ -107,17 +107,19 @@ impl Executor {
                 return Err(ActionFailed(format!("execution {} is not recorded yet", message.execution_id)));
             };
             let Some(outcome) = execution.actions.get(message.action_index).cloned() else { return Ok(Step::Done(())) };
-            if matches!(outcome.status.as_str(), "succeeded" | "dead" | "skipped") {
+            if outcome.status.settled() {
                 return Ok(Step::Done(())); // Done before: a duplicate delivery.
             }
             let now = crate::app::credentials::unix_now();
-            if outcome.status == "running" && outcome.claimed_at.is_some_and(|at| now < at + WEBHOOK_CLAIM_SECONDS) {
+            if outcome.status == ActionStatus::Running
+                && outcome.claimed_at.is_some_and(|at| now < at + WEBHOOK_CLAIM_SECONDS)
+            {
                 return Err(ActionFailed("another delivery is calling this webhook".to_string()));
             }
             let attempts = outcome.attempts + 1;
             let result = if let Action::Webhook(hook) = &message.action {
                 // An outside effect cannot share our transaction: claim, call, record.
-                execution.actions[message.action_index].status = "running".to_string();
+                execution.actions[message.action_index].status = ActionStatus::Running;
                 execution.actions[message.action_index].attempts = attempts;
                 execution.actions[message.action_index].claimed_at = Some(now);
                 match self.store.transact(vec![Self::execution_write(&tenant, &execution, version)]).await {
@@ -133,7 +135,7 @@ impl Executor {
             execution.actions[message.action_index].attempts = attempts;
             match result {
                 Ok((value, writes)) => {
-                    execution.actions[message.action_index].status = "succeeded".to_string();
+                    execution.actions[message.action_index].status = ActionStatus::Succeeded;
                     execution.actions[message.action_index].error = None;
                     execution.actions[message.action_index].result = Some(value);
                     execution.summarize();
@@ -170,13 +172,13 @@ impl Executor {
             slot.attempts = slot.attempts.max(attempts);
             let error = match &result {
                 Ok((value, _)) => {
-                    slot.status = "succeeded".to_string();
+                    slot.status = ActionStatus::Succeeded;
                     slot.error = None;
                     slot.result = Some(value.clone());
                     None
                 }
                 Err(e) => {
-                    slot.status = if slot.attempts >= MAX_ATTEMPTS { "dead" } else { "failed" }.to_string();
+                    slot.status = if slot.attempts >= MAX_ATTEMPTS { ActionStatus::Dead } else { ActionStatus::Failed };
                     slot.error = Some(clipped(e.0.clone(), MAX_ERROR_CHARS));
                     Some(e.0.clone())
                 }

@@ -30,6 +30,7 @@ use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::install::Install;
 use crate::domain::matcher::CompiledRules;
 use crate::domain::rules::Rule;
+pub use crate::domain::run_status::{ActionStatus, RunStatus};
 use crate::domain::time::now_rfc3339;
 use crate::ports::queue::{ActionMessage, DeliveryError};
 use crate::ports::store::{Store, Write};
@@ -62,8 +63,7 @@ pub struct ActionOutcome {
     #[serde(rename = "type")]
     pub kind: String,
     pub action_id: String,
-    /// `pending`, `running`, `succeeded`, `failed` (will retry) or `dead` (gave up).
-    pub status: String,
+    pub status: ActionStatus,
     pub attempts: u32,
     pub error: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -81,8 +81,7 @@ pub struct Execution {
     pub rule_name: String,
     pub event: BusinessEvent,
     pub conditions: Vec<ConditionResult>,
-    /// `pending`, `succeeded`, `failed` or `stopped` (not run, see `reason`).
-    pub status: String,
+    pub status: RunStatus,
     pub reason: Option<String>,
     pub actions: Vec<ActionOutcome>,
     /// `system/entity` of the trigger (the default target of `update_status`).
@@ -101,14 +100,7 @@ pub struct Execution {
 
 impl Execution {
     pub fn summarize(&mut self) {
-        self.status = if self.actions.iter().all(|a| a.status == "succeeded") {
-            "succeeded"
-        } else if self.actions.iter().any(|a| a.status == "failed" || a.status == "dead") {
-            "failed"
-        } else {
-            "pending"
-        }
-        .to_string();
+        self.status = RunStatus::of(self.actions.iter().map(|a| a.status));
         self.updated_at = now_rfc3339();
     }
 
