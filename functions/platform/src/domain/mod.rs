@@ -20,4 +20,5 @@ pub mod records;
 pub mod rules;
 pub mod run_status;
 pub mod time;
+pub mod timing;
 pub mod webhook;
