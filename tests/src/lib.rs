@@ -112,6 +112,28 @@ impl Moto {
         aws_sdk_eventbridge::Client::from_conf(config)
     }
 
+    pub fn scheduler_client(&self) -> aws_sdk_scheduler::Client {
+        let config = aws_sdk_scheduler::Config::builder()
+            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
+            .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_scheduler::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_scheduler::Client::from_conf(config)
+    }
+
+    /// Timers as Scheduler schedules in a new group `group`, aimed at the bus `bus`.
+    pub async fn timers(&self, group: &str, bus: &str) -> Arc<platform::adapters::scheduler::SchedulerTimers> {
+        let client = self.scheduler_client();
+        client.create_schedule_group().name(group).send().await.expect("a schedule group");
+        let target = platform::adapters::scheduler::SchedulerTarget {
+            group: group.to_string(),
+            bus_arn: format!("arn:aws:events:us-east-1:123456789012:event-bus/{bus}"),
+            role_arn: "arn:aws:iam::123456789012:role/platform-scheduler".to_string(),
+        };
+        Arc::new(platform::adapters::scheduler::SchedulerTimers::new(client, target))
+    }
+
     pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())

@@ -16,6 +16,7 @@ use platform::domain::rules::RuleInput;
 use platform::domain::run_status::{ActionStatus, RunStatus};
 use platform::ports::feed::StoreChange;
 use platform::ports::store::Store;
+use platform::ports::timers::Timer;
 use platform::runtime::{local_queue, state, Delivery, Seed};
 use serde_json::json;
 
@@ -63,6 +64,8 @@ fn pipeline(embedded: &Arc<EmbeddedStore>, s: &Services) -> platform::pipeline::
         failures: Default::default(),
         runs: s.runs.clone(),
         limiter: s.engine.limiter.clone(),
+        timers: platform::adapters::local_timers::StoreTimers::new(embedded.clone()),
+        evaluator: s.engine.evaluator.clone(),
     }
 }
 
@@ -586,4 +589,110 @@ async fn events_over_the_rate_queue_their_actions_with_a_delay() {
     }
     assert_eq!(visible.len(), 1, "the first event's action goes now");
     assert_eq!(store.query_all(keys::QUEUE_PK, "").await.unwrap().len(), 2, "the second waits in the queue");
+}
+
+/// A tenant whose high-value rule notifies after a 2 second delay.
+async fn delayed_tenant(s: &Services, tenant: &str) -> TenantId {
+    let delayed = json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "{{opportunity_name}} {{value}}"}, "delay": "PT2S"}]);
+    tenant_with_rule(s, tenant, delayed).await
+}
+
+/// The tenant's only run.
+async fn only_run(s: &Services, tenant: &TenantId) -> platform::app::engine::Execution {
+    let mut runs = s.automation.executions(tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(runs.len(), 1, "one run");
+    runs.remove(0)
+}
+
+fn action_timer(run: &platform::app::engine::Execution) -> Timer {
+    Timer::Action { tenant_id: run.event.tenant_id.clone(), execution_id: run.execution_id.clone(), action_index: 0 }
+}
+
+#[tokio::test]
+async fn delayed_actions_wait_for_their_time_and_run_once() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let queue = local_queue(store.clone());
+    let tenant = delayed_tenant(&s, "waits").await;
+    s.engine.publisher.publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
+    let run = only_run(&s, &tenant).await;
+    assert_eq!(run.actions[0].status, ActionStatus::Waiting);
+    assert_eq!(run.status, RunStatus::Pending);
+    assert!(run.actions[0].due_at.is_some(), "{:?}", run.actions[0]);
+    assert!(queue.receive(10).await.unwrap().is_empty(), "nothing is queued before its time");
+    assert_eq!(store.query_all(keys::TIMERS_PK, "").await.unwrap().len(), 1, "a durable timer is set");
+
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    assert_eq!(only_run(&s, &tenant).await.actions[0].status, ActionStatus::Waiting, "a timer firing early waits");
+    assert!(queue.receive(10).await.unwrap().is_empty());
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // The timer fires twice (a retry, a duplicate): the action is performed once.
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    for leased in queue.receive(10).await.unwrap() {
+        s.engine.executor.execute(&leased.message).await.unwrap();
+        queue.ack(&leased).await.unwrap();
+    }
+    let done = only_run(&s, &tenant).await;
+    assert_eq!((done.status, done.actions[0].status), (RunStatus::Succeeded, ActionStatus::Succeeded));
+    let notes = s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(notes.len(), 1, "notified exactly once");
+    assert_eq!(notes[0].message, "Deal 20000");
+}
+
+#[tokio::test]
+async fn delayed_actions_are_cancelled_when_their_record_is_deleted() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = delayed_tenant(&s, "cancels").await;
+    let created = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(std::slice::from_ref(&created)).await.unwrap();
+    let run = only_run(&s, &tenant).await;
+    assert_eq!(run.actions[0].status, ActionStatus::Waiting);
+    let item = created.new.clone().unwrap();
+    let (_, _, id) = keys::parse_record_sk(&item.sk).unwrap();
+    s.records
+        .delete(&Actor::system("test"), &tenant, &SystemId::parse("sales").unwrap(), "opportunities", id)
+        .await
+        .unwrap();
+    s.engine.publisher.publish(&[StoreChange { seq: 2, old: Some(item), new: None }]).await.unwrap();
+    let cancelled = only_run(&s, &tenant).await;
+    assert_eq!(cancelled.actions[0].status, ActionStatus::Cancelled, "cancelled as soon as the record is deleted");
+    assert_eq!(cancelled.status, RunStatus::Succeeded, "nothing is left to do");
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty(), "the timer finds nothing to do");
+    assert_eq!(only_run(&s, &tenant).await.actions[0].status, ActionStatus::Cancelled);
+    assert!(s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn delayed_actions_are_skipped_when_their_conditions_no_longer_hold() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = delayed_tenant(&s, "rechecks").await;
+    let created = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(std::slice::from_ref(&created)).await.unwrap();
+    let run = only_run(&s, &tenant).await;
+    let (_, _, id) = keys::parse_record_sk(&created.new.as_ref().unwrap().sk).unwrap();
+    let sales = SystemId::parse("sales").unwrap();
+    let key = platform::app::records::RecordKey { system: &sales, entity: "opportunities", id };
+    let patch = json!({"value": 500}).as_object().unwrap().clone();
+    s.records.patch(&Actor::system("test"), &tenant, key, patch, None).await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    let skipped = only_run(&s, &tenant).await;
+    assert_eq!(skipped.actions[0].status, ActionStatus::Skipped, "value 500 is below the rule's 10000 now");
+    assert!(
+        skipped.actions[0].error.as_deref().is_some_and(|e| e.contains("no longer held")),
+        "{:?}",
+        skipped.actions[0]
+    );
+    assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty());
 }

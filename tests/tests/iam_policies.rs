@@ -20,6 +20,7 @@ use blackbox::{drain, identity, scenarios, serve_in_process, trust, trust::MOTO_
 use platform::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
 use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
+use platform::adapters::scheduler::{SchedulerTarget, SchedulerTimers};
 use platform::adapters::ses::SesMailer;
 use platform::app::{keys, Secrets, Services};
 use platform::domain::events::BusinessEvent;
@@ -28,6 +29,7 @@ use platform::http::{self, ApiRouter};
 use platform::ports::mail::{Mail, MailError, Mailer};
 use platform::ports::queue::{ActionMessage, ActionQueue, DeliveryError, EventBus};
 use platform::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write};
+use platform::ports::timers::{Timer, Timers};
 use platform::runtime::{state, Delivery, Seed};
 use platform::stages;
 use serde_json::{json, Value};
@@ -37,6 +39,7 @@ const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 const TABLE: &str = "iam-table";
 const BUS: &str = "iam-events";
+const TIMER_GROUP: &str = "iam-timers";
 const MAIL_FROM: &str = "no-reply@example.com";
 const ADMIN_TOKEN: &str = "iam-admin-token-0123456789abcdef0123";
 const JWT_SECRET: &str = "iam-signing-key-0123456789abcdef0123";
@@ -86,6 +89,8 @@ impl Names {
             "Table.Arn" => self.table_arn(),
             "Table.StreamArn" => format!("{}/stream/latest", self.table_arn()),
             "EventBus.Arn" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{BUS}"),
+            "TimerGroup" => TIMER_GROUP.to_string(),
+            "SchedulerRole.Arn" => format!("arn:aws:iam::{ACCOUNT}:role/iam-scheduler"),
             other => {
                 let resource = other.trim_end_matches(".Arn");
                 self.queue_arns.get(resource).cloned().unwrap_or_else(|| panic!("no value for {other}"))
@@ -260,6 +265,45 @@ impl EventBus for NotedBus {
     }
 }
 
+/// Timers through Scheduler with the function's credentials; the call's resource (the
+/// schedule in its group) and the role it hands over (`iam:PassRole`) are checked here.
+struct NotedTimers {
+    inner: Arc<dyn Timers>,
+    ledger: Ledger,
+    function: String,
+    statements: Vec<Statement>,
+}
+
+impl NotedTimers {
+    fn check(&self, action: &str, name: &str) -> Result<(), DeliveryError> {
+        let schedule = format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{TIMER_GROUP}/{name}");
+        allowed(&self.ledger, &self.function, &self.statements, action, &schedule)?;
+        if action != "scheduler:DeleteSchedule" {
+            let role = format!("arn:aws:iam::{ACCOUNT}:role/iam-scheduler");
+            allowed(&self.ledger, &self.function, &self.statements, "iam:PassRole", &role)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Timers for NotedTimers {
+    async fn set(&self, at: i64, timer: &Timer) -> Result<(), DeliveryError> {
+        self.check("scheduler:CreateSchedule", &timer.name())?;
+        self.check("scheduler:UpdateSchedule", &timer.name())?;
+        self.inner.set(at, timer).await?;
+        note(&self.ledger, &self.function, "scheduler:CreateSchedule");
+        Ok(())
+    }
+
+    async fn cancel(&self, name: &str) -> Result<(), DeliveryError> {
+        self.check("scheduler:DeleteSchedule", name)?;
+        self.inner.cancel(name).await?;
+        note(&self.ledger, &self.function, "scheduler:DeleteSchedule");
+        Ok(())
+    }
+}
+
 struct NotedQueue {
     inner: Arc<dyn ActionQueue>,
     ledger: Ledger,
@@ -393,6 +437,19 @@ impl Function {
                 statements: self.statements.clone(),
                 arn: names.attribute("EventBus.Arn"),
             }),
+            timers: Arc::new(NotedTimers {
+                inner: Arc::new(SchedulerTimers::new(
+                    aws_sdk_scheduler::Client::new(&self.config),
+                    SchedulerTarget {
+                        group: TIMER_GROUP.to_string(),
+                        bus_arn: names.attribute("EventBus.Arn"),
+                        role_arn: names.attribute("SchedulerRole.Arn"),
+                    },
+                )),
+                ledger: ledger.clone(),
+                function: self.name.to_string(),
+                statements: self.statements.clone(),
+            }),
         };
         state(store, mailer, secrets, delivery, seed).await.unwrap_or_else(|e| panic!("{}: {e}", self.name)).services
     }
@@ -432,6 +489,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     // Deployment, before IAM is enforced: table, bus, queues, sender identity, secrets, users.
     moto.new_table(TABLE).await;
     let (tap, actions) = moto.bus_and_queues(BUS).await;
+    moto.scheduler_client().create_schedule_group().name(TIMER_GROUP).send().await.unwrap();
     let sqs = moto.sqs_client();
     let arn_of = async |url: &str| {
         let attrs = sqs
@@ -569,7 +627,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     assert!(!routed.is_empty(), "events crossed the bus");
     let mut runs = 0;
     for message in &routed {
-        let event: CloudWatchEvent<BusinessEvent> = serde_json::from_str(message.body().unwrap()).unwrap();
+        let event: CloudWatchEvent<serde_json::Value> = serde_json::from_str(message.body().unwrap()).unwrap();
         runs += stages::evaluate_bus_event(&stages["rule-evaluator"], event).await.unwrap();
     }
     assert!(runs >= 1, "the rule matched");

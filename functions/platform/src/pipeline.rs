@@ -23,6 +23,9 @@ pub struct LocalPipeline {
     pub publisher: Publisher,
     pub queue: StoreQueue,
     pub executor: Executor,
+    /// Durable timers (delayed actions, schedules), fired through `evaluator` every [`TIMER_TICK`].
+    pub timers: crate::adapters::local_timers::StoreTimers,
+    pub evaluator: crate::app::engine::Evaluator,
     /// Run deadlines, swept every [`SWEEP_EVERY`].
     pub runs: Runs,
     /// The tenants' action rates: an action over its tenant's rate goes back to the queue.
@@ -37,6 +40,8 @@ pub struct LocalPipeline {
 
 /// How often the local server looks for runs past their deadline.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often due timers are looked for (timers fire within this of their time).
+pub const TIMER_TICK: Duration = Duration::from_millis(500);
 
 /// How often an idle stage looks again without being woken (retries coming due).
 pub const IDLE_CHECK: Duration = Duration::from_millis(50);
@@ -112,8 +117,29 @@ impl LocalPipeline {
         Ok(leased.len())
     }
 
-    /// Runs both stages, and the sweeper of run deadlines, until the process ends.
+    /// Fires the due timers; a timer whose firing fails stays, to fire again next tick.
+    pub async fn fire_due_timers(&self) -> anyhow::Result<usize> {
+        let due = self.timers.due(crate::domain::time::unix_now() as i64, 100).await?;
+        for (sk, timer) in &due {
+            match self.evaluator.fire(timer).await {
+                Ok(()) => self.timers.done(sk, timer).await?,
+                Err(e) => tracing::warn!(timer = %timer.name(), error = %e, "a timer failed to fire; it fires again"),
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Runs both stages, the timers, and the sweeper of run deadlines, until the process ends.
     pub fn spawn(self) {
+        let ticker = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TIMER_TICK).await;
+                if let Err(e) = ticker.fire_due_timers().await {
+                    tracing::warn!(error = %e, "firing timers failed");
+                }
+            }
+        });
         let runs = self.runs.clone();
         tokio::spawn(async move {
             loop {

@@ -42,7 +42,7 @@ pub enum Delivery {
     /// In this process: an in-process bus and a durable queue in the store.
     Local,
     /// EventBridge and SQS.
-    Aws { queue: Arc<dyn ActionQueue>, bus: Arc<dyn EventBus> },
+    Aws { queue: Arc<dyn ActionQueue>, bus: Arc<dyn EventBus>, timers: Arc<dyn crate::ports::timers::Timers> },
 }
 
 /// The local durable action queue over a store.
@@ -61,9 +61,12 @@ pub async fn state(
     let services = match delivery {
         Delivery::Local => {
             let queue = Arc::new(local_queue(store.clone()));
-            Services::new(store, mailer, secrets, queue, |evaluator| Arc::new(InProcessBus::new(evaluator.clone())))
+            let timers = Arc::new(crate::adapters::local_timers::StoreTimers::new(store.clone()));
+            Services::new(store, mailer, secrets, queue, timers, |evaluator| {
+                Arc::new(InProcessBus::new(evaluator.clone()))
+            })
         }
-        Delivery::Aws { queue, bus } => Services::new(store, mailer, secrets, queue, |_| bus),
+        Delivery::Aws { queue, bus, timers } => Services::new(store, mailer, secrets, queue, timers, |_| bus),
     };
     if seed == Seed::Yes {
         ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
@@ -95,13 +98,21 @@ fn webhook_policy_from_env(extra: &[String]) -> crate::domain::webhook::WebhookP
 /// Shortest secret (admin token, token-signing key) a process accepts.
 pub const MIN_SECRET_CHARS: usize = 32;
 
-/// EventBridge bus `EVENT_BUS_NAME` and SQS queue `ACTION_QUEUE_URL`.
+/// EventBridge bus `EVENT_BUS_NAME`, SQS queue `ACTION_QUEUE_URL`, and timers as
+/// EventBridge Scheduler schedules in `SCHEDULE_GROUP` that put on `EVENT_BUS_ARN` as
+/// `SCHEDULER_ROLE_ARN`.
 pub fn aws_delivery(aws: &aws_config::SdkConfig) -> Delivery {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
     let bus_name = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
-    let queue_url = std::env::var("ACTION_QUEUE_URL").unwrap_or_default();
+    let target = crate::adapters::scheduler::SchedulerTarget {
+        group: std::env::var("SCHEDULE_GROUP").unwrap_or_else(|_| "default".to_string()),
+        bus_arn: var("EVENT_BUS_ARN"),
+        role_arn: var("SCHEDULER_ROLE_ARN"),
+    };
     Delivery::Aws {
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), queue_url)),
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), var("ACTION_QUEUE_URL"))),
         bus: Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(aws), bus_name)),
+        timers: Arc::new(crate::adapters::scheduler::SchedulerTimers::new(aws_sdk_scheduler::Client::new(aws), target)),
     }
 }
 
@@ -271,10 +282,12 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         failures: Default::default(),
         feed: embedded,
         publisher: engine.publisher,
-        queue: local_queue(store),
+        queue: local_queue(store.clone()),
         executor: engine.executor,
         runs: state.services.runs.clone(),
         limiter: engine.limiter.clone(),
+        timers: crate::adapters::local_timers::StoreTimers::new(store.clone()),
+        evaluator: engine.evaluator.clone(),
     }
     .spawn();
     println!("listening on http://{}", listener.local_addr()?);

@@ -24,9 +24,19 @@ pub async fn publish_stream(services: &Services, event: StreamEvent) -> Result<u
     services.engine.publisher.publish(&changes).await.map_err(|e| e.to_string())
 }
 
-/// One EventBridge event (`detail` is the envelope) -> matching rules -> action queue.
-pub async fn evaluate_bus_event(services: &Services, event: CloudWatchEvent<BusinessEvent>) -> Result<usize, String> {
+/// One EventBridge event -> the evaluator: a business event (`detail` is the envelope)
+/// -> matching rules -> action queue; a fired timer (`platform.timers`) -> its action or
+/// schedule.
+pub async fn evaluate_bus_event(services: &Services, event: CloudWatchEvent<Value>) -> Result<usize, String> {
     let detail = event.detail.ok_or("the EventBridge event has no detail")?;
+    if event.source.as_deref() == Some(crate::ports::timers::TIMER_SOURCE) {
+        let timer: crate::ports::timers::Timer =
+            serde_json::from_value(detail).map_err(|e| format!("a fired timer of no known shape: {e}"))?;
+        services.engine.evaluator.fire(&timer).await.map_err(|e| e.to_string())?;
+        return Ok(1);
+    }
+    let detail: BusinessEvent =
+        serde_json::from_value(detail).map_err(|e| format!("a business event of no known shape: {e}"))?;
     let ids = services.engine.evaluator.evaluate(&detail).await.map_err(|e| e.to_string())?;
     Ok(ids.len())
 }

@@ -205,3 +205,21 @@ pub fn parse_sweep_sk(sk: &str) -> Option<(u64, &str, &str)> {
     let deadline = parts.next()?.parse().ok()?;
     Some((deadline, parts.next()?, parts.next()?))
 }
+
+/// Local timers (`adapters::local_timers`), sorted by when they fire.
+pub const TIMERS_PK: &str = "LOCAL#TIMERS";
+/// Local timers by name, holding their sort key in `TIMERS_PK`.
+pub const TIMER_NAMES_PK: &str = "LOCAL#TIMERNAMES";
+
+pub fn timer_sk(at: i64, name: &str) -> String {
+    format!("{:012}#{name}", at.max(0))
+}
+
+/// A waiting action of a record (cancelled when the record is deleted).
+pub fn wait_sk(system: &str, entity: &str, record_id: &str, execution_id: &str, action_index: usize) -> String {
+    format!("WAIT#{system}#{entity}#{record_id}#{execution_id}#{action_index}")
+}
+
+pub fn record_waits_prefix(system: &str, entity: &str, record_id: &str) -> String {
+    format!("WAIT#{system}#{entity}#{record_id}#")
+}

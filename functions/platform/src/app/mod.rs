@@ -84,6 +84,7 @@ pub struct Engine {
     pub evaluator: engine::Evaluator,
     pub executor: engine::Executor,
     pub queue: Arc<dyn ActionQueue>,
+    pub timers: Arc<dyn crate::ports::timers::Timers>,
     pub limiter: rate_limits::RateLimiter,
 }
 
@@ -94,6 +95,7 @@ impl Services {
         mailer: Arc<dyn Mailer>,
         secrets: Secrets,
         queue: Arc<dyn ActionQueue>,
+        timers: Arc<dyn crate::ports::timers::Timers>,
         bus: impl FnOnce(&engine::Evaluator) -> Arc<dyn EventBus>,
     ) -> Self {
         let signer = secrets.jwt_secret.as_deref().map(credentials::TokenSigner::new);
@@ -113,7 +115,8 @@ impl Services {
         let records = records::RecordService::new(store.clone(), catalog.clone());
         let manifests = engine::Manifests::new(store.clone(), catalog.clone());
         let limiter = rate_limits::RateLimiter::new(store.clone());
-        let evaluator = engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone(), limiter.clone());
+        let evaluator =
+            engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone(), timers.clone(), limiter.clone());
         let bus = bus(&evaluator);
         let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());
         let executor = engine::Executor::new(
@@ -138,7 +141,7 @@ impl Services {
             bus,
             secrets.webhook_policy,
         );
-        let engine = Engine { publisher, evaluator, executor, queue, limiter };
+        let engine = Engine { publisher, evaluator, executor, queue, timers, limiter };
         Self {
             store,
             authn,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::invalid::FieldIssue;
+use super::timing::Delay;
 use super::webhook::{check_target, mask_parameters, WebhookPolicy};
 
 /// An action as written: checked into an [`Action`] by [`ActionInput::check`].
@@ -20,6 +21,46 @@ pub struct ActionInput {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub parameters: Map<String, Value>,
+    /// Wait before acting: an ISO 8601 duration (`"PT2H"`) or `{"until": "<date field>", "offset": "-P3D"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub delay: Option<Value>,
+    /// When a delayed action's time comes, re-check the rule's conditions against the
+    /// record as it is then, and skip the action if they no longer hold (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck: Option<bool>,
+}
+
+/// A rule's action with when it runs. Serialized as written:
+/// `{"type", "parameters", "delay"?, "recheck"?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RuleAction {
+    #[serde(flatten)]
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Delay>,
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub recheck: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+impl RuleAction {
+    /// An action that runs at once.
+    pub fn now(action: Action) -> Self {
+        Self { action, delay: None, recheck: true }
+    }
+
+    /// As readers see it (secrets masked).
+    pub fn redacted(&self) -> Self {
+        Self { action: self.action.redacted(), ..self.clone() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -125,7 +166,24 @@ impl Action {
 
 impl ActionInput {
     /// Checks it; every fault is named under `at` (`actions[0].parameters.url`).
-    pub fn check(&self, webhooks: &WebhookPolicy, at: &str) -> Result<Action, Vec<FieldIssue>> {
+    pub fn check(
+        &self,
+        webhooks: &WebhookPolicy,
+        fields: &std::collections::BTreeSet<String>,
+        at: &str,
+    ) -> Result<RuleAction, Vec<FieldIssue>> {
+        let delay = match &self.delay {
+            None => None,
+            Some(written) => Some(
+                Delay::parse(written, fields)
+                    .map_err(|message| vec![FieldIssue::new(format!("{at}.delay"), message)])?,
+            ),
+        };
+        let action = self.check_action(webhooks, at)?;
+        Ok(RuleAction { action, delay, recheck: self.recheck.unwrap_or(true) })
+    }
+
+    fn check_action(&self, webhooks: &WebhookPolicy, at: &str) -> Result<Action, Vec<FieldIssue>> {
         let Some((_, required)) = ACTION_TYPES.iter().find(|(kind, _)| *kind == self.kind) else {
             return Err(vec![FieldIssue::new(
                 format!("{at}.type"),
@@ -177,7 +235,10 @@ mod tests {
 
     fn check(v: Value) -> Result<Action, Vec<String>> {
         let input: ActionInput = serde_json::from_value(v).unwrap();
-        input.check(&WebhookPolicy::default(), "a").map_err(|issues| issues.into_iter().map(|i| i.field).collect())
+        input
+            .check(&WebhookPolicy::default(), &Default::default(), "a")
+            .map(|checked| checked.action)
+            .map_err(|issues| issues.into_iter().map(|i| i.field).collect())
     }
 
     #[test]
@@ -191,6 +252,23 @@ mod tests {
             let action = check(written.clone()).unwrap();
             assert_eq!(serde_json::to_value(&action).unwrap(), written);
         }
+    }
+
+    #[test]
+    fn delays_are_kept_as_written_and_checked() {
+        let written = json!({"type": "create_task", "parameters": {"title": "Call"}, "delay": {"until": "close", "offset": "-P3D"}, "recheck": false});
+        let input: ActionInput = serde_json::from_value(written.clone()).unwrap();
+        let fields = ["close".to_string()].into_iter().collect();
+        let checked = input.check(&WebhookPolicy::default(), &fields, "a").unwrap();
+        assert!(!checked.recheck && checked.delay.is_some());
+        assert_eq!(serde_json::to_value(&checked).unwrap(), written);
+        let back: RuleAction = serde_json::from_value(written).unwrap();
+        assert_eq!(back, checked);
+        let bad: ActionInput =
+            serde_json::from_value(json!({"type": "create_task", "parameters": {"title": "x"}, "delay": "2h"}))
+                .unwrap();
+        let issues = bad.check(&WebhookPolicy::default(), &fields, "a").unwrap_err();
+        assert_eq!(issues[0].field, "a.delay");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use super::actions::{Action, ActionInput, ACTION_TYPES};
+pub use super::actions::{Action, ActionInput, RuleAction, ACTION_TYPES};
 pub use super::conditions::{Condition, ConditionInput, TriggerFields};
 use super::invalid::{FieldIssue, Invalid};
 use super::webhook::WebhookPolicy;
@@ -33,7 +33,7 @@ pub struct Rule {
     pub module_type: String,
     pub trigger_id: String,
     pub conditions: Vec<Condition>,
-    pub actions: Vec<Action>,
+    pub actions: Vec<RuleAction>,
     pub is_active: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -50,7 +50,7 @@ fn first_version() -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub conditions: Vec<Condition>,
-    pub actions: Vec<Action>,
+    pub actions: Vec<RuleAction>,
 }
 
 /// Checks a rule against its trigger, answering its typed conditions and actions;
@@ -74,7 +74,7 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &Webhook
     }
     let mut actions = Vec::new();
     for (i, action) in input.actions.iter().enumerate() {
-        match action.check(webhooks, &format!("actions[{i}]")) {
+        match action.check(webhooks, &trigger.fields, &format!("actions[{i}]")) {
             Ok(action) => actions.push(action),
             Err(found) => issues.extend(found),
         }
@@ -89,7 +89,7 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &Webhook
 impl Rule {
     /// The rule as readers see it: secrets masked by [`mask_parameters`].
     pub fn redacted(mut self) -> Rule {
-        self.actions = self.actions.iter().map(Action::redacted).collect();
+        self.actions = self.actions.iter().map(RuleAction::redacted).collect();
         self
     }
 }

@@ -40,7 +40,9 @@ impl TryFrom<String> for IsoDuration {
             .and_then(|w| jiff::Span::from_str(w).map_err(|_| ()))
             .map_err(|_| format!("'{written}' is not an ISO 8601 duration (e.g. PT2H, P3D, -P1W)"))?;
         if span.get_years() != 0 || span.get_months() != 0 {
-            return Err(format!("'{written}': use weeks, days, hours, minutes or seconds (months and years vary in length)"));
+            return Err(format!(
+                "'{written}': use weeks, days, hours, minutes or seconds (months and years vary in length)"
+            ));
         }
         let seconds = span
             .total(jiff::SpanTotal::from(jiff::Unit::Second).days_are_24_hours())
@@ -165,19 +167,28 @@ impl TryFrom<String> for Recurrence {
     fn try_from(written: String) -> Result<Self, String> {
         let trimmed = written.trim();
         let every = if let Some(inner) = trimmed.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
-            let (count, unit) = inner.trim().split_once(' ').ok_or_else(|| format!("'{written}': write rate(<n> <unit>)"))?;
-            let n: i64 = count.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("'{count}' is not a positive whole number"))?;
+            let (count, unit) =
+                inner.trim().split_once(' ').ok_or_else(|| format!("'{written}': write rate(<n> <unit>)"))?;
+            let n: i64 = count
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("'{count}' is not a positive whole number"))?;
             let unit_seconds = match (unit.trim(), n) {
                 ("minute", 1) | ("minutes", 2..) => 60,
                 ("hour", 1) | ("hours", 2..) => 3600,
                 ("day", 1) | ("days", 2..) => 86_400,
-                (other, _) => return Err(format!("'{other}' is not a rate unit for {n}; use minute(s), hour(s) or day(s)")),
+                (other, _) => {
+                    return Err(format!("'{other}' is not a rate unit for {n}; use minute(s), hour(s) or day(s)"))
+                }
             };
             Every::Seconds(n * unit_seconds)
         } else if let Some(inner) = trimmed.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
             let fields: Vec<&str> = inner.split_whitespace().collect();
             if fields.len() != 6 {
-                return Err(format!("'{written}': cron takes six fields (minutes hours day-of-month month day-of-week year)"));
+                return Err(format!(
+                    "'{written}': cron takes six fields (minutes hours day-of-month month day-of-week year)"
+                ));
             }
             if fields[2] != "?" && fields[4] != "?" {
                 return Err("cron: one of day-of-month and day-of-week must be '?'".to_string());
@@ -255,7 +266,9 @@ mod tests {
         assert!(Delay::parse(&json!({"until": "expected_close_date", "offset": "-P3D"}), &fields).is_ok());
         assert!(Delay::parse(&json!("-PT2H"), &fields).unwrap_err().contains("positive"));
         assert!(Delay::parse(&json!({"until": "nope"}), &fields).unwrap_err().contains("nope"));
-        assert!(Delay::parse(&json!({"until": "expected_close_date", "ofset": "P1D"}), &fields).unwrap_err().contains("ofset"));
+        assert!(Delay::parse(&json!({"until": "expected_close_date", "ofset": "P1D"}), &fields)
+            .unwrap_err()
+            .contains("ofset"));
         assert!(Delay::parse(&json!(7200), &fields).is_err());
     }
 
@@ -275,13 +288,24 @@ mod tests {
     fn recurrences_follow_eventbridge_scheduler_syntax() {
         let at = |s: &str| epoch_of(s).unwrap();
         let rate = Recurrence::try_from("rate(2 hours)".to_string()).unwrap();
-        assert_eq!(rate.next_after(at("2026-01-01T03:00:00Z"), at("2026-01-01T00:00:00Z")), Some(at("2026-01-01T04:00:00Z")));
+        assert_eq!(
+            rate.next_after(at("2026-01-01T03:00:00Z"), at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T04:00:00Z"))
+        );
         let weekdays = Recurrence::try_from("cron(0 9 ? * MON-FRI *)".to_string()).unwrap();
         // 2026-11-21 is a Saturday: next is Monday 09:00.
         assert_eq!(weekdays.next_after(at("2026-11-21T10:00:00Z"), 0), Some(at("2026-11-23T09:00:00Z")));
         let sunday = Recurrence::try_from("cron(30 8 ? * 1 *)".to_string()).unwrap();
         assert_eq!(sunday.next_after(at("2026-11-21T10:00:00Z"), 0), Some(at("2026-11-22T08:30:00Z")), "1 is Sunday");
-        for bad in ["rate(1 minutes)", "rate(0 days)", "rate(5 weeks)", "cron(0 9 * * * *)", "cron(0 9 * *)", "every day", "rate(30 seconds)"] {
+        for bad in [
+            "rate(1 minutes)",
+            "rate(0 days)",
+            "rate(5 weeks)",
+            "cron(0 9 * * * *)",
+            "cron(0 9 * *)",
+            "every day",
+            "rate(30 seconds)",
+        ] {
             assert!(Recurrence::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }

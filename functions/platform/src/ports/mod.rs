@@ -4,3 +4,4 @@ pub mod feed;
 pub mod mail;
 pub mod queue;
 pub mod store;
+pub mod timers;

@@ -204,11 +204,11 @@ impl AutomationService {
             .actions
             .iter()
             .map(|a| {
-                let would = match render_value(&Value::Object(a.parameters()), &event.data) {
+                let would = match render_value(&Value::Object(a.action.parameters()), &event.data) {
                     Value::Object(rendered) if matched => Value::Object(mask_parameters(&rendered)),
                     _ => Value::Null,
                 };
-                json!({"type": a.kind(), "would": would})
+                json!({"type": a.action.kind(), "would": would})
             })
             .collect();
         Ok(RuleTest { matched, conditions, actions })

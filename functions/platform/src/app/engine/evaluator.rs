@@ -17,9 +17,10 @@ use super::*;
 /// Events -> matching rules -> execution records + action messages.
 #[derive(Clone)]
 pub struct Evaluator {
-    store: Arc<dyn Store>,
-    manifests: Manifests,
-    queue: Arc<dyn ActionQueue>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) manifests: Manifests,
+    pub(super) queue: Arc<dyn ActionQueue>,
+    pub(super) timers: Arc<dyn crate::ports::timers::Timers>,
     limiter: crate::app::rate_limits::RateLimiter,
     cache: RulesCache,
 }
@@ -35,9 +36,10 @@ impl Evaluator {
         store: Arc<dyn Store>,
         manifests: Manifests,
         queue: Arc<dyn ActionQueue>,
+        timers: Arc<dyn crate::ports::timers::Timers>,
         limiter: crate::app::rate_limits::RateLimiter,
     ) -> Self {
-        Self { store, manifests, queue, limiter, cache: Arc::default() }
+        Self { store, manifests, queue, timers, limiter, cache: Arc::default() }
     }
 
     async fn generation(&self, tenant: &TenantId) -> AppResult<u64> {
@@ -96,7 +98,11 @@ impl Evaluator {
         };
         let too_deep = event.causation.depth > MAX_CAUSATION_DEPTH;
         let now = now_rfc3339();
+        let now_epoch = crate::domain::time::unix_now() as i64;
+        let occurred = crate::domain::timing::epoch_of(&event.occurred_at).unwrap_or(now_epoch);
+        let record = delays::record_of(entity.as_deref(), event);
         let mut messages = Vec::new();
+        let mut timers = Vec::new();
         let mut ids = Vec::new();
         for rule in compiled.matching(event) {
             let execution_id = execution_id(event, &rule.id);
@@ -104,15 +110,28 @@ impl Evaluator {
                 .actions
                 .iter()
                 .enumerate()
-                .map(|(index, action)| ActionOutcome {
-                    index,
-                    kind: action.kind().to_string(),
-                    action_id: derived_id(&[&event.event_id, &rule.id, &index.to_string()]),
-                    status: if too_deep { ActionStatus::Skipped } else { ActionStatus::Pending },
-                    attempts: 0,
-                    error: None,
-                    result: None,
-                    claimed_at: None,
+                .map(|(index, action)| {
+                    // A delayed action waits for its time (or is skipped when it has none).
+                    let due = action.delay.as_ref().map(|d| d.due(occurred, &event.data));
+                    let (status, due_at, error) = match due {
+                        _ if too_deep => (ActionStatus::Skipped, None, None),
+                        Some(Err(why)) => (ActionStatus::Skipped, None, Some(why)),
+                        Some(Ok(at)) if at > now_epoch => {
+                            (ActionStatus::Waiting, Some(crate::domain::timing::rfc3339_of(at)), None)
+                        }
+                        _ => (ActionStatus::Pending, None, None),
+                    };
+                    ActionOutcome {
+                        index,
+                        kind: action.action.kind().to_string(),
+                        action_id: derived_id(&[&event.event_id, &rule.id, &index.to_string()]),
+                        status,
+                        attempts: 0,
+                        error,
+                        result: None,
+                        due_at,
+                        claimed_at: None,
+                    }
                 })
                 .collect();
             let mut execution = Execution {
@@ -134,8 +153,13 @@ impl Evaluator {
                 updated_at: now.clone(),
                 deadline: None,
             };
-            let marker = (!too_deep)
+            if !too_deep {
+                execution.summarize();
+            }
+            let runs_now = execution.actions.iter().any(|a| a.status == ActionStatus::Pending);
+            let marker = (!too_deep && runs_now)
                 .then(|| crate::app::runs::with_deadline(&tenant, &mut execution, crate::domain::time::unix_now()));
+            let waits = delays::wait_writes(&tenant, &execution, record.as_ref());
             let item = Item::new(
                 keys::tenant_pk(&tenant),
                 keys::execution_sk(&execution_id),
@@ -144,17 +168,28 @@ impl Evaluator {
             )
             .expiring(run_expiry());
             let writes: Vec<Write> =
-                std::iter::once(Write::Put { item, condition: Condition::Absent }).chain(marker).collect();
+                std::iter::once(Write::Put { item, condition: Condition::Absent }).chain(marker).chain(waits).collect();
             match self.store.transact(writes).await {
                 Ok(()) => {}
-                // Already recorded by an earlier delivery of this event: its messages are re-sent below (idempotent).
-                Err(StoreError::ConditionFailed { index: 0 }) => {}
+                // Already recorded by an earlier delivery of this event: its messages and timers are
+                // sent again from the run as it was recorded (idempotent).
+                Err(StoreError::ConditionFailed { index: 0 }) => {
+                    if let Some(item) =
+                        self.store.get(&keys::tenant_pk(&tenant), &keys::execution_sk(&execution_id)).await?
+                    {
+                        execution = crate::app::stored::decode_at(&item.pk, &item.sk, item.data)?;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
             if !too_deep {
-                messages.extend(execution.messages(|_| true));
+                messages.extend(execution.messages(|a| a.status == ActionStatus::Pending));
+                timers.extend(delays::timers_of(&execution));
             }
             ids.push(execution_id);
+        }
+        for (at, timer) in timers {
+            self.timers.set(at, &timer).await.map_err(delivery)?;
         }
         if !messages.is_empty() {
             // Over the tenant's event rate, the runs' actions wait their turn in the queue.

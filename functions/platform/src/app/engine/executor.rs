@@ -110,6 +110,9 @@ impl Executor {
             if outcome.status.settled() {
                 return Ok(Step::Done(())); // Done before: a duplicate delivery.
             }
+            if outcome.status == ActionStatus::Waiting {
+                return Ok(Step::Done(())); // Its timer queues it when it is due.
+            }
             let now = crate::app::credentials::unix_now();
             if outcome.status == ActionStatus::Running
                 && outcome.claimed_at.is_some_and(|at| now < at + WEBHOOK_CLAIM_SECONDS)

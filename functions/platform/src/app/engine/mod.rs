@@ -6,10 +6,12 @@
 //! `publisher.rs`, `evaluator.rs` and `executor.rs` hold one stage each; this module the
 //! run records they share.
 
+mod delays;
 mod evaluator;
 mod executor;
 mod publisher;
 
+pub use delays::cancel_record_waits;
 pub use evaluator::{execution_id, Evaluator};
 pub use executor::{ActionFailed, Executor};
 pub use publisher::Publisher;
@@ -68,6 +70,9 @@ pub struct ActionOutcome {
     pub error: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
+    /// When a waiting action is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
     /// When a delivery claimed it (webhooks): another delivery waits until the claim is stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_at: Option<u64>,
@@ -115,7 +120,7 @@ impl Execution {
                     tenant_id: self.event.tenant_id.clone(),
                     rule_id: self.rule_id.clone(),
                     action_index: outcome.index,
-                    action: self.rule.actions.get(outcome.index)?.clone(),
+                    action: self.rule.actions.get(outcome.index)?.action.clone(),
                     event: self.event.clone(),
                     entity: self.entity.clone(),
                 })

@@ -78,10 +78,20 @@ impl Publisher {
     }
 
     /// Publishes the events of a batch of changes; fails (to be retried) if the bus does.
+    /// A deleted record's waiting actions are cancelled here, whether or not its system
+    /// has a trigger for deletions.
     pub async fn publish(&self, changes: &[StoreChange]) -> AppResult<usize> {
         let mut events = Vec::new();
         for change in changes {
             events.extend(self.events_of(change).await?);
+            if let (Some(old), None) = (&change.old, &change.new) {
+                if let (Some(tenant), Some((system, entity, record_id))) = (
+                    keys::parse_tenant_pk(&old.pk).and_then(|t| TenantId::parse(t).ok()),
+                    keys::parse_record_sk(&old.sk),
+                ) {
+                    cancel_record_waits(self.store.as_ref(), &tenant, system, entity, record_id).await?;
+                }
+            }
         }
         let count = events.len();
         if !events.is_empty() {
