@@ -317,3 +317,73 @@ async fn stream_event_of(aws: &OnMoto) -> StreamEvent {
         .unwrap();
     stream_event(json!({"PK": item.pk, "SK": item.sk, "version": item.version, "data": item.data}))
 }
+
+/// A delayed action becomes a one-time EventBridge Scheduler schedule aimed at the bus;
+/// its firing (the event Scheduler puts) reaches the evaluator, which queues the action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_actions_are_scheduler_schedules_on_moto() {
+    let moto = Moto::start();
+    let table = "delays";
+    let aws = on_moto(&moto, table).await;
+    let (s, store, tap, actions) = (aws.services, aws.store, aws.tap, aws.actions);
+    let (tenant, sales, record) = (aws.tenant, aws.sales, aws.record);
+    let rule: RuleInput = serde_json::from_value(json!({
+        "name": "Follow up later", "module_type": "sales", "trigger_id": "opportunity_created",
+        "actions": [{"type": "create_task", "parameters": {"title": "Follow up {{opportunity_name}}"}, "delay": "PT2S"}]
+    }))
+    .unwrap();
+    s.automation.create_rule(&Actor::system("test"), &tenant, rule).await.unwrap();
+    let item = store
+        .get(&keys::tenant_pk(&tenant), &keys::record_sk(&sales, "opportunities", &record.record_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let event = stream_event(json!({"PK": item.pk, "SK": item.sk, "version": item.version, "data": item.data}));
+    stages::publish_stream(&s, event).await.unwrap();
+    let sqs = moto.sqs_client();
+    for message in drain(&sqs, &tap).await {
+        stages::evaluate_bus_event(&s, serde_json::from_str(message.body().unwrap()).unwrap()).await.unwrap();
+    }
+    assert_eq!(drain(&sqs, &actions).await.len(), 1, "only the immediate rule's action is queued");
+
+    // The schedule: one-time, in the platform's group, putting the timer on the bus through the role.
+    let scheduler = moto.scheduler_client();
+    let group = format!("{table}-timers");
+    let listed = scheduler.list_schedules().group_name(&group).send().await.unwrap();
+    assert_eq!(listed.schedules().len(), 1, "one schedule for the waiting action");
+    let name = listed.schedules()[0].name().unwrap().to_string();
+    let schedule = scheduler.get_schedule().name(&name).group_name(&group).send().await.unwrap();
+    assert!(schedule.schedule_expression().unwrap().starts_with("at(20"), "{:?}", schedule.schedule_expression());
+    assert_eq!(schedule.action_after_completion(), Some(&aws_sdk_scheduler::types::ActionAfterCompletion::Delete));
+    let target = schedule.target().unwrap();
+    assert_eq!(target.arn(), "arn:aws:events:us-east-1:123456789012:event-bus/platform-events");
+    assert_eq!(target.role_arn(), "arn:aws:iam::123456789012:role/platform-scheduler");
+    let parameters = target.event_bridge_parameters().unwrap();
+    assert_eq!((parameters.source(), parameters.detail_type()), ("platform.timers", "Timer Fired"));
+    let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+    assert_eq!(input["timer"], "action");
+
+    // Scheduler fires when it is due: the event crosses the bus to the evaluator.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let fired = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name("platform-events")
+        .source(parameters.source())
+        .detail_type(parameters.detail_type())
+        .detail(target.input().unwrap())
+        .build();
+    moto.eventbridge_client().put_events().entries(fired).send().await.unwrap();
+    let routed = drain(&sqs, &tap).await;
+    assert_eq!(routed.len(), 1, "the fired timer crossed EventBridge");
+    for message in &routed {
+        stages::evaluate_bus_event(&s, serde_json::from_str(message.body().unwrap()).unwrap()).await.unwrap();
+        // Scheduler retries: a second delivery queues nothing new that would act twice.
+        stages::evaluate_bus_event(&s, serde_json::from_str(message.body().unwrap()).unwrap()).await.unwrap();
+    }
+    let queued = drain(&sqs, &actions).await;
+    assert!(!queued.is_empty(), "the delayed action is queued when its timer fires");
+    let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
+    assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
+    let tasks = s.automation.tasks(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(tasks.len(), 1, "performed once");
+    assert_eq!(tasks[0].title, "Follow up Stream deal");
+}
