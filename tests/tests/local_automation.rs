@@ -196,3 +196,46 @@ async fn webhooks_cannot_call_the_platforms_own_api() {
         .await;
     assert_eq!(elsewhere.status, 201, "another port of the same host is another service: {}", elsewhere.body);
 }
+
+/// A delayed action's timer is durable: the server is killed while the action waits,
+/// and after the restart it runs once, when due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_actions_survive_a_kill_and_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = LocalServer::start(dir.path());
+    let api = ctx(&server).new_tenant("waiting").await;
+    assert_eq!(api.post("/api/v1/tenants/waiting/systems", json!({"system_id": "sales"})).await.status, 201);
+    let mut rule = automation::seed_rule();
+    rule["actions"][0]["delay"] = json!("2 hours");
+    let refused = api.post("/api/v1/automation/rules", rule.clone()).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.problem_fields(), ["actions[0].delay"]);
+    rule["actions"][0]["delay"] = json!("PT3S");
+    let created = api.post("/api/v1/automation/rules", rule).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["actions"][0]["delay"], "PT3S", "kept as written");
+    let record = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Patient", "value": 20000, "stage": "prospecting"}),
+        )
+        .await;
+    assert_eq!(record.status, 201);
+    let runs = automation::eventually(&api, "/api/v1/automation/executions", |b| {
+        b["items"][0]["actions"][0]["status"] == "waiting"
+    })
+    .await;
+    assert!(runs["items"][0]["actions"][0]["due_at"].is_string(), "{runs}");
+    assert!(api.get("/api/v1/notifications").await.body["items"].as_array().unwrap().is_empty(), "not before its time");
+    server.kill();
+
+    let server = LocalServer::start(dir.path());
+    let api = Api { base: server.base.clone(), ..api };
+    let notifications =
+        automation::eventually(&api, "/api/v1/notifications", |b| !b["items"].as_array().unwrap().is_empty()).await;
+    assert_eq!(notifications["items"][0]["message"], "New high-value opportunity: Patient - $20000");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(api.get("/api/v1/notifications").await.body["items"].as_array().unwrap().len(), 1, "exactly once");
+    let run = &api.get("/api/v1/automation/executions").await.body["items"][0];
+    assert_eq!((run["status"].as_str(), run["actions"][0]["status"].as_str()), (Some("succeeded"), Some("succeeded")));
+}
