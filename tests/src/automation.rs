@@ -675,7 +675,53 @@ pub async fn eventbridge_patterns(ctx: &Ctx, tenant: &str) {
 
 /// Every change of a rule makes an immutable version; runs record the version they ran;
 /// a rollback brings an earlier version back as a new one.
-pub async fn rule_versions(ctx: &Ctx, tenant: &str) {
+/// Rules of the `schedule` module fire on a schedule written as EventBridge Scheduler writes it.
+pub async fn scheduled_rules(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let triggers = api.get("/api/v1/automation/triggers").await;
+    assert!(
+        items_or_list(&triggers.body).iter().any(|t| t["module_type"] == "schedule" && t["trigger_id"] == "scheduled"),
+        "{}",
+        triggers.body
+    );
+    let rule = |schedule: Value| {
+        let mut rule = json!({"name": "Daily digest", "module_type": "schedule", "trigger_id": "scheduled",
+            "actions": [{"type": "create_task", "parameters": {"title": "Digest {{scheduled_time}}"}}]});
+        if !schedule.is_null() {
+            rule["schedule"] = schedule;
+        }
+        rule
+    };
+    for (body, field) in [
+        (rule(Value::Null), "schedule"),
+        (rule(json!("cron(0 9 * * * *)")), "schedule"),
+        (rule(json!("rate(30 seconds)")), "schedule"),
+        (rule(json!("every day")), "schedule"),
+        (
+            json!({"name": "x", "module_type": "schedule", "trigger_id": "hourly", "schedule": "rate(1 hour)", "actions": [{"type": "create_task", "parameters": {"title": "t"}}]}),
+            "trigger_id",
+        ),
+    ] {
+        let refused = api.post("/api/v1/automation/rules", body.clone()).await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.body);
+        assert_eq!(refused.problem_fields(), [field], "{body}");
+    }
+    let mut on_a_record = seed_rule();
+    on_a_record["schedule"] = json!("rate(1 day)");
+    let refused = api.post("/api/v1/automation/rules", on_a_record).await;
+    assert_eq!((refused.status, refused.problem_fields()), (422, vec!["schedule".to_string()]), "{}", refused.body);
+    let created = api.post("/api/v1/automation/rules", rule(json!("cron(0 9 ? * MON-FRI *)"))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["schedule"], "cron(0 9 ? * MON-FRI *)", "kept as written");
+}
+
+fn items_or_list(body: &Value) -> Vec<Value> {
+    body.as_array().cloned().or_else(|| body["items"].as_array().cloned()).unwrap_or_default()
+}
+
+/// `runs`: whether this server runs the automation pipeline (the run records its version).
+pub async fn rule_versions(ctx: &Ctx, tenant: &str, runs: bool) {
     let api = ctx.new_tenant(tenant).await;
     assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
     let mut rule = seed_rule();
@@ -700,6 +746,15 @@ pub async fn rule_versions(ctx: &Ctx, tenant: &str) {
     assert_eq!(back.body["is_active"], true, "version 1 was active");
     assert_eq!(back.body["conditions"][0]["value"], 10000);
     assert_eq!(api.post(&format!("/api/v1/automation/rules/{id}/rollback"), json!({"version": 42})).await.status, 404);
+    let other = ctx.new_tenant(&format!("{tenant}-other")).await;
+    assert_eq!(
+        other.get(&format!("/api/v1/automation/rules/{id}/versions")).await.status,
+        404,
+        "another tenant's rule"
+    );
+    if !runs {
+        return;
+    }
     let record = api
         .post(
             "/api/v1/systems/sales/records/opportunities",
@@ -709,10 +764,4 @@ pub async fn rule_versions(ctx: &Ctx, tenant: &str) {
     assert_eq!(record.status, 201, "{}", record.body);
     let runs = eventually(&api, "/api/v1/automation/executions", |b| !items(b).is_empty()).await;
     assert_eq!(items(&runs)[0]["rule_version"], 4, "the run records the version it ran");
-    let other = ctx.new_tenant(&format!("{tenant}-other")).await;
-    assert_eq!(
-        other.get(&format!("/api/v1/automation/rules/{id}/versions")).await.status,
-        404,
-        "another tenant's rule"
-    );
 }

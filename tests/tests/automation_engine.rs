@@ -696,3 +696,47 @@ async fn delayed_actions_are_skipped_when_their_conditions_no_longer_hold() {
     );
     assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let actor = Actor::system("test");
+    let tenant = TenantId::parse("clockwork").unwrap();
+    let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "clockwork", "name": "Clockwork", "admin_email": "o@clockwork.example.com", "admin_password": "owner password 1234"})).unwrap();
+    s.tenants.initialize_tenant(&actor, init).await.unwrap();
+    let rule: RuleInput = serde_json::from_value(json!({"name": "Hourly", "module_type": "schedule", "trigger_id": "scheduled",
+        "schedule": "rate(1 hour)", "actions": [{"type": "create_task", "parameters": {"title": "At {{scheduled_time}}"}}]})).unwrap();
+    let rule = s.automation.create_rule(&actor, &tenant, rule).await.unwrap();
+    let timers = |store: Arc<EmbeddedStore>| async move {
+        let items = store.query_all(keys::TIMERS_PK, "").await.unwrap();
+        items.into_iter().map(|i| serde_json::from_value::<Timer>(i.data).unwrap()).collect::<Vec<_>>()
+    };
+    let armed = timers(store.clone()).await;
+    assert_eq!(armed.len(), 1, "the rule's first firing is a durable timer");
+    let Timer::Schedule { at, version, .. } = armed[0].clone() else { panic!("{armed:?}") };
+    assert_eq!(version, 1);
+
+    s.engine.evaluator.fire(&armed[0]).await.unwrap();
+    s.engine.evaluator.fire(&armed[0]).await.unwrap();
+    let runs = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(runs.len(), 1, "a firing delivered twice runs once");
+    assert_eq!(runs[0].rule_id, rule.id);
+    assert_eq!(runs[0].event.data["scheduled_time"], platform::domain::timing::rfc3339_of(at));
+    let next: Vec<i64> = timers(store.clone())
+        .await
+        .iter()
+        .filter_map(|t| match t {
+            Timer::Schedule { at, .. } => Some(*at),
+            _ => None,
+        })
+        .collect();
+    assert!(next.contains(&(at + 3600)), "the next firing is set: {next:?}");
+
+    // A changed rule arms its own timer; the old version's timers do nothing.
+    s.automation.toggle_rule(&actor, &tenant, &rule.id, false).await.unwrap();
+    let later = Timer::Schedule { tenant_id: "clockwork".into(), rule_id: rule.id.clone(), version: 1, at: at + 3600 };
+    s.engine.evaluator.fire(&later).await.unwrap();
+    assert_eq!(s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.len(), 1);
+}

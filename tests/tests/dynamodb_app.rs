@@ -54,6 +54,8 @@ async fn rule_patterns_match_and_are_checked_on_dynamodb() {
     let mail = tempfile::tempdir().unwrap();
     let ctx = ctx(&moto, "platform", mail.path()).await;
     automation::eventbridge_patterns(&ctx, "dynamo-patterns").await;
+    automation::rule_versions(&ctx, "dynamo-versions", false).await;
+    automation::scheduled_rules(&ctx, "dynamo-schedules").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,8 @@ async fn automation_scenarios_pass_on_the_local_server() {
     automation::seed_example(&ctx, "auto-seed").await;
     automation::rules_api(&ctx, "auto-rules").await;
     automation::eventbridge_patterns(&ctx, "auto-patterns").await;
-    automation::rule_versions(&ctx, "auto-versions").await;
+    automation::rule_versions(&ctx, "auto-versions", true).await;
+    automation::scheduled_rules(&ctx, "auto-schedules").await;
     automation::records(&ctx, "auto-records").await;
     automation::actions(&ctx, "auto-actions", &webhooks).await;
     automation::isolation(&ctx, "auto-a", "auto-b").await;

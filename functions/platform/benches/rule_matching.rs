@@ -107,6 +107,7 @@ fn rule(i: usize, pattern: &Value) -> Rule {
         created_at: String::new(),
         updated_at: String::new(),
         version: 1,
+        schedule: None,
     }
 }
 

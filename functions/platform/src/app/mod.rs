@@ -139,6 +139,7 @@ impl Services {
             manifests,
             queue.clone(),
             bus,
+            timers.clone(),
             secrets.webhook_policy,
         );
         let engine = Engine { publisher, evaluator, executor, queue, timers, limiter };

@@ -572,6 +572,7 @@ mod tests {
             trigger_id: "opportunity_created".into(),
             conditions: serde_json::from_value(conditions).unwrap(),
             actions: Vec::new(),
+            schedule: None,
             is_active: true,
             created_at: String::new(),
             updated_at: String::new(),

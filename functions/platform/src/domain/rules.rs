@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 pub use super::actions::{Action, ActionInput, RuleAction, ACTION_TYPES};
 pub use super::conditions::{Condition, ConditionInput, TriggerFields};
 use super::invalid::{FieldIssue, Invalid};
+use super::timing::Recurrence;
 use super::webhook::WebhookPolicy;
 
 /// The body of `POST /api/v1/automation/rules` and `PUT /api/v1/automation/rules/{id}`.
@@ -22,7 +23,17 @@ pub struct RuleInput {
     pub actions: Vec<ActionInput>,
     #[serde(default)]
     pub is_active: Option<bool>,
+    /// For the `schedule` module's `scheduled` trigger: when the rule fires, as EventBridge
+    /// Scheduler writes it (`rate(1 day)`, `cron(0 9 ? * MON-FRI *)`, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
+
+/// The module of time-based rules, and its one trigger.
+pub const SCHEDULE_MODULE: &str = "schedule";
+pub const SCHEDULED_TRIGGER: &str = "scheduled";
+/// The fields a scheduled rule's events carry.
+pub const SCHEDULED_FIELDS: [&str; 2] = ["scheduled_time", "rule_id"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rule {
@@ -40,6 +51,9 @@ pub struct Rule {
     /// Every change makes a new immutable version (1, 2, ...); runs record the one they ran.
     #[serde(default = "first_version")]
     pub version: u64,
+    /// When a scheduled rule fires (`schedule` module only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Recurrence>,
 }
 
 fn first_version() -> u64 {
@@ -51,6 +65,7 @@ fn first_version() -> u64 {
 pub struct Checked {
     pub conditions: Vec<Condition>,
     pub actions: Vec<RuleAction>,
+    pub schedule: Option<Recurrence>,
 }
 
 /// Checks a rule against its trigger, answering its typed conditions and actions;
@@ -79,8 +94,27 @@ pub fn check_rule(input: &RuleInput, trigger: &TriggerFields, webhooks: &Webhook
             Err(found) => issues.extend(found),
         }
     }
+    let scheduled = input.module_type == SCHEDULE_MODULE;
+    let schedule = match (&input.schedule, scheduled) {
+        (Some(written), true) => match Recurrence::try_from(written.clone()) {
+            Ok(recurrence) => Some(recurrence),
+            Err(message) => {
+                issues.push(FieldIssue::new("schedule", message));
+                None
+            }
+        },
+        (None, true) => {
+            issues.push(FieldIssue::new("schedule", "is required for scheduled rules: rate(...) or cron(...)"));
+            None
+        }
+        (Some(_), false) => {
+            issues.push(FieldIssue::new("schedule", "only rules of the schedule module have a schedule"));
+            None
+        }
+        (None, false) => None,
+    };
     if issues.is_empty() {
-        Ok(Checked { conditions, actions })
+        Ok(Checked { conditions, actions, schedule })
     } else {
         Err(Invalid(issues))
     }

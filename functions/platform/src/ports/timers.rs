@@ -14,8 +14,9 @@ use super::queue::DeliveryError;
 pub enum Timer {
     /// A waiting action of a run is due.
     Action { tenant_id: String, execution_id: String, action_index: usize },
-    /// A scheduled rule fires (and sets its next timer).
-    Schedule { tenant_id: String, rule_id: String, at: i64 },
+    /// A scheduled rule's version fires at `at` (and sets its next timer). A timer of an
+    /// earlier version, or of a rule since deactivated or deleted, does nothing.
+    Schedule { tenant_id: String, rule_id: String, version: u64, at: i64 },
 }
 
 impl Timer {
@@ -26,7 +27,9 @@ impl Timer {
             Timer::Action { tenant_id, execution_id, action_index } => {
                 vec!["action".into(), tenant_id.clone(), execution_id.clone(), action_index.to_string()]
             }
-            Timer::Schedule { tenant_id, rule_id, .. } => vec!["schedule".into(), tenant_id.clone(), rule_id.clone()],
+            Timer::Schedule { tenant_id, rule_id, version, at } => {
+                vec!["schedule".into(), tenant_id.clone(), rule_id.clone(), version.to_string(), at.to_string()]
+            }
         };
         let kind = &parts[0];
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();

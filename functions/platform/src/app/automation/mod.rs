@@ -23,7 +23,9 @@ use super::page::get_typed;
 use crate::domain::events::trigger_fields;
 use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::invalid::Invalid;
-use crate::domain::rules::{check_rule, Checked, Rule, RuleInput, TriggerFields};
+use crate::domain::rules::{
+    check_rule, Checked, Rule, RuleInput, TriggerFields, SCHEDULED_FIELDS, SCHEDULED_TRIGGER, SCHEDULE_MODULE,
+};
 use crate::domain::webhook::WebhookPolicy;
 use crate::ports::queue::{ActionQueue, EventBus};
 use crate::ports::store::{Condition, Item, Store, StoreError, Write};
@@ -100,6 +102,7 @@ pub struct AutomationService {
     manifests: Manifests,
     queue: Arc<dyn ActionQueue>,
     bus: Arc<dyn EventBus>,
+    timers: Arc<dyn crate::ports::timers::Timers>,
     webhooks: WebhookPolicy,
 }
 
@@ -112,14 +115,41 @@ impl AutomationService {
         manifests: Manifests,
         queue: Arc<dyn ActionQueue>,
         bus: Arc<dyn EventBus>,
+        timers: Arc<dyn crate::ports::timers::Timers>,
         webhooks: WebhookPolicy,
     ) -> Self {
-        Self { store, catalog, manifests, queue, bus, webhooks }
+        Self { store, catalog, manifests, queue, bus, timers, webhooks }
+    }
+
+    /// Sets the first timer of an active scheduled rule's version (before the rule is
+    /// written: should the write fail, the timer finds another version and does nothing).
+    async fn arm(&self, rule: &Rule) -> AppResult<()> {
+        let Some(schedule) = rule.schedule.as_ref().filter(|_| rule.is_active) else { return Ok(()) };
+        let now = crate::domain::time::unix_now() as i64;
+        let Some(at) = schedule.next_after(now, now) else { return Ok(()) };
+        let timer = crate::ports::timers::Timer::Schedule {
+            tenant_id: rule.tenant_id.clone(),
+            rule_id: rule.id.clone(),
+            version: rule.version,
+            at,
+        };
+        self.timers.set(at, &timer).await.map_err(|e| AppError::Unavailable(format!("the rule's schedule: {e}")))
     }
 
     /// Triggers of the tenant's installed systems (optionally one module).
     pub async fn triggers(&self, tenant: &TenantId, module: Option<&str>) -> AppResult<Vec<TriggerInfo>> {
         let mut out = Vec::new();
+        if module.is_none_or(|m| m == SCHEDULE_MODULE) {
+            out.push(TriggerInfo {
+                module_type: SCHEDULE_MODULE.to_string(),
+                trigger_id: SCHEDULED_TRIGGER.to_string(),
+                name: "On a schedule".to_string(),
+                description: "Fires at the times of the rule's `schedule` (rate(...) or cron(...), UTC)".to_string(),
+                entity: None,
+                data: SCHEDULED_FIELDS.map(str::to_string).to_vec(),
+                fields: SCHEDULED_FIELDS.map(str::to_string).to_vec(),
+            });
+        }
         for item in self.store.query_all(&keys::tenant_pk(tenant), keys::INSTALL_PREFIX).await? {
             let Some(system) = item.data["system_id"].as_str().and_then(|s| SystemId::parse(s).ok()) else { continue };
             if module.is_some_and(|m| m != system.as_str()) {
@@ -143,6 +173,17 @@ impl AutomationService {
     }
 
     async fn trigger(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<TriggerFields> {
+        if module == SCHEDULE_MODULE {
+            if trigger != SCHEDULED_TRIGGER {
+                return Err(Invalid::one(
+                    "trigger_id",
+                    format!("'{module}' has only the trigger '{SCHEDULED_TRIGGER}'"),
+                )
+                .into());
+            }
+            let fields = SCHEDULED_FIELDS.map(str::to_string).into_iter().collect();
+            return Ok(TriggerFields { fields, changeable: Default::default() });
+        }
         let system =
             SystemId::parse(module).map_err(|_| Invalid::one("module_type", format!("'{module}' is not a system")))?;
         if self.catalog.get_system(&system).await.is_err() {

@@ -19,7 +19,7 @@ use super::*;
 
 impl AutomationService {
     pub async fn create_rule(&self, actor: &Actor, tenant: &TenantId, input: RuleInput) -> AppResult<Rule> {
-        let Checked { conditions, actions } = self.checked(tenant, &input).await?;
+        let Checked { conditions, actions, schedule } = self.checked(tenant, &input).await?;
         let now = now_rfc3339();
         let rule = Rule {
             id: ulid::Ulid::generate().to_string().to_lowercase(),
@@ -34,8 +34,10 @@ impl AutomationService {
             created_at: now.clone(),
             updated_at: now,
             version: 1,
+            schedule,
         };
         let put = Write::create(keys::tenant_pk(tenant), keys::rule_sk(&rule.id), &rule);
+        self.arm(&rule).await?;
         self.write_rule(
             actor,
             tenant,
@@ -48,7 +50,7 @@ impl AutomationService {
 
     pub async fn update_rule(&self, actor: &Actor, tenant: &TenantId, id: &str, input: RuleInput) -> AppResult<Rule> {
         let (before, version) = self.rule(tenant, id).await?;
-        let Checked { conditions, actions } = self.checked(tenant, &input).await?;
+        let Checked { conditions, actions, schedule } = self.checked(tenant, &input).await?;
         let rule = Rule {
             name: input.name,
             description: input.description,
@@ -59,9 +61,11 @@ impl AutomationService {
             is_active: input.is_active.unwrap_or(before.is_active),
             updated_at: now_rfc3339(),
             version: before.version + 1,
+            schedule,
             ..before.clone()
         };
         let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
+        self.arm(&rule).await?;
         self.write_rule(
             actor,
             tenant,
@@ -81,6 +85,7 @@ impl AutomationService {
         let change = Change::new("automation.rule.toggle", format!("rule:{id}"))
             .before(json!({"is_active": before.is_active}))
             .after(json!({"is_active": active}));
+        self.arm(&rule).await?;
         self.write_rule(actor, tenant, vec![put, Self::snapshot(tenant, &rule)], change).await?;
         Ok(rule)
     }
@@ -113,9 +118,9 @@ impl AutomationService {
         let earlier = self.rule_version(tenant, id, to).await?;
         let written = json!({"name": earlier.name, "description": earlier.description, "module_type": earlier.module_type,
             "trigger_id": earlier.trigger_id, "conditions": earlier.conditions, "actions": earlier.actions,
-            "is_active": earlier.is_active});
+            "is_active": earlier.is_active, "schedule": earlier.schedule});
         let input: RuleInput = serde_json::from_value(written).map_err(|e| AppError::Internal(e.to_string()))?;
-        let Checked { conditions, actions } = self.checked(tenant, &input).await?;
+        let Checked { conditions, actions, schedule } = self.checked(tenant, &input).await?;
         let rule = Rule {
             name: earlier.name.clone(),
             description: earlier.description.clone(),
@@ -124,12 +129,14 @@ impl AutomationService {
             is_active: earlier.is_active,
             updated_at: now_rfc3339(),
             version: current.version + 1,
+            schedule,
             ..current.clone()
         };
         let put = Write::replace(keys::tenant_pk(tenant), keys::rule_sk(id), version, &rule);
         let change = Change::new("automation.rule.rollback", format!("rule:{id}"))
             .before(json!({"version": current.version}))
             .after(json!({"version": rule.version, "from_version": to}));
+        self.arm(&rule).await?;
         self.write_rule(actor, tenant, vec![put, Self::snapshot(tenant, &rule)], change).await?;
         Ok(rule)
     }

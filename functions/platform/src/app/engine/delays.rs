@@ -141,7 +141,10 @@ impl Evaluator {
                 let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
                 self.fire_action(&tenant, execution_id, *action_index).await
             }
-            Timer::Schedule { .. } => self.fire_schedule(timer).await,
+            Timer::Schedule { tenant_id, rule_id, version, at } => {
+                let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
+                self.fire_schedule(&tenant, rule_id, *version, *at).await
+            }
         }
     }
 
@@ -278,7 +281,43 @@ impl Evaluator {
         }
     }
 
-    async fn fire_schedule(&self, _timer: &Timer) -> AppResult<()> {
+    /// Runs a scheduled rule for its firing at `at` (once: the event id is derived from
+    /// it), then sets its next timer. Missed firings (the local server was down) are not
+    /// made up: the next one is the first after now.
+    async fn fire_schedule(&self, tenant: &TenantId, rule_id: &str, version: u64, at: i64) -> AppResult<()> {
+        let Some(item) = self.store.get(&keys::tenant_pk(tenant), &keys::rule_sk(rule_id)).await? else {
+            return Ok(());
+        };
+        let rule: crate::domain::rules::Rule = decode_at(&item.pk, &item.sk, item.data)?;
+        let Some(schedule) = rule.schedule.as_ref().filter(|_| rule.is_active && rule.version == version) else {
+            return Ok(()); // deactivated, deleted or changed since: its own timer took over
+        };
+        let scheduled_time = rfc3339_of(at);
+        let mut data = Map::new();
+        data.insert("scheduled_time".into(), Value::String(scheduled_time.clone()));
+        data.insert("rule_id".into(), Value::String(rule_id.to_string()));
+        let event = BusinessEvent {
+            event_id: crate::domain::events::derived_id(&[
+                tenant.as_str(),
+                rule_id,
+                &version.to_string(),
+                &at.to_string(),
+            ]),
+            tenant_id: tenant.to_string(),
+            module_type: crate::domain::rules::SCHEDULE_MODULE.to_string(),
+            trigger_id: crate::domain::rules::SCHEDULED_TRIGGER.to_string(),
+            occurred_at: scheduled_time,
+            data,
+            changes: Map::new(),
+            causation: Default::default(),
+        };
+        self.evaluate(&event).await?;
+        let now = crate::domain::time::unix_now() as i64;
+        if let Some(next) = schedule.next_after(at.max(now), at) {
+            let timer =
+                Timer::Schedule { tenant_id: tenant.to_string(), rule_id: rule_id.to_string(), version, at: next };
+            self.timers.set(next, &timer).await.map_err(delivery)?;
+        }
         Ok(())
     }
 }

@@ -104,7 +104,10 @@ impl Evaluator {
         let mut messages = Vec::new();
         let mut timers = Vec::new();
         let mut ids = Vec::new();
-        for rule in compiled.matching(event) {
+        // A scheduled rule's firing is that rule's alone.
+        let only = (event.module_type == crate::domain::rules::SCHEDULE_MODULE)
+            .then(|| event.data.get("rule_id").and_then(|v| v.as_str()).unwrap_or_default());
+        for rule in compiled.matching(event).into_iter().filter(|r| only.is_none_or(|id| r.id == id)) {
             let execution_id = execution_id(event, &rule.id);
             let actions = rule
                 .actions
