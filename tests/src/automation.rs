@@ -765,3 +765,101 @@ pub async fn rule_versions(ctx: &Ctx, tenant: &str, runs: bool) {
     let runs = eventually(&api, "/api/v1/automation/executions", |b| !items(b).is_empty()).await;
     assert_eq!(items(&runs)[0]["rule_version"], 4, "the run records the version it ran");
 }
+
+/// A native S3 event as EventBridge delivers it, from `account`.
+pub fn s3_object_created(id: &str, account: &str, bucket: &str, key: &str) -> Value {
+    json!({"version": "0", "id": id, "source": "aws.s3", "detail-type": "Object Created", "account": account,
+        "time": "2026-11-22T10:00:00Z", "region": "eu-west-1", "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "size": 1024}, "reason": "PutObject"}})
+}
+
+/// Events of other AWS services run a tenant's `aws` rules once the tenant proves the
+/// account; an account is one tenant's; unmapped events are dropped and counted.
+pub async fn native_aws_sources(ctx: &Ctx, tenant: &str, other: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let account = "210987654321";
+    let registration = json!({"account": account, "source": "aws.s3", "detail_type": "Object Created",
+        "pattern": {"detail": {"bucket": {"name": ["invoices"]}}}});
+    for (bad, field) in [
+        (json!({"account": "12", "source": "aws.s3", "detail_type": "Object Created"}), "account"),
+        (json!({"account": account, "source": "platform.sales", "detail_type": "x"}), "source"),
+        (
+            json!({"account": account, "source": "aws.s3", "detail_type": "Object Created", "pattern": {"detail": {"bucket": {"name": "invoices"}}}}),
+            "pattern.detail.bucket.name",
+        ),
+    ] {
+        let refused = api.post("/api/v1/automation/sources", bad.clone()).await;
+        assert_eq!(refused.status, 422, "{bad}: {}", refused.body);
+        assert_eq!(refused.problem_fields(), [field], "{bad}");
+    }
+    let registered = api.post("/api/v1/automation/sources", registration.clone()).await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    assert_eq!(registered.body["status"], "pending");
+    assert_eq!(registered.body["trigger_id"], "aws.s3:Object Created");
+    let detail: Value = serde_json::from_str(registered.body["challenge"]["Detail"].as_str().unwrap()).unwrap();
+    let token = detail["challenge"].as_str().unwrap().to_string();
+    let triggers = api.get("/api/v1/automation/triggers?module_type=aws").await;
+    assert!(triggers.body.to_string().contains("aws.s3:Object Created"), "{}", triggers.body);
+
+    let unregistered = json!({"name": "x", "module_type": "aws", "trigger_id": "aws.ec2:State Change", "actions": [{"type": "create_task", "parameters": {"title": "t"}}]});
+    let refused = api.post("/api/v1/automation/rules", unregistered).await;
+    assert_eq!((refused.status, refused.problem_fields()), (422, vec!["trigger_id".to_string()]), "{}", refused.body);
+    let rule = api
+        .post(
+            "/api/v1/automation/rules",
+            json!({"name": "PDF invoices", "module_type": "aws", "trigger_id": "aws.s3:Object Created",
+            "conditions": [{"type": "pattern", "value": {"source": ["aws.s3"], "account": [account], "resources": [{"prefix": "arn:aws:s3:::"}],
+                "detail": {"object": {"key": [{"suffix": ".pdf"}]}}}}],
+            "actions": [{"type": "create_task", "parameters": {"title": "File the invoice"}}]}),
+        )
+        .await;
+    assert_eq!(rule.status, 201, "{}", rule.body);
+
+    // Before the account is proven its events are nobody's: dropped and counted.
+    let admin = ctx.admin();
+    let ingest = |event: Value| {
+        let admin = admin.clone();
+        async move {
+            let answer = admin.post("/api/v1/operations/aws-events", event).await;
+            assert_eq!(answer.status, 202, "{}", answer.body);
+            answer.body["runs"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(ingest(s3_object_created("e-0", account, "invoices", "a.pdf")).await, 0);
+    let unmapped = admin.get("/api/v1/operations/unmapped-events").await;
+    let counted =
+        unmapped.body.as_array().unwrap().iter().find(|u| u["account"] == account).cloned().unwrap_or_default();
+    assert_eq!(counted["count"], 1, "{}", unmapped.body);
+    assert_eq!(api.get("/api/v1/operations/unmapped-events").await.status, 403, "operators only");
+
+    // The challenge, put from another account, proves nothing; from the account, it does.
+    let challenge = |from: &str| json!({"id": format!("c-{from}"), "source": "account.verification", "detail-type": "Platform Account Verification", "account": from, "detail": {"challenge": token}});
+    ingest(challenge("999999999999")).await;
+    assert_eq!(api.get("/api/v1/automation/sources").await.body["items"][0]["status"], "pending");
+    ingest(challenge(account)).await;
+    assert_eq!(api.get("/api/v1/automation/sources").await.body["items"][0]["status"], "verified");
+
+    assert_eq!(ingest(s3_object_created("e-1", account, "invoices", "2026/11/a.pdf")).await, 1, "the rule ran");
+    assert_eq!(
+        ingest(s3_object_created("e-1", account, "invoices", "2026/11/a.pdf")).await,
+        1,
+        "a redelivery is the same run"
+    );
+    assert_eq!(ingest(s3_object_created("e-2", account, "invoices", "notes.txt")).await, 0, "the rule's pattern");
+    assert_eq!(ingest(s3_object_created("e-3", account, "photos", "b.pdf")).await, 0, "the source's pre-filter");
+    let runs = api.get("/api/v1/automation/executions").await;
+    assert_eq!(items(&runs.body).len(), 1, "{}", runs.body);
+    assert_eq!(items(&runs.body)[0]["event"]["module_type"], "aws");
+    assert_eq!(items(&runs.body)[0]["event"]["data"]["object"]["key"], "2026/11/a.pdf");
+
+    // Nobody else can claim the account, nor see the runs.
+    let intruder = ctx.new_tenant(other).await;
+    let claimed = intruder.post("/api/v1/automation/sources", registration).await;
+    assert_eq!((claimed.status, claimed.problem_fields()), (422, vec!["account".to_string()]), "{}", claimed.body);
+    assert!(items(&intruder.get("/api/v1/automation/executions").await.body).is_empty());
+    assert_eq!(
+        ingest(s3_object_created("e-4", "333333333333", "invoices", "c.pdf")).await,
+        0,
+        "an account of no tenant"
+    );
+}

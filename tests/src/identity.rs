@@ -509,6 +509,13 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         )
         .await;
     assert_eq!(record.status, 201, "{}", record.body);
+    let source = a
+        .post(
+            "/api/v1/automation/sources",
+            json!({"account": "111111111111", "source": "A-SECRET-SOURCE", "detail_type": "Object Created"}),
+        )
+        .await;
+    assert_eq!(source.status, 201, "{}", source.body);
     let sid = jwt_claims(a.token.as_deref().unwrap())["sid"].as_str().unwrap().to_string();
     let ids = json!({
         "tenant_id": tenant_a,
@@ -524,6 +531,7 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         "entity": "opportunities",
         "record_id": record.body["record_id"],
         "execution_id": "20260101000000000-0123456789abcdef0123456789abcdef",
+        "source_id": source.body["source_id"],
     });
     let spec = ctx.api.get("/openapi.json").await.body;
     let mut tried = 0;
@@ -553,6 +561,7 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
                 || template.contains("{team_id}")
                 || template.contains("{key_id}")
                 || template.contains("{session_id}")
+                || template.contains("{source_id}")
             {
                 assert!(
                     answer.status == 404 || answer.status == 422,

@@ -56,6 +56,7 @@ async fn rule_patterns_match_and_are_checked_on_dynamodb() {
     automation::eventbridge_patterns(&ctx, "dynamo-patterns").await;
     automation::rule_versions(&ctx, "dynamo-versions", false).await;
     automation::scheduled_rules(&ctx, "dynamo-schedules").await;
+    automation::native_aws_sources(&ctx, "dynamo-native", "dynamo-native-other").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

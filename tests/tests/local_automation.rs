@@ -47,6 +47,7 @@ async fn automation_scenarios_pass_on_the_local_server() {
     automation::eventbridge_patterns(&ctx, "auto-patterns").await;
     automation::rule_versions(&ctx, "auto-versions", true).await;
     automation::scheduled_rules(&ctx, "auto-schedules").await;
+    automation::native_aws_sources(&ctx, "auto-native", "auto-native-other").await;
     automation::records(&ctx, "auto-records").await;
     automation::actions(&ctx, "auto-actions", &webhooks).await;
     automation::isolation(&ctx, "auto-a", "auto-b").await;

@@ -24,10 +24,32 @@ pub async fn publish_stream(services: &Services, event: StreamEvent) -> Result<u
     services.engine.publisher.publish(&changes).await.map_err(|e| e.to_string())
 }
 
+/// The platform's own AWS account (`PLATFORM_ACCOUNT`): only events from it may speak
+/// for a tenant (the platform's business events, timers, enveloped events from outside);
+/// everything another account puts on the bus is a native event of that account.
+fn own_account() -> Option<&'static str> {
+    static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| std::env::var("PLATFORM_ACCOUNT").ok().filter(|a| !a.is_empty())).as_deref()
+}
+
 /// One EventBridge event -> the evaluator: a business event (`detail` is the envelope)
 /// -> matching rules -> action queue; a fired timer (`platform.timers`) -> its action or
-/// schedule.
+/// schedule; a native event of another service or account -> its tenant's `aws` rules.
 pub async fn evaluate_bus_event(services: &Services, event: CloudWatchEvent<Value>) -> Result<usize, String> {
+    let from_elsewhere = match (own_account(), event.account_id.as_deref()) {
+        (Some(own), Some(account)) => own != account,
+        _ => false,
+    };
+    let enveloped = event.detail.as_ref().is_some_and(|d| {
+        ["tenant_id", "module_type", "trigger_id"].iter().all(|k| d.get(k).is_some_and(Value::is_string))
+    });
+    let platform = event.source.as_deref().is_some_and(|s| s.starts_with("platform."));
+    if from_elsewhere || (!enveloped && !platform) {
+        let native: crate::app::event_sources::NativeEvent =
+            serde_json::from_value(serde_json::to_value(&event).map_err(|e| e.to_string())?)
+                .map_err(|e| format!("an EventBridge event of no known shape: {e}"))?;
+        return crate::app::event_sources::evaluate_native(services, &native).await.map_err(|e| e.to_string());
+    }
     let detail = event.detail.ok_or("the EventBridge event has no detail")?;
     if event.source.as_deref() == Some(crate::ports::timers::TIMER_SOURCE) {
         let timer: crate::ports::timers::Timer =

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod dead_letters;
 pub mod engine;
 pub mod error;
+pub mod event_sources;
 pub mod installs;
 pub mod keys;
 pub mod page;
@@ -75,6 +76,7 @@ pub struct Services {
     pub engine: Engine,
     pub runs: runs::Runs,
     pub dead_letters: dead_letters::DeadLetterService,
+    pub event_sources: event_sources::EventSourceService,
 }
 
 /// The automation stages, with the queue between them and the tenants' rate limits.
@@ -133,6 +135,7 @@ impl Services {
             publisher.clone(),
             runs.clone(),
         );
+        let event_sources = event_sources::EventSourceService::new(store.clone());
         let automation = automation::AutomationService::new(
             store.clone(),
             catalog.clone(),
@@ -140,6 +143,7 @@ impl Services {
             queue.clone(),
             bus,
             timers.clone(),
+            event_sources.clone(),
             secrets.webhook_policy,
         );
         let engine = Engine { publisher, evaluator, executor, queue, timers, limiter };
@@ -163,6 +167,7 @@ impl Services {
             engine,
             runs,
             dead_letters,
+            event_sources,
         }
     }
 }

@@ -173,6 +173,8 @@ pub struct TriggerFields {
     pub fields: BTreeSet<String>,
     /// The fields a change can be detected on (the entity's properties).
     pub changeable: BTreeSet<String>,
+    /// Events of another AWS service: their fields are not known beforehand, so any is allowed.
+    pub open: bool,
 }
 
 /// Whether a pattern addresses the envelope (it names `detail`, or only envelope fields
@@ -282,14 +284,14 @@ impl ConditionInput {
             (Some(field), _) => {
                 let known =
                     if matches!(kind, "changed" | "changed_to") { &trigger.changeable } else { &trigger.fields };
-                if !known.contains(field) {
+                if !trigger.open && !known.contains(field) {
                     issues
                         .push(FieldIssue::new(format!("{at}.field"), format!("the trigger does not carry '{field}'")));
                 }
                 field.clone()
             }
             (None, false) => {
-                if kind == "value_threshold" && !trigger.fields.contains("value") {
+                if kind == "value_threshold" && !trigger.open && !trigger.fields.contains("value") {
                     issues
                         .push(FieldIssue::new(format!("{at}.field"), "the trigger carries no 'value'; name the field"));
                 }
@@ -429,7 +431,7 @@ fn check_pattern_fields(pattern: &Value, trigger: &TriggerFields, at: &str, issu
             if key == "$or" {
                 continue;
             }
-            if !trigger.fields.contains(key) {
+            if !trigger.open && !trigger.fields.contains(key) {
                 issues.push(FieldIssue::new(format!("{at}.{key}"), format!("the trigger does not carry '{key}'")));
             }
         }
@@ -470,6 +472,7 @@ mod tests {
         TriggerFields {
             fields: ["opportunity_name", "value", "stage", "owner", "source"].iter().map(|s| s.to_string()).collect(),
             changeable: ["value", "stage", "owner"].iter().map(|s| s.to_string()).collect(),
+            open: false,
         }
     }
 

@@ -63,6 +63,23 @@ pub struct BusinessEvent {
     pub changes: Map<String, Value>,
     #[serde(default)]
     pub causation: Causation,
+    /// For an event another AWS service (or account) put on the bus: its envelope as it
+    /// came, which patterns match on (`source`, `detail-type`, `account`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeEnvelope>,
+}
+
+/// The envelope of a native EventBridge event (its `detail` is the event's data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NativeEnvelope {
+    pub source: String,
+    pub detail_type: String,
+    pub account: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub resources: Value,
 }
 
 /// One change of one record, as the change feed reports it.
@@ -167,6 +184,7 @@ pub fn derive_events(change: &RecordChange<'_>, triggers: &[TriggerDef], setting
                 data,
                 changes: changes.clone(),
                 causation: change.causation.clone(),
+                native: None,
             }
         })
         .collect()
@@ -195,7 +213,7 @@ pub fn trigger_fields(
             }
         }
     }
-    super::conditions::TriggerFields { fields, changeable }
+    super::conditions::TriggerFields { fields, changeable, open: false }
 }
 
 #[cfg(test)]

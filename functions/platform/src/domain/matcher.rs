@@ -101,6 +101,8 @@ fn compile(condition: &Condition, fields: &BTreeSet<String>) -> Pred {
     }
 }
 
+static NO_RESOURCES: Value = Value::Array(Vec::new());
+
 /// The event as patterns see it.
 pub struct EventView<'a> {
     event: &'a BusinessEvent,
@@ -110,14 +112,27 @@ pub struct EventView<'a> {
 impl<'a> EventView<'a> {
     /// `source` is `platform.<module>` (given, so it is built once per trigger).
     pub fn new(event: &'a BusinessEvent, source: &'a str) -> Self {
-        let envelope = Envelope {
-            id: &event.event_id,
-            source,
-            detail_type: &event.trigger_id,
-            account: "",
-            region: "",
-            time: &event.occurred_at,
-            detail: &event.data,
+        let envelope = match &event.native {
+            Some(native) => Envelope {
+                id: &event.event_id,
+                source: &native.source,
+                detail_type: &native.detail_type,
+                account: &native.account,
+                region: &native.region,
+                time: &event.occurred_at,
+                resources: &native.resources,
+                detail: &event.data,
+            },
+            None => Envelope {
+                id: &event.event_id,
+                source,
+                detail_type: &event.trigger_id,
+                account: "",
+                region: "",
+                time: &event.occurred_at,
+                resources: &NO_RESOURCES,
+                detail: &event.data,
+            },
         };
         Self { event, envelope }
     }
@@ -540,6 +555,7 @@ pub fn event_with(data: Map<String, Value>) -> BusinessEvent {
         data,
         changes: Map::new(),
         causation: Default::default(),
+        native: None,
     }
 }
 

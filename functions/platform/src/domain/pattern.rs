@@ -553,10 +553,10 @@ pub struct Envelope<'a> {
     pub account: &'a str,
     pub region: &'a str,
     pub time: &'a str,
+    /// A JSON array of ARNs.
+    pub resources: &'a Value,
     pub detail: &'a Map<String, Value>,
 }
-
-static NO_VALUES: Value = Value::Array(Vec::new());
 
 /// Where a pattern looks: JSON, the envelope, one of its strings, or nothing (under a
 /// missing parent).
@@ -583,7 +583,7 @@ impl<'a> At<'a> {
                 "region" => At::Text(e.region),
                 "time" => At::Text(e.time),
                 "version" => At::Text("0"),
-                "resources" => At::Json(&NO_VALUES),
+                "resources" => At::Json(e.resources),
                 _ => At::Missing,
             },
             _ => At::Missing,
@@ -869,6 +869,7 @@ mod tests {
     #[test]
     fn the_envelope_is_addressed_as_eventbridge_users_write_it() {
         let data = json!({"stage": "won", "value": 5});
+        let resources = json!(["arn:aws:s3:::bucket"]);
         let envelope = Envelope {
             id: "e1",
             source: "platform.sales",
@@ -876,6 +877,7 @@ mod tests {
             account: "",
             region: "",
             time: "2026-11-22T00:00:00Z",
+            resources: &resources,
             detail: data.as_object().unwrap(),
         };
         let p = |v: Value| parse(&v, "p").unwrap().matches(At::Envelope(&envelope));
@@ -884,6 +886,7 @@ mod tests {
         ));
         assert!(p(json!({"time": [{"prefix": "2026-11"}], "detail": {"value": [{"numeric": [">", 1]}]}})));
         assert!(!p(json!({"source": [{"prefix": "aws."}]})));
-        assert!(p(json!({"resources": [{"exists": false}]})));
+        assert!(p(json!({"resources": ["arn:aws:s3:::bucket"]})), "resources are the envelope's ARNs");
+        assert!(!p(json!({"resources": [{"exists": false}]})));
     }
 }

@@ -182,6 +182,7 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
             changeable: ["value", "stage", "owner"].iter().map(|s| s.to_string()).collect(),
+            open: false,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod catalog;
 pub mod config;
 pub mod docs;
+pub mod event_sources;
 pub mod extract;
 pub mod health;
 pub mod operations;
@@ -65,7 +66,7 @@ async fn assign_request_id(mut req: axum::extract::Request) -> axum::extract::Re
 
 /// The automation function's routes: automation, and the operator's operations on it.
 pub fn automation_function_routes() -> ApiRouter {
-    automation::routes().merge(operations::routes())
+    automation::routes().merge(operations::routes()).merge(event_sources::routes())
 }
 
 /// Every resource's routes.

@@ -103,6 +103,7 @@ pub struct AutomationService {
     queue: Arc<dyn ActionQueue>,
     bus: Arc<dyn EventBus>,
     timers: Arc<dyn crate::ports::timers::Timers>,
+    sources: crate::app::event_sources::EventSourceService,
     webhooks: WebhookPolicy,
 }
 
@@ -116,9 +117,10 @@ impl AutomationService {
         queue: Arc<dyn ActionQueue>,
         bus: Arc<dyn EventBus>,
         timers: Arc<dyn crate::ports::timers::Timers>,
+        sources: crate::app::event_sources::EventSourceService,
         webhooks: WebhookPolicy,
     ) -> Self {
-        Self { store, catalog, manifests, queue, bus, timers, webhooks }
+        Self { store, catalog, manifests, queue, bus, timers, sources, webhooks }
     }
 
     /// Sets the first timer of an active scheduled rule's version (before the rule is
@@ -150,6 +152,22 @@ impl AutomationService {
                 fields: SCHEDULED_FIELDS.map(str::to_string).to_vec(),
             });
         }
+        if module.is_none_or(|m| m == crate::app::event_sources::AWS_MODULE) {
+            for source in self.sources.list(tenant).await?.items {
+                out.push(TriggerInfo {
+                    module_type: crate::app::event_sources::AWS_MODULE.to_string(),
+                    trigger_id: source.trigger_id.clone(),
+                    name: format!("{} {} from {}", source.source, source.detail_type, source.account),
+                    description: format!(
+                        "Native events of a registered source ({:?}); patterns match the event as it comes",
+                        source.status
+                    ),
+                    entity: None,
+                    data: Vec::new(),
+                    fields: Vec::new(),
+                });
+            }
+        }
         for item in self.store.query_all(&keys::tenant_pk(tenant), keys::INSTALL_PREFIX).await? {
             let Some(system) = item.data["system_id"].as_str().and_then(|s| SystemId::parse(s).ok()) else { continue };
             if module.is_some_and(|m| m != system.as_str()) {
@@ -173,6 +191,19 @@ impl AutomationService {
     }
 
     async fn trigger(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<TriggerFields> {
+        if module == crate::app::event_sources::AWS_MODULE {
+            let registered = self.sources.list(tenant).await?.items.iter().any(|s| s.trigger_id == trigger);
+            if !registered {
+                return Err(Invalid::one(
+                    "trigger_id",
+                    format!(
+                        "'{trigger}' is no registered event source of this tenant (POST /api/v1/automation/sources)"
+                    ),
+                )
+                .into());
+            }
+            return Ok(TriggerFields { fields: Default::default(), changeable: Default::default(), open: true });
+        }
         if module == SCHEDULE_MODULE {
             if trigger != SCHEDULED_TRIGGER {
                 return Err(Invalid::one(
@@ -182,7 +213,7 @@ impl AutomationService {
                 .into());
             }
             let fields = SCHEDULED_FIELDS.map(str::to_string).into_iter().collect();
-            return Ok(TriggerFields { fields, changeable: Default::default() });
+            return Ok(TriggerFields { fields, changeable: Default::default(), open: false });
         }
         let system =
             SystemId::parse(module).map_err(|_| Invalid::one("module_type", format!("'{module}' is not a system")))?;

@@ -201,6 +201,7 @@ impl AutomationService {
             data: sample.data,
             changes: sample.changes,
             causation: Causation::default(),
+            native: None,
         };
         let fields = self.trigger(tenant, &rule.module_type, &rule.trigger_id).await?.fields;
         let held = evaluate(&rule, &fields, &event);

@@ -98,6 +98,7 @@ impl AutomationService {
             data: incoming.data,
             changes: Map::new(),
             causation: Causation::default(),
+            native: None,
         };
         self.bus.publish(vec![event.clone()]).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
         Ok(event)

@@ -310,6 +310,7 @@ impl Evaluator {
             data,
             changes: Map::new(),
             causation: Default::default(),
+            native: None,
         };
         self.evaluate(&event).await?;
         let now = crate::domain::time::unix_now() as i64;
