@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/business-platform-targ
 export CARGO_TERM_COLOR=never
 
 cargo fmt --all -- --check
-cfn-lint infra/template.yaml
+cfn-lint infra/template.yaml infra/tenant-forwarder.yaml
 cargo clippy --all-targets --locked -- -D warnings
 # The black-box tests start the binaries (local server, Lambda functions) themselves.
 cargo build --workspace --bins --locked

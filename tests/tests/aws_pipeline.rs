@@ -387,3 +387,170 @@ async fn delayed_actions_are_scheduler_schedules_on_moto() {
     assert_eq!(tasks.len(), 1, "performed once");
     assert_eq!(tasks[0].title, "Follow up Stream deal");
 }
+
+/// An EventBridge client acting as another AWS account (moto: a role assumed there).
+async fn eventbridge_in_account(moto: &Moto, account: &str) -> aws_sdk_eventbridge::Client {
+    let sts_config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new("test", "test", None, None, "moto"))
+        .endpoint_url(&moto.endpoint)
+        .build();
+    let assumed = aws_sdk_sts::Client::from_conf(sts_config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/forwarder"))
+        .role_session_name("forwarder-session")
+        .send()
+        .await
+        .unwrap();
+    let c = assumed.credentials().unwrap();
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "assumed",
+        ))
+        .endpoint_url(&moto.endpoint)
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+/// The tenant's side of the set-up: a rule on its account's default bus forwarding its
+/// S3 events and the challenge to the platform bus (`infra/tenant-forwarder.yaml`).
+async fn forward_to_platform(events: &aws_sdk_eventbridge::Client, account: &str) {
+    events
+        .put_rule()
+        .name("to-platform")
+        .event_pattern(r#"{"source": ["aws.s3", "account.verification"]}"#)
+        .send()
+        .await
+        .unwrap();
+    let platform_bus = "arn:aws:events:us-east-1:123456789012:event-bus/platform-events";
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("platform")
+        .arn(platform_bus)
+        .role_arn(format!("arn:aws:iam::{account}:role/forwarder"))
+        .build()
+        .unwrap();
+    events.put_targets().rule("to-platform").targets(target).send().await.unwrap();
+}
+
+fn entry(source: &str, detail_type: &str, detail: Value) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source(source)
+        .detail_type(detail_type)
+        .detail(detail.to_string())
+        .resources("arn:aws:s3:::invoices")
+        .build()
+}
+
+/// What crossed the platform bus to the evaluator. moto does not stamp `account` on
+/// events forwarded from another account; EventBridge always does (the sender cannot
+/// choose it), so the test stamps it as EventBridge would.
+async fn routed_from(moto: &Moto, tap: &str, account: &str) -> Vec<CloudWatchEvent<Value>> {
+    drain(&moto.sqs_client(), tap)
+        .await
+        .iter()
+        .map(|m| {
+            let mut event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            event.as_object_mut().unwrap().entry("account").or_insert(json!(account));
+            serde_json::from_value(event).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() {
+    let moto = Moto::start();
+    let aws = on_moto(&moto, "native").await;
+    let (s, tap, actions, tenant) = (aws.services, aws.tap, aws.actions, aws.tenant);
+    let actor = Actor::system("test");
+    let account = "111122223333";
+    let input: platform::app::event_sources::EventSourceInput =
+        serde_json::from_value(json!({"account": account, "source": "aws.s3", "detail_type": "Object Created"}))
+            .unwrap();
+    let registered = s.event_sources.register(&actor, &tenant, input).await.unwrap();
+    let token: Value = serde_json::from_str(registered.challenge["Detail"].as_str().unwrap()).unwrap();
+    let rule: RuleInput = serde_json::from_value(
+        json!({"name": "New invoice", "module_type": "aws", "trigger_id": "aws.s3:Object Created",
+        "conditions": [{"type": "pattern", "value": {"detail": {"bucket": {"name": ["invoices"]}}}}],
+        "actions": [{"type": "create_task", "parameters": {"title": "File the invoice"}}]}),
+    )
+    .unwrap();
+    s.automation.create_rule(&actor, &tenant, rule).await.unwrap();
+
+    // The platform bus routes native events to the evaluator (as the template's NativeEvents rule).
+    let sqs = moto.sqs_client();
+    let tap_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&tap)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let platform = moto.eventbridge_client();
+    platform
+        .put_rule()
+        .name("native-to-evaluator")
+        .event_bus_name("platform-events")
+        .event_pattern(
+            r#"{"source": [{"anything-but": {"prefix": "platform."}}], "detail": {"tenant_id": [{"exists": false}]}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("evaluator").arn(tap_arn).build().unwrap();
+    platform
+        .put_targets()
+        .rule("native-to-evaluator")
+        .event_bus_name("platform-events")
+        .targets(target)
+        .send()
+        .await
+        .unwrap();
+
+    // The tenant's account forwards its default bus to the platform bus, and proves itself.
+    let theirs = eventbridge_in_account(&moto, account).await;
+    forward_to_platform(&theirs, account).await;
+    let proof = entry("account.verification", "Platform Account Verification", token);
+    theirs.put_events().entries(proof).send().await.unwrap();
+    let s3 = entry("aws.s3", "Object Created", json!({"bucket": {"name": "invoices"}, "object": {"key": "a.pdf"}}));
+    theirs.put_events().entries(s3.clone()).send().await.unwrap();
+    let routed = routed_from(&moto, &tap, account).await;
+    assert_eq!(routed.len(), 2, "both crossed from the tenant's account to the platform bus");
+    let mut runs = 0;
+    for event in routed {
+        runs += stages::evaluate_bus_event(&s, event).await.unwrap();
+    }
+    assert_eq!(runs, 1, "once proven, the account's S3 event ran the tenant's rule");
+    assert_eq!(
+        s.event_sources.list(&tenant).await.unwrap().items[0].status,
+        platform::app::event_sources::SourceStatus::Verified
+    );
+    let queued = drain(&moto.sqs_client(), &actions).await;
+    let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
+    assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
+    let tasks = s.automation.tasks(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(tasks.iter().filter(|t| t.title == "File the invoice").count(), 1);
+
+    // Another account's events are no tenant's: dropped and counted, never evaluated.
+    let stranger = "444455556666";
+    let strangers = eventbridge_in_account(&moto, stranger).await;
+    forward_to_platform(&strangers, stranger).await;
+    strangers.put_events().entries(s3).send().await.unwrap();
+    let routed = routed_from(&moto, &tap, stranger).await;
+    assert_eq!(routed.len(), 1);
+    for event in routed {
+        assert_eq!(stages::evaluate_bus_event(&s, event).await.unwrap(), 0);
+    }
+    let unmapped = s.event_sources.unmapped().await.unwrap();
+    assert_eq!(unmapped.iter().find(|u| u.account == stranger).map(|u| u.count), Some(1));
+    assert!(drain(&moto.sqs_client(), &actions).await.is_empty(), "nothing queued for the stranger's event");
+}
