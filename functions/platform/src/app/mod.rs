@@ -140,9 +140,7 @@ impl Services {
             store.clone(),
             catalog.clone(),
             manifests,
-            queue.clone(),
-            bus,
-            timers.clone(),
+            automation::Outlets { queue: queue.clone(), bus, timers: timers.clone() },
             event_sources.clone(),
             secrets.webhook_policy,
         );

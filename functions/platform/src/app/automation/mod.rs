@@ -109,17 +109,23 @@ pub struct AutomationService {
 
 const TASK_STATUSES: [&str; 4] = ["open", "in_progress", "done", "cancelled"];
 
+/// Where the automation service sends work: the action queue, the event bus, the timers.
+pub struct Outlets {
+    pub queue: Arc<dyn ActionQueue>,
+    pub bus: Arc<dyn EventBus>,
+    pub timers: Arc<dyn crate::ports::timers::Timers>,
+}
+
 impl AutomationService {
     pub fn new(
         store: Arc<dyn Store>,
         catalog: CatalogService,
         manifests: Manifests,
-        queue: Arc<dyn ActionQueue>,
-        bus: Arc<dyn EventBus>,
-        timers: Arc<dyn crate::ports::timers::Timers>,
+        outlets: Outlets,
         sources: crate::app::event_sources::EventSourceService,
         webhooks: WebhookPolicy,
     ) -> Self {
+        let Outlets { queue, bus, timers } = outlets;
         Self { store, catalog, manifests, queue, bus, timers, sources, webhooks }
     }
 
