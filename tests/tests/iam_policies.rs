@@ -458,15 +458,16 @@ impl Function {
 }
 
 /// Every function of the template, with its routes (none for automation stages) and
-/// whether it seeds the catalog at start, as its `main.rs` does.
+/// whether it seeds the catalog (only the deployment's seeder does, first).
 /// (binary, template resource, routes, seeding) of one function.
 type FunctionSpec = (&'static str, &'static str, Option<fn() -> ApiRouter>, Seed);
 
 fn functions() -> Vec<FunctionSpec> {
     vec![
-        ("catalog", "CatalogFunction", Some(http::catalog::routes as fn() -> ApiRouter), Seed::Yes),
-        ("tenant-systems", "TenantSystemsFunction", Some(http::tenant_systems::routes), Seed::Yes),
-        ("config", "ConfigFunction", Some(http::config::routes), Seed::Yes),
+        ("catalog-seeder", "CatalogSeederFunction", None, Seed::Yes),
+        ("catalog", "CatalogFunction", Some(http::catalog::routes as fn() -> ApiRouter), Seed::No),
+        ("tenant-systems", "TenantSystemsFunction", Some(http::tenant_systems::routes), Seed::No),
+        ("config", "ConfigFunction", Some(http::config::routes), Seed::No),
         ("auth", "AuthFunction", Some(http::auth::routes), Seed::No),
         ("users", "UsersFunction", Some(http::users::routes), Seed::No),
         ("audit", "AuditFunction", Some(http::audit::routes), Seed::No),

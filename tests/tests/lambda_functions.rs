@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use blackbox::{free_port, wait_for_port, Guard, Moto};
+use std::sync::{Arc, Mutex};
+
+use blackbox::{free_port, serve_in_process, wait_for_port, Guard, Moto};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -23,6 +25,15 @@ fn with_token(event: &str, token: &str, dir: &std::path::Path) -> String {
     assert!(text.contains(TOKEN_PLACEHOLDER), "{event} carries the token placeholder");
     let path = dir.join(event.replace('/', "-"));
     std::fs::write(&path, text.replace(TOKEN_PLACEHOLDER, token)).expect("write event copy");
+    path.to_string_lossy().into_owned()
+}
+
+/// A copy of a sample event with `placeholder` replaced by `value`.
+fn with_value(event: &str, placeholder: &str, value: &str, dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(workspace_root().join(event)).expect("sample event");
+    assert!(text.contains(placeholder), "{event} carries {placeholder}");
+    let path = dir.join(event.replace('/', "-"));
+    std::fs::write(&path, text.replace(placeholder, value)).expect("write event copy");
     path.to_string_lossy().into_owned()
 }
 
@@ -83,7 +94,34 @@ async fn every_function_answers_its_sample_event() {
 
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().to_path_buf();
+    // CloudFormation's side of the custom resource: the presigned URL it answers to.
+    let answers: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let kept = answers.clone();
+    let cloudformation = serve_in_process(axum::Router::new().route(
+        "/cfn-response",
+        axum::routing::put(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                axum::http::StatusCode::OK
+            }
+        }),
+    ))
+    .await;
+    let seen = answers.clone();
     let tasks = tokio::task::spawn_blocking(move || {
+        // The deployment publishes the built-in catalog once (no function does it at init).
+        let url = format!("{cloudformation}/cfn-response");
+        let seeded =
+            invoke(port, "catalog-seeder", &with_value("events/catalog-seed-create.json", "RESPONSE_URL", &url, &dir));
+        assert_eq!(seeded["Status"], "SUCCESS", "{seeded}");
+        let told = seen.lock().unwrap().clone();
+        assert_eq!(told.len(), 1, "CloudFormation was answered once");
+        assert_eq!(
+            (told[0]["Status"].as_str(), told[0]["RequestId"].as_str()),
+            (Some("SUCCESS"), Some("seed-request-1"))
+        );
+
         let health = invoke(port, "health", "events/health-ready.json");
         assert_eq!(health["statusCode"], 200, "{health}");
         assert_eq!(body(&health)["checks"]["store"], "ok");

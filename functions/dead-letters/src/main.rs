@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = platform::runtime::lambda_sdk_config().await;
     let streams = StreamBatches::new(aws_sdk_dynamodbstreams::Client::new(&aws));
     platform::runtime::run_stage(move |services, event: Value, _budget| {
         let streams = streams.clone();

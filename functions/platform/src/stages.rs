@@ -236,3 +236,49 @@ pub async fn keep_dead_letters(
     }
     response
 }
+
+/// The CloudFormation custom resource that seeds the built-in catalog: on Create and
+/// Update it publishes what the catalog lacks (idempotent), on Delete it keeps the
+/// catalog (tenants' installs refer to it). The outcome goes to CloudFormation's
+/// presigned `ResponseURL` and is also the invocation's answer.
+pub async fn seed_catalog_resource(
+    services: &Services,
+    request: aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest,
+) -> Result<Value, String> {
+    use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
+    let (url, stack, request_id, logical, seed) = match &request {
+        Request::Create(r) => (&r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, true),
+        Request::Update(r) => (&r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, true),
+        Request::Delete(r) => (&r.response_url, &r.stack_id, &r.request_id, &r.logical_resource_id, false),
+        _ => return Err("an unknown CloudFormation request type".to_string()),
+    };
+    let outcome = if seed {
+        crate::app::seed::ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(())
+    };
+    let response = serde_json::json!({
+        "Status": if outcome.is_ok() { "SUCCESS" } else { "FAILED" },
+        "Reason": outcome.as_ref().err().cloned().unwrap_or_else(|| "the built-in catalog is published".to_string()),
+        "PhysicalResourceId": "builtin-catalog",
+        "StackId": stack,
+        "RequestId": request_id,
+        "LogicalResourceId": logical,
+        "Data": {},
+    });
+    // CloudFormation's presigned URL is signed for no content type.
+    let sent = reqwest::Client::new()
+        .put(url)
+        .header("content-type", "")
+        .body(response.to_string())
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| format!("answering CloudFormation failed: {e}"))?;
+    if !sent.status().is_success() {
+        return Err(format!("CloudFormation's response URL answered {}", sent.status()));
+    }
+    Ok(response)
+}
