@@ -462,6 +462,7 @@ impl Function {
 /// (binary, template resource, routes, seeding) of one function.
 type FunctionSpec = (&'static str, &'static str, Option<fn() -> ApiRouter>, Seed);
 
+/// (`docs` has no policy at all: it serves the OpenAPI document and makes no AWS call.)
 fn functions() -> Vec<FunctionSpec> {
     vec![
         ("catalog-seeder", "CatalogSeederFunction", None, Seed::Yes),
@@ -473,7 +474,7 @@ fn functions() -> Vec<FunctionSpec> {
         ("audit", "AuditFunction", Some(http::audit::routes), Seed::No),
         ("records", "RecordsFunction", Some(http::records::routes), Seed::No),
         ("automation", "AutomationFunction", Some(http::automation_function_routes), Seed::No),
-        ("health", "HealthFunction", Some(|| http::health::routes().merge(http::docs::routes())), Seed::No),
+        ("health", "HealthFunction", Some(http::health::routes), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),

@@ -1,7 +1,6 @@
-//! Lambda function: health checks, the OpenAPI document and Swagger UI.
+//! Lambda function: health and readiness probes.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let routes = platform::http::health::routes().merge(platform::http::docs::routes());
-    platform::runtime::run_lambda(routes, platform::runtime::Seed::No).await
+    platform::runtime::run_lambda(platform::http::health::routes(), platform::runtime::Seed::No).await
 }
