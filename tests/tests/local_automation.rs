@@ -68,6 +68,23 @@ async fn automation_scenarios_pass_on_the_local_server() {
     assert!(headers.contains_key("x-idempotency-key"));
     let payload: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(payload, json!({"deal": "Globex", "value": "5000"}));
+
+    // What happened is in the Prometheus metrics, by route and status, never by tenant.
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    for expected in [
+        r#"http_requests_total{route="/api/v1/automation/rules",method="POST",status="201"}"#,
+        r#"http_request_duration_seconds_bucket{route="/api/v1/automation/rules",method="POST",le="#,
+        r#"automation_events_evaluated_total{module="sales"}"#,
+        r#"automation_rules_matched_total{module="sales"}"#,
+        r#"automation_actions_total{type="webhook",outcome="succeeded"}"#,
+        r#"automation_actions_total{type="send_notification",outcome="succeeded"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+    assert!(!text.contains("auto-a") && !text.contains("Globex"), "no tenant or data in any label");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod ports;
 pub mod runtime;
 pub mod stages;
+pub mod telemetry;

@@ -322,7 +322,17 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     .spawn();
     println!("listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %settings.data_dir.display(), "local server ready");
-    let app = http::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Prometheus text of the product's metrics (no tenant data in any label).
+    let metrics = crate::telemetry::prometheus();
+    let app = http::app(state)
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+            }),
+        )
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }

@@ -100,6 +100,21 @@ pub fn finish(routes: ApiRouter, state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, tenant = tracing::field::Empty)
         }))
         .layer(axum::middleware::map_request(assign_request_id))
+        .layer(axum::middleware::from_fn(measure))
+}
+
+/// Counts every answer and its latency by route template (never the raw path: ids would
+/// make the labels unbounded), method and status.
+async fn measure(request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    crate::telemetry::request(&route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 /// Several resources' routes, each served on its own state, in one service: how API

@@ -194,6 +194,7 @@ impl Evaluator {
         for (at, timer) in timers {
             self.timers.set(at, &timer).await.map_err(delivery)?;
         }
+        crate::telemetry::evaluated(&event.module_type, ids.len());
         if !messages.is_empty() {
             // Over the tenant's event rate, the runs' actions wait their turn in the queue.
             let wait = self.limiter.take(&tenant, crate::app::rate_limits::Flow::Events).await?.unwrap_or_default();

@@ -145,7 +145,10 @@ impl Executor {
                     let mut all = vec![Self::execution_write(&tenant, &execution, version)];
                     all.extend(writes);
                     match self.store.transact(all).await {
-                        Ok(()) => Ok(Step::Done(())),
+                        Ok(()) => {
+                            crate::telemetry::action(message.action.kind(), "succeeded");
+                            Ok(Step::Done(()))
+                        }
                         Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => Ok(Step::Retry),
                         Err(e) => Err(fail(e.into())),
                     }
@@ -186,12 +189,20 @@ impl Executor {
                     Some(e.0.clone())
                 }
             };
+            let outcome = execution.actions[message.action_index].status;
             execution.summarize();
             match self.store.transact(vec![Self::execution_write(tenant, &execution, version)]).await {
-                Ok(()) => match error {
-                    Some(e) => Err(ActionFailed(e)),
-                    None => Ok(Step::Done(())),
-                },
+                Ok(()) => {
+                    let outcome = serde_json::to_value(outcome).ok();
+                    crate::telemetry::action(
+                        message.action.kind(),
+                        outcome.as_ref().and_then(|v| v.as_str()).unwrap_or("?"),
+                    );
+                    match error {
+                        Some(e) => Err(ActionFailed(e)),
+                        None => Ok(Step::Done(())),
+                    }
+                }
                 Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => Ok(Step::Retry),
                 Err(e) => Err(fail(e.into())),
             }
