@@ -740,3 +740,38 @@ async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
     s.engine.evaluator.fire(&later).await.unwrap();
     assert_eq!(s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.len(), 1);
 }
+
+#[tokio::test]
+async fn a_bounded_sweep_reaches_every_shard_despite_a_backlog_in_one() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = TenantId::parse("sweepy").unwrap();
+    // 60 due markers in one shard (of runs that no longer exist) and one in another.
+    let marker = |id: &str| {
+        platform::ports::store::Item::new(keys::sweep_pk(id), keys::sweep_sk(100, &tenant, id), 1, json!({}))
+    };
+    let crowded = keys::sweep_pk("run-0");
+    let mut backlog = 0;
+    let mut i = 0;
+    while backlog < 60 {
+        let id = format!("run-{i}");
+        i += 1;
+        if keys::sweep_pk(&id) == crowded {
+            store.put(marker(&id), platform::ports::store::Condition::Absent).await.unwrap();
+            backlog += 1;
+        }
+    }
+    let lonely = (0..).map(|n| format!("other-{n}")).find(|id| keys::sweep_pk(id) != crowded).unwrap();
+    store.put(marker(&lonely), platform::ports::store::Condition::Absent).await.unwrap();
+
+    s.runs.sweep_at_most(200, 30).await.unwrap();
+    assert!(
+        store.query_all(&keys::sweep_pk(&lonely), "").await.unwrap().is_empty(),
+        "the other shard's due marker was reached within the budget"
+    );
+    let left = store.query_all(&crowded, "").await.unwrap().len();
+    assert!((30..60).contains(&left), "the backlog is worked off in bounded steps: {left} left");
+    s.runs.sweep_at_most(200, 100).await.unwrap();
+    assert!(store.query_all(&crowded, "").await.unwrap().is_empty(), "the next sweeps go on");
+}

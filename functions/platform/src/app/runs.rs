@@ -23,6 +23,10 @@ use crate::ports::store::{Condition, Item, Query, Store, Write};
 /// delivery the queue makes (5 receives of a 6 minute visibility timeout on AWS) and
 /// the rate limiter's delays.
 pub const RUN_DEADLINE_SECONDS: u64 = 3600;
+/// Due markers one sweep looks at, at most (each costs a read and a write).
+pub const SWEEP_BATCH: usize = 2000;
+/// Due markers taken from one shard per round of a sweep.
+const SWEEP_ROUND: usize = 25;
 
 /// Gives `execution` a deadline from now and returns the write of its marker.
 pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> Write {
@@ -102,29 +106,45 @@ impl Runs {
     }
 
     /// Marks the unfinished actions of runs past their deadline at `now` as `dead`;
-    /// returns how many runs it changed.
+    /// returns how many runs it changed. Looks at no more than [`SWEEP_BATCH`] due markers,
+    /// so one sweep ends well within its function's time; the next sweep goes on.
     pub async fn sweep(&self, now: u64) -> AppResult<usize> {
+        self.sweep_at_most(now, SWEEP_BATCH).await
+    }
+
+    /// [`Runs::sweep`] over at most `budget` due markers, taken from the shards in rounds
+    /// of a few each, so a backlog in one shard cannot starve the others.
+    pub async fn sweep_at_most(&self, now: u64, budget: usize) -> AppResult<usize> {
         let mut changed = 0;
-        for shard in 0..keys::SWEEP_SHARDS {
-            let pk = keys::sweep_shard_pk(shard);
-            let mut after: Option<String> = None;
-            'shard: loop {
-                let page =
-                    self.store.query(Query { limit: 100, after: after.as_deref(), ..Query::new(&pk, "") }).await?;
+        let mut left = budget;
+        // (shard, continue after this sort key) of the shards that may still hold due markers.
+        let mut open: Vec<(u32, Option<String>)> = (0..keys::SWEEP_SHARDS).map(|s| (s, None)).collect();
+        while !open.is_empty() && left > 0 {
+            let mut still = Vec::new();
+            for (shard, after) in open {
+                if left == 0 {
+                    break;
+                }
+                let pk = keys::sweep_shard_pk(shard);
+                let limit = left.min(SWEEP_ROUND);
+                let page = self.store.query(Query { limit, after: after.as_deref(), ..Query::new(&pk, "") }).await?;
+                let mut reached_future = false;
                 for marker in &page.items {
                     let Some((deadline, tenant, execution_id)) = keys::parse_sweep_sk(&marker.sk) else { continue };
                     if deadline > now {
-                        break 'shard;
+                        reached_future = true;
+                        break;
                     }
+                    left -= 1;
                     if self.expire(tenant, execution_id, deadline, now, marker).await? {
                         changed += 1;
                     }
                 }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
+                if !reached_future && page.next.is_some() {
+                    still.push((shard, page.next));
                 }
             }
+            open = still;
         }
         Ok(changed)
     }
