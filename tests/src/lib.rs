@@ -151,20 +151,25 @@ impl Moto {
 
     /// A custom bus whose rule routes every `platform.*` event to a new SQS queue (what the
     /// template does with the evaluator), and an action queue. Returns (bus tap url, action queue url).
-    pub async fn bus_and_queues(&self, bus: &str) -> (String, String) {
-        let sqs = self.sqs_client();
-        let tap = sqs.create_queue().queue_name(format!("{bus}-tap")).send().await.unwrap().queue_url.unwrap();
-        let actions = sqs.create_queue().queue_name(format!("{bus}-actions")).send().await.unwrap().queue_url.unwrap();
-        let tap_arn = sqs
+    /// The ARN of the queue at `url`.
+    pub async fn queue_arn(&self, url: &str) -> String {
+        self.sqs_client()
             .get_queue_attributes()
-            .queue_url(&tap)
+            .queue_url(url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
             .send()
             .await
             .unwrap()
             .attributes
             .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
+            .clone()
+    }
+
+    pub async fn bus_and_queues(&self, bus: &str) -> (String, String) {
+        let sqs = self.sqs_client();
+        let tap = sqs.create_queue().queue_name(format!("{bus}-tap")).send().await.unwrap().queue_url.unwrap();
+        let actions = sqs.create_queue().queue_name(format!("{bus}-actions")).send().await.unwrap().queue_url.unwrap();
+        let tap_arn = self.queue_arn(&tap).await;
         let events = self.eventbridge_client();
         events.create_event_bus().name(bus).send().await.unwrap();
         events

@@ -775,3 +775,90 @@ async fn a_bounded_sweep_reaches_every_shard_despite_a_backlog_in_one() {
     s.runs.sweep_at_most(200, 100).await.unwrap();
     assert!(store.query_all(&crowded, "").await.unwrap().is_empty(), "the next sweeps go on");
 }
+
+#[tokio::test]
+async fn a_delayed_action_without_recheck_runs_even_if_its_conditions_no_longer_hold() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let blind = json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "{{value}}"}, "delay": "PT2S", "recheck": false}]);
+    let tenant = tenant_with_rule(&s, "no-recheck", blind).await;
+    let created = creation(&s, &tenant, 20000).await;
+    s.engine.publisher.publish(std::slice::from_ref(&created)).await.unwrap();
+    let run = only_run(&s, &tenant).await;
+    let (_, _, id) = keys::parse_record_sk(&created.new.as_ref().unwrap().sk).unwrap();
+    let sales = SystemId::parse("sales").unwrap();
+    let key = platform::app::records::RecordKey { system: &sales, entity: "opportunities", id };
+    s.records
+        .patch(&Actor::system("test"), &tenant, key, json!({"value": 500}).as_object().unwrap().clone(), None)
+        .await
+        .unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    let queue = local_queue(store.clone());
+    let leased = queue.receive(10).await.unwrap();
+    assert_eq!(leased.len(), 1, "queued although value 500 no longer meets the rule");
+    s.engine.executor.execute(&leased[0].message).await.unwrap();
+    let notes = s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(notes[0].message, "20000", "with the event's data as it was");
+}
+
+#[tokio::test]
+async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
+    let (_dir, store) = embedded_store();
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    // The close date is a date (midnight UTC) 3 days on; the offset makes the action due in 2 s.
+    let now = platform::domain::time::unix_now() as i64;
+    let day = |days: i64| platform::domain::timing::rfc3339_of(now + days * 86_400)[..10].to_string();
+    let soon = day(3);
+    let before = platform::domain::timing::epoch_of(&soon).unwrap() - (now + 2);
+    let until = json!([{"type": "create_task", "parameters": {"title": "Close soon"}, "delay": {"until": "expected_close_date", "offset": format!("-PT{before}S")}}]);
+    let tenant = tenant_with_rule(&s, "follows", until).await;
+    let sales = SystemId::parse("sales").unwrap();
+    let record = s
+        .records
+        .create(
+            &Actor::system("test"),
+            &tenant,
+            &sales,
+            "opportunities",
+            json!({"name": "Dated", "value": 20000, "stage": "prospecting", "expected_close_date": soon})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .await
+        .unwrap();
+    let item = s
+        .store
+        .get(&keys::tenant_pk(&tenant), &keys::record_sk(&sales, "opportunities", &record.record_id))
+        .await
+        .unwrap()
+        .unwrap();
+    s.engine.publisher.publish(&[StoreChange { seq: 1, old: None, new: Some(item) }]).await.unwrap();
+    let run = only_run(&s, &tenant).await;
+    assert_eq!(run.actions[0].status, ActionStatus::Waiting);
+
+    // The close date moves a month later before the action is due.
+    let later = day(33);
+    let key = platform::app::records::RecordKey { system: &sales, entity: "opportunities", id: &record.record_id };
+    s.records
+        .patch(
+            &Actor::system("test"),
+            &tenant,
+            key,
+            json!({"expected_close_date": later}).as_object().unwrap().clone(),
+            None,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    let moved = only_run(&s, &tenant).await;
+    assert_eq!(moved.actions[0].status, ActionStatus::Waiting, "still waiting, for the new date");
+    let due = platform::domain::timing::epoch_of(moved.actions[0].due_at.as_deref().unwrap()).unwrap();
+    assert_eq!(due, platform::domain::timing::epoch_of(&later).unwrap() - before);
+    assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty(), "nothing queued at the old date");
+}

@@ -484,17 +484,7 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
     s.automation.create_rule(&actor, &tenant, rule).await.unwrap();
 
     // The platform bus routes native events to the evaluator (as the template's NativeEvents rule).
-    let sqs = moto.sqs_client();
-    let tap_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&tap)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
+    let tap_arn = moto.queue_arn(&tap).await;
     let platform = moto.eventbridge_client();
     platform
         .put_rule()

@@ -40,8 +40,6 @@ const REGION: &str = "us-east-1";
 const TABLE: &str = "iam-table";
 const BUS: &str = "iam-events";
 const TIMER_GROUP: &str = "iam-timers";
-/// The secrets a function may be given, each as `<NAME>_ARN`.
-const SECRET_NAMES: [&str; 3] = ["JWT_SECRET", "PLATFORM_ADMIN_TOKEN", "WEBHOOK_SIGNING_SECRET"];
 const MAIL_FROM: &str = "no-reply@example.com";
 const ADMIN_TOKEN: &str = "iam-admin-token-0123456789abcdef0123";
 const JWT_SECRET: &str = "iam-signing-key-0123456789abcdef0123";
@@ -389,7 +387,10 @@ impl Function {
         if let Some(variables) = variables.as_mapping() {
             for (name, value) in variables {
                 let name = name.as_str().unwrap();
-                let Some(secret) = name.strip_suffix("_ARN").filter(|s| SECRET_NAMES.contains(s)) else { continue };
+                let Some(secret) = name.strip_suffix("_ARN").filter(|s| platform::runtime::SECRET_NAMES.contains(s))
+                else {
+                    continue;
+                };
                 let arn = names.resolve(value);
                 let read = client.get_secret_value().secret_id(&arn).send().await;
                 let value =

@@ -130,7 +130,7 @@ pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http
 }
 
 /// The secrets a Lambda function may be given (each as `<NAME>_ARN` or `<NAME>`).
-const SECRET_NAMES: [&str; 3] = ["JWT_SECRET", "PLATFORM_ADMIN_TOKEN", "WEBHOOK_SIGNING_SECRET"];
+pub const SECRET_NAMES: [&str; 3] = ["JWT_SECRET", "PLATFORM_ADMIN_TOKEN", "WEBHOOK_SIGNING_SECRET"];
 
 /// Reads the function's secrets (only those it was given), all at once.
 async fn lambda_secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, String> {
