@@ -482,11 +482,50 @@ fn functions() -> Vec<FunctionSpec> {
         ("health", "HealthFunction", Some(http::health::routes), Seed::No),
         // No policy at all: it serves the OpenAPI document and makes no AWS call.
         ("docs", "DocsFunction", Some(http::docs::routes), Seed::No),
+        ("settings", "SettingsFunction", Some(http::settings::routes), Seed::No),
+        ("feature-flags", "FeatureFlagsFunction", Some(http::flags::routes), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
         ("dead-letters", "DeadLettersFunction", None, Seed::No),
     ]
+}
+
+/// Every operation of a function's router is a route of that function in the template
+/// (API Gateway would answer 404 for any it lacks), and the template routes nothing more.
+#[test]
+fn every_function_routes_exactly_its_operations_in_the_template() {
+    let template: Yaml = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap(),
+    )
+    .unwrap();
+    for (name, logical_id, routes, _) in functions() {
+        let Some(routes) = routes else { continue };
+        let spec = routes().into_openapi();
+        let mut ours = std::collections::BTreeSet::new();
+        for (path, item) in &spec.paths.paths {
+            let item = serde_json::to_value(item).unwrap();
+            for method in ["get", "put", "post", "delete", "patch"] {
+                if item.get(method).is_some() {
+                    ours.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        if ours.is_empty() {
+            continue; // the docs function serves its pages outside the OpenAPI document
+        }
+        let events =
+            template["Resources"][logical_id]["Properties"]["Events"].as_mapping().cloned().unwrap_or_default();
+        let theirs: std::collections::BTreeSet<(String, String)> = events
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+            .map(|e| {
+                let p = &e["Properties"];
+                (p["Method"].as_str().unwrap().to_uppercase(), p["Path"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{name} ({logical_id}): router vs template routes");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

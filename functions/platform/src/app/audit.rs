@@ -193,8 +193,22 @@ impl AuditService {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> AppResult<Listed<AuditEntry>> {
+        self.list_in(Some(tenant), filter, page).await
+    }
+
+    /// The platform's own trail: catalog administration, tenants, platform settings.
+    pub async fn list_platform(&self, filter: &AuditFilter, page: &PageRequest) -> AppResult<Listed<AuditEntry>> {
+        self.list_in(None, filter, page).await
+    }
+
+    async fn list_in(
+        &self,
+        tenant: Option<&TenantId>,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> AppResult<Listed<AuditEntry>> {
         filter.check().map_err(AppError::BadRequest)?;
-        let pk = audit_pk(Some(tenant));
+        let pk = audit_pk(tenant);
         let query = Query { descending: true, ..Query::new(&pk, "") };
         scan_filtered(self.store.as_ref(), query, page, |item| Ok(Some(decode(item)?).filter(|e| filter.matches(e))))
             .await

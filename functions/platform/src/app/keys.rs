@@ -4,7 +4,7 @@
 use semver::Version;
 
 use crate::domain::catalog::version_sort_key;
-use crate::domain::config::ConfigScope;
+use crate::domain::config::{ConfigScope, Owner};
 use crate::domain::ids::{SystemId, TenantId};
 
 pub const CATALOG_PK: &str = "CATALOG";
@@ -32,6 +32,17 @@ pub fn tenant_pk(tenant: &TenantId) -> String {
     format!("TENANT#{tenant}")
 }
 
+/// The platform's own versioned documents (platform settings and flags).
+pub const PLATFORM_PK: &str = "PLATFORM";
+
+/// The partition of an owner's versioned documents.
+pub fn owner_pk(owner: Owner<'_>) -> String {
+    match owner {
+        Owner::Tenant(tenant) => tenant_pk(tenant),
+        Owner::Platform => PLATFORM_PK.to_string(),
+    }
+}
+
 pub fn install_sk(system: &SystemId) -> String {
     format!("{INSTALL_PREFIX}{system}")
 }
@@ -46,6 +57,11 @@ pub fn history_sk(system: &SystemId, entry_id: &str) -> String {
 
 pub fn config_head_sk(scope: &ConfigScope) -> String {
     format!("CONFIG#{}", scope.key())
+}
+
+/// Every head of one kind of document (`t:`, `s:`, `f:`).
+pub fn config_heads_prefix(kind_prefix: &str) -> String {
+    format!("CONFIG#{kind_prefix}")
 }
 
 pub fn config_versions_prefix(scope: &ConfigScope) -> String {

@@ -11,6 +11,7 @@ pub mod dead_letters;
 pub mod engine;
 pub mod error;
 pub mod event_sources;
+pub mod flags;
 pub mod installs;
 pub mod keys;
 pub mod page;
@@ -22,6 +23,7 @@ pub mod roles;
 pub mod runs;
 pub mod seed;
 pub mod sessions;
+pub mod settings;
 pub mod signing_keys;
 pub mod stored;
 pub mod teams;
@@ -62,6 +64,8 @@ pub struct Services {
     pub catalog: catalog::CatalogService,
     pub installs: installs::InstallService,
     pub configs: configs::ConfigService,
+    pub settings: settings::SettingsService,
+    pub flags: flags::FlagService,
     pub tenants: tenants::TenantService,
     pub sessions: sessions::SessionService,
     pub recovery: recovery::RecoveryService,
@@ -104,6 +108,8 @@ impl Services {
         let authn = principal::Authenticator::new(store.clone(), signer, secrets.platform_admin_token);
         let catalog = catalog::CatalogService::new(store.clone());
         let configs = configs::ConfigService::new(store.clone(), catalog.clone());
+        let settings = settings::SettingsService::new(configs.clone());
+        let flags = flags::FlagService::new(store.clone(), configs.clone());
         let installs = installs::InstallService::new(store.clone(), catalog.clone(), configs.clone());
         let tenants = tenants::TenantService::new(store.clone());
         let sessions = sessions::SessionService::new(store.clone(), authn.clone());
@@ -117,8 +123,14 @@ impl Services {
         let records = records::RecordService::new(store.clone(), catalog.clone());
         let manifests = engine::Manifests::new(store.clone(), catalog.clone());
         let limiter = rate_limits::RateLimiter::new(store.clone());
-        let evaluator =
-            engine::Evaluator::new(store.clone(), manifests.clone(), queue.clone(), timers.clone(), limiter.clone());
+        let evaluator = engine::Evaluator::new(
+            store.clone(),
+            manifests.clone(),
+            queue.clone(),
+            timers.clone(),
+            limiter.clone(),
+            flags.clone(),
+        );
         let bus = bus(&evaluator);
         let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());
         let executor = engine::Executor::new(
@@ -151,6 +163,8 @@ impl Services {
             catalog,
             installs,
             configs,
+            settings,
+            flags,
             tenants,
             sessions,
             recovery,

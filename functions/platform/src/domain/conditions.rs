@@ -127,6 +127,11 @@ pub enum Condition {
         #[schema(value_type = Object)]
         value: Value,
     },
+    /// The tenant's boolean feature flag `value` is on (evaluated for the tenant).
+    FeatureEnabled {
+        #[schema(value_type = String)]
+        value: super::ids::FlagKey,
+    },
     /// At least one of the conditions holds.
     AnyOf {
         #[schema(no_recursion)]
@@ -139,7 +144,7 @@ fn yes() -> bool {
 }
 
 /// Condition types: the seed's threshold, field comparisons, and EventBridge operators.
-pub const CONDITION_TYPES: [&str; 20] = [
+pub const CONDITION_TYPES: [&str; 21] = [
     "value_threshold",
     "equals",
     "not_equals",
@@ -160,6 +165,7 @@ pub const CONDITION_TYPES: [&str; 20] = [
     "pattern",
     "any_of",
     "wildcard",
+    "feature_enabled",
 ];
 
 /// The envelope fields a pattern may address besides the data (`detail`).
@@ -212,6 +218,7 @@ impl Condition {
             Condition::Numeric { .. } => "numeric",
             Condition::Pattern { .. } => "pattern",
             Condition::AnyOf { .. } => "any_of",
+            Condition::FeatureEnabled { .. } => "feature_enabled",
         }
     }
 
@@ -236,7 +243,7 @@ impl Condition {
             | Condition::Wildcard { field, .. }
             | Condition::AnythingBut { field, .. }
             | Condition::Numeric { field, .. } => Some(field),
-            Condition::Pattern { .. } | Condition::AnyOf { .. } => None,
+            Condition::Pattern { .. } | Condition::AnyOf { .. } | Condition::FeatureEnabled { .. } => None,
         }
     }
 }
@@ -270,8 +277,8 @@ impl ConditionInput {
                 format!("'{kind}' is not a condition type; use one of {}", CONDITION_TYPES.join(", ")),
             )]);
         }
-        let needs_field = !matches!(kind, "value_threshold" | "pattern" | "any_of");
-        let takes_field = kind != "pattern" && kind != "any_of";
+        let needs_field = !matches!(kind, "value_threshold" | "pattern" | "any_of" | "feature_enabled");
+        let takes_field = !matches!(kind, "pattern" | "any_of" | "feature_enabled");
         let field = match (&self.field, needs_field) {
             (None, true) => {
                 issues.push(FieldIssue::new(format!("{at}.field"), "is required"));
@@ -386,6 +393,13 @@ impl ConditionInput {
                     _ => Condition::Numeric { field, value: value.as_array().cloned().unwrap_or_default() },
                 }
             }
+            "feature_enabled" => match value.as_str().map(super::ids::FlagKey::parse) {
+                Some(Ok(key)) => Condition::FeatureEnabled { value: key },
+                _ => {
+                    issues.push(bad("must be a feature flag key"));
+                    return Err(issues);
+                }
+            },
             "pattern" => {
                 match pattern::parse(&value, &value_at) {
                     Err(Invalid(found)) => issues.extend(found),

@@ -3,25 +3,85 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ids::{ConfigKey, SystemId};
+use super::ids::{ConfigKey, FlagKey, SystemId, TenantId};
 
-/// Which configuration document of a tenant.
+/// Whose documents: one tenant's, or the platform's (defaults set by the platform
+/// administrator, which tenants may read where marked public).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    Tenant(&'a TenantId),
+    Platform,
+}
+
+impl<'a> Owner<'a> {
+    pub fn tenant(self) -> Option<&'a TenantId> {
+        match self {
+            Owner::Tenant(t) => Some(t),
+            Owner::Platform => None,
+        }
+    }
+
+    /// `tenant` or `platform`, as API answers name the scope.
+    pub fn scope_name(self) -> &'static str {
+        match self {
+            Owner::Tenant(_) => "tenant",
+            Owner::Platform => "platform",
+        }
+    }
+}
+
+impl<'a> From<&'a TenantId> for Owner<'a> {
+    fn from(tenant: &'a TenantId) -> Self {
+        Owner::Tenant(tenant)
+    }
+}
+
+/// Which versioned document of an owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigScope {
-    /// A free-form tenant setting: `/api/v1/config/tenants/{tenant_id}/configs/{config_key}`.
+    /// A setting (a free-form configuration key): `/api/v1/settings/{key}`, also reachable
+    /// as `/api/v1/config/tenants/{tenant_id}/configs/{config_key}`.
     Tenant(ConfigKey),
     /// An installed system's configuration, checked against its JSON Schema.
     System(SystemId),
+    /// A feature flag's definition.
+    Flag(FlagKey),
 }
 
 impl ConfigScope {
-    /// A stable name used in store keys: `t:<key>` or `s:<system>`.
+    /// A stable name used in store keys: `t:<key>`, `s:<system>` or `f:<flag>`.
     pub fn key(&self) -> String {
         match self {
             ConfigScope::Tenant(k) => format!("t:{k}"),
             ConfigScope::System(s) => format!("s:{s}"),
+            ConfigScope::Flag(f) => format!("f:{f}"),
         }
     }
+
+    /// The store-key prefix shared by every document of this scope's kind.
+    pub fn kind_prefix(&self) -> &'static str {
+        match self {
+            ConfigScope::Tenant(_) => "t:",
+            ConfigScope::System(_) => "s:",
+            ConfigScope::Flag(_) => "f:",
+        }
+    }
+}
+
+/// What makes a configuration key a described setting: shown by `/api/v1/settings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SettingMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema (draft 2020-12) every value written must satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    /// Platform settings only: tenants may read it (and it is their default).
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// Why a version exists.
@@ -36,6 +96,8 @@ pub enum ConfigCause {
     Install { system_version: String },
     /// Changing the installed system's version migrated the configuration.
     Migration { from_version: String, to_version: String },
+    /// A caller deleted the document; its history stays, and writing it again continues it.
+    Delete,
 }
 
 /// One immutable version of a configuration document.
@@ -47,6 +109,12 @@ pub struct ConfigVersion {
     pub value: Value,
     pub cause: ConfigCause,
     pub updated_at: String,
+    /// The setting's description, category and schema, when it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<SettingMeta>,
+    /// A deletion's marker: the document reads as absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// The `ETag` of a configuration version: a strong validator.

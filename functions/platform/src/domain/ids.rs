@@ -68,6 +68,13 @@ identifier!(
     "letters, digits, '-', '_', '.' or ':'"
 );
 
+identifier!(
+    /// A feature flag, e.g. `new-checkout` or `billing.v2`.
+    FlagKey, "flag_key", 128,
+    |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+    "letters, digits, '-', '_' or '.'"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

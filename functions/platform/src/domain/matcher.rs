@@ -33,6 +33,8 @@ enum Pred {
     /// A string field contains the text, or a list field holds the value.
     Contains(String, Value),
     Any(Vec<Pred>),
+    /// A feature flag is on (decided before matching; see [`CompiledRules::flags`]).
+    Flag(String),
 }
 
 /// A pattern with one field of the data and its matchers.
@@ -98,8 +100,22 @@ fn compile(condition: &Condition, fields: &BTreeSet<String>) -> Pred {
             }
         }
         Condition::AnyOf { value } => Pred::Any(value.iter().map(|c| compile(c, fields)).collect()),
+        Condition::FeatureEnabled { value } => Pred::Flag(value.to_string()),
     }
 }
+
+/// The feature flags a condition names, nested ones too.
+fn flags_of(condition: &Condition, out: &mut BTreeSet<String>) {
+    match condition {
+        Condition::FeatureEnabled { value } => {
+            out.insert(value.to_string());
+        }
+        Condition::AnyOf { value } => value.iter().for_each(|c| flags_of(c, out)),
+        _ => {}
+    }
+}
+
+static NO_FLAGS: BTreeSet<String> = BTreeSet::new();
 
 static NO_RESOURCES: Value = Value::Array(Vec::new());
 
@@ -107,6 +123,8 @@ static NO_RESOURCES: Value = Value::Array(Vec::new());
 pub struct EventView<'a> {
     event: &'a BusinessEvent,
     envelope: Envelope<'a>,
+    /// The feature flags that are on.
+    flags: &'a BTreeSet<String>,
 }
 
 impl<'a> EventView<'a> {
@@ -134,7 +152,7 @@ impl<'a> EventView<'a> {
                 detail: &event.data,
             },
         };
-        Self { event, envelope }
+        Self { event, envelope, flags: &NO_FLAGS }
     }
 
     fn at(&self) -> At<'_> {
@@ -163,6 +181,7 @@ impl Pred {
                 _ => false,
             },
             Pred::Any(list) => list.iter().any(|p| p.holds(view)),
+            Pred::Flag(key) => view.flags.contains(key),
         }
     }
 }
@@ -477,6 +496,8 @@ pub struct CompiledRules {
     always: Vec<u32>,
     /// The envelope's `source` for this trigger's events.
     source: String,
+    /// The feature flags the rules' conditions name.
+    flags: BTreeSet<String>,
 }
 
 impl CompiledRules {
@@ -486,6 +507,7 @@ impl CompiledRules {
         let mut by_path: HashMap<Vec<String>, usize> = HashMap::new();
         for rule in rules {
             let preds: Vec<Pred> = rule.conditions.iter().map(|c| compile(c, fields)).collect();
+            rule.conditions.iter().for_each(|c| flags_of(c, &mut compiled.flags));
             let index = compiled.rules.len() as u32;
             let anchored = anchor(&preds);
             let decided = anchored.is_some() && decided_by_index(&preds);
@@ -517,9 +539,20 @@ impl CompiledRules {
         self.rules.is_empty()
     }
 
-    /// The rules whose every condition holds.
+    /// The feature flags the rules name: evaluate them, then call [`Self::matching_with`].
+    pub fn flags(&self) -> &BTreeSet<String> {
+        &self.flags
+    }
+
+    /// The rules whose every condition holds (every feature flag off).
     pub fn matching(&self, event: &BusinessEvent) -> Vec<&Rule> {
-        let view = EventView::new(event, &self.source);
+        self.matching_with(event, &NO_FLAGS)
+    }
+
+    /// The rules whose every condition holds, with the feature flags in `flags_on` on.
+    pub fn matching_with(&self, event: &BusinessEvent, flags_on: &BTreeSet<String>) -> Vec<&Rule> {
+        let mut view = EventView::new(event, &self.source);
+        view.flags = flags_on;
         let mut candidates: Vec<u32> = Vec::with_capacity(self.always.len() + 8);
         candidates.extend(&self.always);
         for field in &self.fields {

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod conditions;
 pub mod config;
 pub mod events;
+pub mod flags;
 pub mod identity;
 pub mod ids;
 pub mod install;

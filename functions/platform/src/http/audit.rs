@@ -1,4 +1,5 @@
-//! `/api/v1/settings/audit-logs`: the tenant's audit trail, read-only.
+//! `/api/v1/settings/audit-logs`: the tenant's audit trail, read-only; and
+//! `/api/v1/platform/audit-logs`: the platform's (platform administrator).
 
 use axum::extract::State;
 use axum::http::header;
@@ -16,7 +17,7 @@ use crate::app::page::Listed;
 use crate::domain::invalid::Invalid;
 
 pub fn routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(export))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(export)).routes(routes!(list_platform))
 }
 
 fn filter(params: &Params) -> AuditFilter {
@@ -71,4 +72,19 @@ async fn export(
         ],
         body,
     ))
+}
+
+/// The platform's audit trail (catalog administration, tenant onboarding and offboarding,
+/// platform settings and flags), newest first; the same filters as the tenant trail.
+#[utoipa::path(get, path = "/api/v1/platform/audit-logs", tag = "audit", security(("bearer" = [])),
+    params(("action" = Option<String>, Query), ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
+           ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<AuditEntry>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_platform(
+    State(state): State<AppState>,
+    _auth: Authorized<need::PlatformOperate>,
+    params: Params,
+) -> AppResult<Json<Listed<AuditEntry>>> {
+    Ok(Json(state.services.audit.list_platform(&filter(&params), &params.page()?).await?))
 }

@@ -55,8 +55,13 @@ fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
     parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip())
 }
 
+/// The bearer credential: `Authorization: Bearer ...`, or an `X-API-Key` header (how
+/// OpenFeature's OFREP providers send an API key).
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return parts.headers.get("x-api-key")?.to_str().ok().map(str::trim).filter(|k| !k.is_empty());
+    };
+    let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

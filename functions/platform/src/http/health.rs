@@ -1,4 +1,4 @@
-//! `GET /health`, `/health/live`, `/health/ready`.
+//! `GET /`, `/health`, `/health/live`, `/health/ready` and `/readiness`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,7 +19,12 @@ pub struct Health {
 }
 
 pub fn routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(live)).routes(routes!(ready))
+    OpenApiRouter::new()
+        .routes(routes!(service))
+        .routes(routes!(health))
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(readiness))
 }
 
 async fn check(state: &AppState) -> (StatusCode, Json<Health>) {
@@ -56,4 +61,37 @@ async fn live() -> Json<Health> {
     (status = 200, body = Health), (status = 503, body = Health)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     check(&state).await
+}
+
+/// Readiness under the path older clients use; the same answer as `/health/ready`.
+#[utoipa::path(get, path = "/readiness", tag = "health", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    check(&state).await
+}
+
+/// What answers at the root: the service, its version and where to go next.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Service {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub description: &'static str,
+    /// Relative links: `docs` (Swagger UI), `openapi`, `health`, `readiness`.
+    #[schema(value_type = Object)]
+    pub links: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The service's name, version and links.
+#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, body = Service)))]
+async fn service() -> Json<Service> {
+    let links = [("docs", "/docs"), ("openapi", "/openapi.json"), ("health", "/health"), ("readiness", "/readiness")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    Json(Service {
+        name: "business-platform",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "Multi-tenant platform for business management systems",
+        links,
+    })
 }

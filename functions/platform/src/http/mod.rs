@@ -10,10 +10,12 @@ pub mod config;
 pub mod docs;
 pub mod event_sources;
 pub mod extract;
+pub mod flags;
 pub mod health;
 pub mod operations;
 pub mod problem;
 pub mod records;
+pub mod settings;
 pub mod tenant_systems;
 pub mod users;
 
@@ -74,6 +76,8 @@ pub fn all_routes() -> ApiRouter {
     catalog::routes()
         .merge(tenant_systems::routes())
         .merge(config::routes())
+        .merge(settings::routes())
+        .merge(flags::routes())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(audit::routes())

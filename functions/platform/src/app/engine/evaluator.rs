@@ -23,6 +23,7 @@ pub struct Evaluator {
     pub(super) timers: Arc<dyn crate::ports::timers::Timers>,
     limiter: crate::app::rate_limits::RateLimiter,
     cache: RulesCache,
+    flags: crate::app::flags::FlagService,
 }
 
 /// Execution ids sort by time and are the same for the same (event, rule).
@@ -38,8 +39,9 @@ impl Evaluator {
         queue: Arc<dyn ActionQueue>,
         timers: Arc<dyn crate::ports::timers::Timers>,
         limiter: crate::app::rate_limits::RateLimiter,
+        flags: crate::app::flags::FlagService,
     ) -> Self {
-        Self { store, manifests, queue, timers, limiter, cache: Arc::default() }
+        Self { store, manifests, queue, timers, limiter, cache: Arc::default(), flags }
     }
 
     async fn generation(&self, tenant: &TenantId) -> AppResult<u64> {
@@ -107,7 +109,13 @@ impl Evaluator {
         // A scheduled rule's firing is that rule's alone.
         let only = (event.module_type == crate::domain::rules::SCHEDULE_MODULE)
             .then(|| event.data.get("rule_id").and_then(|v| v.as_str()).unwrap_or_default());
-        for rule in compiled.matching(event).into_iter().filter(|r| only.is_none_or(|id| r.id == id)) {
+        let mut flags_on = std::collections::BTreeSet::new();
+        for flag in compiled.flags() {
+            if self.flags.enabled_for_tenant(&tenant, flag).await? {
+                flags_on.insert(flag.clone());
+            }
+        }
+        for rule in compiled.matching_with(event, &flags_on).into_iter().filter(|r| only.is_none_or(|id| r.id == id)) {
             let execution_id = execution_id(event, &rule.id);
             let actions = rule
                 .actions

@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/settings` (tenant and platform settings, versioned).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::settings::routes(), platform::runtime::Seed::No).await
+}
