@@ -4,6 +4,7 @@
 pub mod automation;
 pub mod identity;
 pub mod scenarios;
+pub mod system;
 pub mod trust;
 
 use std::net::TcpListener;

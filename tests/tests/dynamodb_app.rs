@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use blackbox::{automation, identity, scenarios, serve_in_process, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto};
+use blackbox::{
+    automation, identity, scenarios, serve_in_process, system, trust, trust::MOTO_THROTTLE_SLACK, Api, Ctx, Moto,
+};
 use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::{keys, Secrets};
@@ -57,6 +59,20 @@ async fn rule_patterns_match_and_are_checked_on_dynamodb() {
     automation::rule_versions(&ctx, "dynamo-versions", false).await;
     automation::scheduled_rules(&ctx, "dynamo-schedules").await;
     automation::native_aws_sources(&ctx, "dynamo-native", "dynamo-native-other").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_pass_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::settings(&ctx(&moto, "settings", mail.path()).await, "settings").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_flags_pass_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::feature_flags(&ctx(&moto, "flags", mail.path()).await, "flags").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

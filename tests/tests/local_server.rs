@@ -1,6 +1,6 @@
 //! Black-box: the local server binary over HTTP, on its embedded store.
 
-use blackbox::{binary, identity, scenarios, trust, Api, Ctx, LocalServer};
+use blackbox::{binary, identity, scenarios, system, trust, Api, Ctx, LocalServer};
 
 fn ctx(server: &LocalServer) -> Ctx {
     Ctx { api: Api::new(&server.base), admin_token: server.admin_token.clone(), mail_dir: server.data_dir.join("mail") }
@@ -19,6 +19,27 @@ async fn every_scenario_passes_on_the_local_server() {
     scenarios::configuration(&ctx, "tenant-config").await;
     scenarios::concurrent_writers(&ctx, "tenant-concurrency").await;
     scenarios::isolation(&ctx, "tenant-a", "tenant-b").await;
+}
+
+#[tokio::test]
+async fn settings_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::settings(&ctx(&server), "settings").await;
+}
+
+#[tokio::test]
+async fn feature_flags_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::feature_flags(&ctx(&server), "flags").await;
+}
+
+#[tokio::test]
+async fn flag_gated_rules_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::flag_gated_rules(&ctx(&server), "gated").await;
 }
 
 #[tokio::test]

@@ -155,7 +155,8 @@ impl FlagDefinition {
                 self.default_variant = "on".to_string();
             }
         } else if self.variants.is_empty() {
-            issues.push(FieldIssue::new("variants", "a variant flag needs at least one variant"));
+            // Nothing else can be checked against no variants.
+            return Err(Invalid::one("variants", "a variant flag needs at least one variant"));
         }
         if self.variants.len() > MAX_VARIANTS {
             issues.push(FieldIssue::new("variants", format!("at most {MAX_VARIANTS} variants")));
@@ -165,7 +166,9 @@ impl FlagDefinition {
         }
         let known = |name: &str| self.variants.contains_key(name);
         for (field, name) in [("off_variant", &self.off_variant), ("default_variant", &self.default_variant)] {
-            if !known(name) {
+            if name.is_empty() {
+                issues.push(FieldIssue::new(field, "is required"));
+            } else if !known(name) {
                 issues.push(FieldIssue::new(field, format!("'{name}' is not one of the flag's variants")));
             }
         }

@@ -225,13 +225,16 @@ async fn evaluate_for_caller(
     Ok(Json(Evaluations { items: state.services.flags.evaluate_all(auth.tenant()?, &context).await? }))
 }
 
-/// An OFREP error body: `{"key"?, "errorCode", "errorDetails"}`.
+/// An OFREP error body (`{"key"?, "errorCode", "errorDetails"}`), which is also a
+/// problem+json document (its extension members), as every error answer of the API is.
 fn ofrep_error(status: StatusCode, key: Option<&str>, code: &str, details: String) -> Response {
-    let mut body = json!({"errorCode": code, "errorDetails": details});
+    let mut body = json!({"type": "about:blank", "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(), "detail": details, "errorCode": code, "errorDetails": details});
     if let Some(key) = key {
         body["key"] = json!(key);
     }
-    (status, Json(body)).into_response()
+    let problem = HeaderValue::from_static("application/problem+json");
+    (status, [(header::CONTENT_TYPE, problem)], body.to_string()).into_response()
 }
 
 /// The OFREP request's context: an object (or absent); `targetingKey` a string.
