@@ -516,6 +516,15 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         )
         .await;
     assert_eq!(source.status, 201, "{}", source.body);
+    let setting = a.post("/api/v1/settings", json!({"key": "secret-setting", "value": "A-SECRET-SETTING"})).await;
+    assert_eq!(setting.status, 201, "{}", setting.body);
+    let flag = a
+        .post(
+            "/api/v1/settings/feature-flags",
+            json!({"key": "a-secret-flag", "description": "A-SECRET-FLAG", "targets": [{"variant": "off", "email_domains": ["a-secret.example"]}]}),
+        )
+        .await;
+    assert_eq!(flag.status, 201, "{}", flag.body);
     let sid = jwt_claims(a.token.as_deref().unwrap())["sid"].as_str().unwrap().to_string();
     let ids = json!({
         "tenant_id": tenant_a,
@@ -532,6 +541,8 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         "record_id": record.body["record_id"],
         "execution_id": "20260101000000000-0123456789abcdef0123456789abcdef",
         "source_id": source.body["source_id"],
+        "key": "secret-setting",
+        "flag_key": "a-secret-flag",
     });
     let spec = ctx.api.get("/openapi.json").await.body;
     let mut tried = 0;
@@ -587,6 +598,8 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
             .status,
         200
     );
+    assert_eq!(a.get("/api/v1/settings/secret-setting").await.body["value"], "A-SECRET-SETTING");
+    assert_eq!(a.get("/api/v1/settings/feature-flags/a-secret-flag").await.body["version"], 1);
     let _: &Api = &b;
 }
 
