@@ -237,7 +237,7 @@ pub async fn actions(ctx: &Ctx, tenant: &str, webhook_base: &str) {
     let task = &items(&tasks)[0];
     assert_eq!(
         (task["title"].as_str(), task["assignee"].as_str(), task["status"].as_str()),
-        (Some("Kick-off for Globex"), Some("ann"), Some("open"))
+        (Some("Kick-off for Globex"), Some("ann"), Some("todo"))
     );
     let runs =
         eventually(&api, &format!("/api/v1/automation/rules/{}/executions", won.body["id"].as_str().unwrap()), |b| {

@@ -525,6 +525,15 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         )
         .await;
     assert_eq!(flag.status, 201, "{}", flag.body);
+    let note = a.post("/api/v1/tools/notes", json!({"title": "A-SECRET-NOTE", "visibility": "tenant"})).await;
+    assert_eq!(note.status, 201, "{}", note.body);
+    let call = a
+        .post("/api/v1/tools/calls", json!({"direction": "inbound", "phone_number": "+12025550123", "outcome": "answered", "summary": "A-SECRET-CALL"}))
+        .await;
+    assert_eq!(call.status, 201, "{}", call.body);
+    let review =
+        a.post("/api/v1/tools/reviews", json!({"rating": 5, "title": "A-SECRET-REVIEW", "status": "published"})).await;
+    assert_eq!(review.status, 201, "{}", review.body);
     let sid = jwt_claims(a.token.as_deref().unwrap())["sid"].as_str().unwrap().to_string();
     let ids = json!({
         "tenant_id": tenant_a,
@@ -543,6 +552,9 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         "source_id": source.body["source_id"],
         "key": "secret-setting",
         "flag_key": "a-secret-flag",
+        "note_id": note.body["id"],
+        "call_id": call.body["id"],
+        "review_id": review.body["id"],
     });
     let spec = ctx.api.get("/openapi.json").await.body;
     let mut tried = 0;
@@ -573,6 +585,10 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
                 || template.contains("{key_id}")
                 || template.contains("{session_id}")
                 || template.contains("{source_id}")
+                || template.contains("{note_id}")
+                || template.contains("{call_id}")
+                || template.contains("{review_id}")
+                || template.contains("{task_id}")
             {
                 assert!(
                     answer.status == 404 || answer.status == 422,
@@ -599,6 +615,9 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         200
     );
     assert_eq!(a.get("/api/v1/settings/secret-setting").await.body["value"], "A-SECRET-SETTING");
+    for (kind, id) in [("notes", &ids["note_id"]), ("calls", &ids["call_id"]), ("reviews", &ids["review_id"])] {
+        assert_eq!(a.get(&format!("/api/v1/tools/{kind}/{}", id.as_str().unwrap())).await.status, 200, "{kind}");
+    }
     assert_eq!(a.get("/api/v1/settings/feature-flags/a-secret-flag").await.body["version"], 1);
     let _: &Api = &b;
 }

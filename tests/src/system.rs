@@ -318,3 +318,228 @@ pub async fn flag_gated_rules(ctx: &Ctx, tenant: &str) {
     assert_eq!(api.post("/api/v1/systems/sales/records/opportunities", deal).await.status, 201);
     eventually(&api, &runs, |b| items(b).len() == 1).await;
 }
+
+/// Notes, calls, reviews and tasks: validation, subjects, visibility, moderation,
+/// summaries, the task workflow and its filters.
+pub async fn tools(ctx: &Ctx, tenant: &str) {
+    let owner = ctx.new_tenant(tenant).await;
+    assert_eq!(owner.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "crm"})).await.status, 201);
+    let contact = owner
+        .post(
+            "/api/v1/systems/crm/records/contacts",
+            json!({"first_name": "Bo", "last_name": "Li", "email": "bo@example.com"}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let record_id = contact.body["record_id"].as_str().unwrap().to_string();
+    let subject = json!({"system_id": "crm", "entity": "contacts", "record_id": record_id});
+    let member_email = format!("mia@{tenant}.example.com");
+    let member_user = owner
+        .post("/api/v1/users", json!({"email": member_email, "password": "member password 123", "roles": ["member"]}))
+        .await;
+    assert_eq!(member_user.status, 201, "{}", member_user.body);
+    let member_id = member_user.body["user_id"].as_str().unwrap().to_string();
+    let member = ctx.sign_in(tenant, &member_email, "member password 123").await;
+
+    // Notes: visibility is enforced on every read.
+    let private =
+        owner.post("/api/v1/tools/notes", json!({"title": "Mine", "body": "**secret**", "subject": subject})).await;
+    assert_eq!(private.status, 201, "{}", private.body);
+    let shared =
+        owner.post("/api/v1/tools/notes", json!({"title": "All", "visibility": "tenant", "pinned": true})).await;
+    assert_eq!(shared.status, 201);
+    let team = owner.post("/api/v1/users/teams", json!({"name": "Sales", "members": [member_id]})).await;
+    assert_eq!(team.status, 201, "{}", team.body);
+    let team_note = owner
+        .post("/api/v1/tools/notes", json!({"title": "Team", "visibility": "team", "team_id": team.body["team_id"]}))
+        .await;
+    assert_eq!(team_note.status, 201, "{}", team_note.body);
+    let seen: Vec<String> = items(&member.get("/api/v1/tools/notes").await.body)
+        .iter()
+        .map(|n| n["title"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, ["Team", "All"], "the member sees tenant and team notes, not private ones");
+    let private_path = format!("/api/v1/tools/notes/{}", private.body["id"].as_str().unwrap());
+    assert_eq!(member.get(&private_path).await.status, 404);
+    assert_eq!(member.put(&private_path, json!({"title": "x"})).await.status, 404);
+    let shared_path = format!("/api/v1/tools/notes/{}", shared.body["id"].as_str().unwrap());
+    assert_eq!(member.put(&shared_path, json!({"title": "x"})).await.status, 403, "only the owner edits");
+    assert_eq!(items(&owner.get(&format!("/api/v1/tools/notes?record_id={record_id}")).await.body).len(), 1);
+    assert_eq!(items(&owner.get("/api/v1/tools/notes?pinned=true").await.body).len(), 1);
+    for (body, field) in [
+        (json!({"body": "no title"}), "title"),
+        (json!({"title": "t", "visibility": "team"}), "team_id"),
+        (json!({"title": "t", "body": "x".repeat(70_000)}), "body"),
+        (json!({"title": "t", "subject": {"system_id": "crm", "entity": "contacts", "record_id": "nope"}}), "subject"),
+        (json!({"title": "t", "visibility": "team", "team_id": "no-such-team"}), "team_id"),
+    ] {
+        let refused = owner.post("/api/v1/tools/notes", body).await;
+        assert_eq!((refused.status, refused.problem_fields()), (422, vec![field.to_string()]), "{}", refused.body);
+    }
+    assert_eq!(owner.delete(&private_path).await.status, 204);
+    assert_eq!(owner.get(&private_path).await.status, 404);
+
+    // Calls: E.164 numbers, outcomes, filters.
+    let call = owner
+        .post(
+            "/api/v1/tools/calls",
+            json!({"direction": "outbound", "phone_number": "+358401234567", "outcome": "answered",
+            "duration_seconds": 300, "summary": "Discussed renewal", "subject": subject}),
+        )
+        .await;
+    assert_eq!(call.status, 201, "{}", call.body);
+    let bad_call = owner
+        .post("/api/v1/tools/calls", json!({"direction": "outbound", "phone_number": "040 123", "outcome": "answered"}))
+        .await;
+    assert_eq!((bad_call.status, bad_call.problem_fields()), (422, vec!["phone_number".to_string()]));
+    let bad_outcome = owner
+        .post(
+            "/api/v1/tools/calls",
+            json!({"direction": "sideways", "phone_number": "+1202555", "outcome": "answered"}),
+        )
+        .await;
+    assert_eq!((bad_outcome.status, bad_outcome.problem_fields()), (422, vec!["direction".to_string()]));
+    assert_eq!(items(&owner.get("/api/v1/tools/calls?direction=outbound").await.body).len(), 1);
+    assert!(items(&owner.get("/api/v1/tools/calls?direction=inbound").await.body).is_empty());
+    assert_eq!(owner.get("/api/v1/tools/calls?outcome=maybe").await.problem_fields(), ["outcome"]);
+    assert_eq!(owner.get("/api/v1/tools/calls?since=yesterday").await.problem_fields(), ["since"]);
+
+    // Reviews: pending until a moderator publishes; the summary counts published ones.
+    for rating in [5, 4, 4] {
+        let written =
+            member.post("/api/v1/tools/reviews", json!({"rating": rating, "title": "Good", "subject": subject})).await;
+        assert_eq!((written.status, written.body["status"].as_str()), (201, Some("pending")), "{}", written.body);
+        let path = format!("/api/v1/tools/reviews/{}", written.body["id"].as_str().unwrap());
+        assert_eq!(member.put(&path, json!({"status": "published"})).await.status, 403, "authors do not moderate");
+        assert_eq!(owner.put(&path, json!({"status": "published"})).await.body["status"], "published");
+    }
+    let hidden = member.post("/api/v1/tools/reviews", json!({"rating": 1, "subject": subject})).await;
+    assert_eq!(hidden.status, 201);
+    assert_eq!(member.post("/api/v1/tools/reviews", json!({"rating": 6})).await.problem_fields(), ["rating"]);
+    let summary =
+        owner.get(&format!("/api/v1/tools/reviews/summary?system_id=crm&entity=contacts&record_id={record_id}")).await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert_eq!(summary.body["count"], 3);
+    assert!((summary.body["average"].as_f64().unwrap() - 4.33).abs() < 0.001, "{}", summary.body);
+    assert_eq!(summary.body["distribution"], json!({"1": 0, "2": 0, "3": 0, "4": 2, "5": 1}));
+    assert_eq!(owner.get("/api/v1/tools/reviews/summary").await.status, 400);
+
+    // Tasks: priority, assignee (a user of the tenant), the workflow, filters.
+    let task = owner
+        .post(
+            "/api/v1/tools/tasks",
+            json!({"title": "Call Bo", "priority": "high", "assignee": member_id,
+            "due_date": "2020-01-01", "subject": subject}),
+        )
+        .await;
+    assert_eq!((task.status, task.body["status"].as_str()), (201, Some("todo")), "{}", task.body);
+    let task_path = format!("/api/v1/tools/tasks/{}", task.body["task_id"].as_str().unwrap());
+    assert_eq!(
+        owner.post("/api/v1/tools/tasks", json!({"title": "x", "assignee": "ghost"})).await.problem_fields(),
+        ["assignee"]
+    );
+    assert_eq!(
+        owner.post("/api/v1/tools/tasks", json!({"title": "x", "priority": "whenever"})).await.problem_fields(),
+        ["priority"]
+    );
+    assert_eq!(
+        owner.post("/api/v1/tools/tasks", json!({"title": "x", "due_date": "soon"})).await.problem_fields(),
+        ["due_date"]
+    );
+    assert_eq!(
+        owner.post("/api/v1/tools/tasks", json!({"title": "Later", "due_date": "2999-01-01"})).await.status,
+        201
+    );
+    let overdue = owner.get("/api/v1/tools/tasks?overdue=true").await;
+    assert_eq!(items(&overdue.body).len(), 1, "{}", overdue.body);
+    assert_eq!(items(&owner.get(&format!("/api/v1/tools/tasks?assignee={member_id}")).await.body).len(), 1);
+    assert_eq!(owner.get("/api/v1/tools/tasks?status=open-ish").await.problem_fields(), ["status"]);
+    assert_eq!(owner.put(&task_path, json!({"status": "done"})).await.body["status"], "done");
+    let skipped = owner.put(&task_path, json!({"status": "in_progress"})).await;
+    assert_eq!(
+        (skipped.status, skipped.problem_fields()),
+        (422, vec!["status".to_string()]),
+        "done tasks reopen to todo first"
+    );
+    assert_eq!(owner.put(&task_path, json!({"status": "todo"})).await.body["status"], "todo");
+    assert!(items(&owner.get("/api/v1/tools/tasks?status=done").await.body).is_empty());
+    assert_eq!(owner.delete(&task_path).await.status, 204);
+    assert_eq!(owner.get(&task_path).await.status, 404);
+
+    // Every change is in the audit trail.
+    let trail = owner.get("/api/v1/settings/audit-logs?limit=200").await;
+    let actions: Vec<String> =
+        items(&trail.body).iter().filter_map(|e| e["action"].as_str().map(str::to_string)).collect();
+    for action in
+        ["note.create", "note.delete", "call.create", "review.create", "review.update", "task.create", "task.delete"]
+    {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+}
+
+/// The tools are automation sources: their triggers are listed and run rules.
+pub async fn tool_triggers(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let triggers = api.get("/api/v1/automation/triggers?module_type=tools").await;
+    let ids: Vec<&str> = triggers
+        .body
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["trigger_id"].as_str()).collect())
+        .unwrap_or_default();
+    for id in ["task_created", "task_completed", "task_overdue", "call_logged", "review_created", "note_created"] {
+        assert!(ids.contains(&id), "{id} in {}", triggers.body);
+    }
+    let rule = |trigger: &str, conditions: Value| {
+        json!({"name": format!("On {trigger}"), "module_type": "tools", "trigger_id": trigger, "conditions": conditions,
+               "actions": [{"type": "send_notification", "parameters": {"recipient": "ops@example.com", "message": format!("{trigger}")}}]})
+    };
+    let mut paths = Vec::new();
+    for (trigger, conditions) in [
+        ("review_created", json!([{"type": "less_or_equal", "field": "rating", "value": 2}])),
+        ("call_logged", json!([])),
+        ("note_created", json!([])),
+        ("task_completed", json!([])),
+        ("task_overdue", json!([])),
+    ] {
+        let created = api.post("/api/v1/automation/rules", rule(trigger, conditions)).await;
+        assert_eq!(created.status, 201, "{trigger}: {}", created.body);
+        paths.push(format!("/api/v1/automation/rules/{}/executions", created.body["id"].as_str().unwrap()));
+    }
+    let unknown = api.post("/api/v1/automation/rules", rule("task_exploded", json!([]))).await;
+    assert_eq!((unknown.status, unknown.problem_fields()), (422, vec!["trigger_id".to_string()]));
+    let bad_field = api
+        .post(
+            "/api/v1/automation/rules",
+            rule("review_created", json!([{"type": "equals", "field": "colour", "value": 1}])),
+        )
+        .await;
+    assert_eq!(bad_field.status, 422, "conditions are checked against the trigger's fields");
+
+    assert_eq!(api.post("/api/v1/tools/reviews", json!({"rating": 5})).await.status, 201);
+    assert_eq!(api.post("/api/v1/tools/reviews", json!({"rating": 1})).await.status, 201);
+    assert_eq!(
+        api.post(
+            "/api/v1/tools/calls",
+            json!({"direction": "inbound", "phone_number": "+12025550123", "outcome": "busy"})
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(api.post("/api/v1/tools/notes", json!({"title": "n"})).await.status, 201);
+    let task = api.post("/api/v1/tools/tasks", json!({"title": "t"})).await;
+    assert_eq!(task.status, 201);
+    let done = api
+        .put(&format!("/api/v1/tools/tasks/{}", task.body["task_id"].as_str().unwrap()), json!({"status": "done"}))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    // Due a second from now: the overdue timer fires once it passes.
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(api.post("/api/v1/tools/tasks", json!({"title": "late", "due_date": soon})).await.status, 201);
+    for path in &paths {
+        let runs = eventually(&api, path, |b| !items(b).is_empty()).await;
+        assert_eq!(items(&runs).len(), 1, "{path}: one run (the 5-star review does not match): {runs}");
+    }
+}

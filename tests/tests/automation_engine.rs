@@ -147,7 +147,7 @@ async fn guarantees(store: Arc<dyn Store>, concurrent: bool) {
     let notifications = s.automation.notifications(&tenant, &page).await.unwrap();
     assert_eq!(notifications.items.len(), 1, "notified exactly once");
     assert_eq!(notifications.items[0].message, "Deal - $20000");
-    assert_eq!(s.automation.tasks(&tenant, &page).await.unwrap().items.len(), 1, "one task");
+    assert_eq!(s.automation.tasks(&tenant, &Default::default(), &page).await.unwrap().items.len(), 1, "one task");
     let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
     assert_eq!(runs.items.len(), 1);
     assert_eq!(runs.items[0].status, RunStatus::Succeeded);

@@ -383,7 +383,7 @@ async fn delayed_actions_are_scheduler_schedules_on_moto() {
     assert!(!queued.is_empty(), "the delayed action is queued when its timer fires");
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
     assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
-    let tasks = s.automation.tasks(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    let tasks = s.automation.tasks(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(tasks.len(), 1, "performed once");
     assert_eq!(tasks[0].title, "Follow up Stream deal");
 }
@@ -527,7 +527,7 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
     let queued = drain(&moto.sqs_client(), &actions).await;
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
     assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
-    let tasks = s.automation.tasks(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    let tasks = s.automation.tasks(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(tasks.iter().filter(|t| t.title == "File the invoice").count(), 1);
 
     // Another account's events are no tenant's: dropped and counted, never evaluated.

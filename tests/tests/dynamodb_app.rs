@@ -76,6 +76,13 @@ async fn feature_flags_pass_on_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_pass_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::tools(&ctx(&moto, "tools", mail.path()).await, "tools").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_scenarios_pass_on_dynamodb() {
     let moto = Moto::start();
     let mail = tempfile::tempdir().unwrap();

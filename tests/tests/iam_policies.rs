@@ -484,6 +484,9 @@ fn functions() -> Vec<FunctionSpec> {
         ("docs", "DocsFunction", Some(http::docs::routes), Seed::No),
         ("settings", "SettingsFunction", Some(http::settings::routes), Seed::No),
         ("feature-flags", "FeatureFlagsFunction", Some(http::flags::routes), Seed::No),
+        ("notes", "NotesFunction", Some(http::tools::notes_routes), Seed::No),
+        ("calls", "CallsFunction", Some(http::tools::calls_routes), Seed::No),
+        ("reviews", "ReviewsFunction", Some(http::tools::reviews_routes), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
@@ -630,6 +633,19 @@ async fn every_function_works_with_exactly_its_template_policy() {
     trust::escalation(&ctx, "iam-escalation").await;
     trust::revocation(&ctx, &ctx, "iam-revocation").await;
     trust::throttling(&ctx, "iam-throttling", MOTO_THROTTLE_SLACK).await;
+    blackbox::system::settings(&ctx, "iam-settings").await;
+    blackbox::system::feature_flags(&ctx, "iam-flags").await;
+    blackbox::system::tools(&ctx, "iam-tools").await;
+    // A scheduled rule arms its first timer from the automation function.
+    let scheduler = ctx.new_tenant("iam-schedules").await;
+    let scheduled = scheduler
+        .post(
+            "/api/v1/automation/rules",
+            json!({"name": "Nightly", "module_type": "schedule", "trigger_id": "scheduled", "schedule": "rate(1 day)",
+                   "actions": [{"type": "create_task", "parameters": {"title": "Review the day"}}]}),
+        )
+        .await;
+    assert_eq!(scheduled.status, 201, "{}", scheduled.body);
 
     // Records, rules and the automation stages, each stage on its own credentials.
     let owner = ctx.new_tenant("iam-auto").await;

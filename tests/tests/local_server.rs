@@ -43,6 +43,20 @@ async fn flag_gated_rules_pass_on_the_local_server() {
 }
 
 #[tokio::test]
+async fn tools_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::tools(&ctx(&server), "tools").await;
+}
+
+#[tokio::test]
+async fn tool_triggers_run_rules_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::tool_triggers(&ctx(&server), "tool-triggers").await;
+}
+
+#[tokio::test]
 async fn identity_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

@@ -152,8 +152,7 @@ impl ConfigService {
         actor: &Actor,
         owner: Owner<'_>,
         scope: &ConfigScope,
-        value: Value,
-        setting: Option<SettingMeta>,
+        (value, setting): (Value, Option<SettingMeta>),
         if_match: Option<IfMatch>,
         expect: Expect,
     ) -> AppResult<ConfigVersion> {

@@ -16,14 +16,11 @@ use serde_json::Value;
 use super::audit::Actor;
 use super::configs::{ConfigService, Expect};
 use super::error::{AppError, AppResult};
-use super::keys;
 use super::page::{Listed, PageRequest};
-use super::stored::decode;
 use crate::domain::config::{ConfigCause, ConfigScope, ConfigVersion, IfMatch, Owner};
 use crate::domain::flags::{Context, FlagDefinition, Reason};
-use crate::domain::identity::Team;
 use crate::domain::ids::{FlagKey, TenantId};
-use crate::ports::store::{Query, Store};
+use crate::ports::store::Store;
 
 /// How long a process may answer evaluations from its snapshot of a tenant's flags.
 pub const FLAG_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -120,7 +117,7 @@ impl FlagService {
         let definition = definition.normalized(owner == Owner::Platform)?;
         let value = serde_json::to_value(&definition).expect("flags serialize");
         let scope = ConfigScope::Flag(key.clone());
-        let doc = self.configs.put_doc(actor, owner, &scope, value, None, if_match, expect).await?;
+        let doc = self.configs.put_doc(actor, owner, &scope, (value, None), if_match, expect).await?;
         self.forget(owner);
         flag_of(key.to_string(), owner, doc)
     }
@@ -177,36 +174,17 @@ impl FlagService {
         }
     }
 
-    async fn teams(&self, tenant: &TenantId) -> AppResult<HashMap<String, Vec<String>>> {
-        let pk = keys::tenant_pk(tenant);
-        let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-        let mut after: Option<String> = None;
-        loop {
-            let found = self
-                .store
-                .query(Query { limit: 200, after: after.as_deref(), ..Query::new(&pk, keys::TEAM_PREFIX) })
-                .await?;
-            for item in found.items {
-                let team: Team = decode(item)?;
-                for member in team.members {
-                    by_user.entry(member).or_default().push(team.team_id.clone());
-                }
-            }
-            match found.next {
-                Some(next) => after = Some(next),
-                None => return Ok(by_user),
-            }
-        }
-    }
-
     async fn snapshot(&self, tenant: &TenantId) -> AppResult<Arc<Snapshot>> {
         if let Some((at, snap)) = self.cache.lock().expect("flag cache lock").get(tenant) {
             if at.elapsed() < FLAG_CACHE_TTL {
                 return Ok(snap.clone());
             }
         }
-        let (platform, own, teams) =
-            tokio::try_join!(self.all(Owner::Platform), self.all(Owner::Tenant(tenant)), self.teams(tenant))?;
+        let (platform, own, teams) = tokio::try_join!(
+            self.all(Owner::Platform),
+            self.all(Owner::Tenant(tenant)),
+            super::teams::teams_by_user(self.store.as_ref(), tenant)
+        )?;
         let mut flags = BTreeMap::new();
         for (key, def, version) in platform {
             flags.insert(key, (def, "platform", version));

@@ -186,6 +186,23 @@ pub fn notification_sk(created_at: &str, id: &str) -> String {
     format!("{NOTIFICATION_PREFIX}{created_at}#{id}")
 }
 
+/// Tool items of one kind (`note`, `call`, `review`).
+pub fn tool_prefix(kind: &str) -> String {
+    format!("TOOL#{kind}#")
+}
+
+pub fn tool_sk(kind: &str, id: &str) -> String {
+    format!("TOOL#{kind}#{id}")
+}
+
+/// `TOOL#<kind>#<id>` (or a task's `TASK#<id>`) back into (kind, id).
+pub fn parse_tool_sk(sk: &str) -> Option<(&str, &str)> {
+    if let Some(id) = sk.strip_prefix(TASK_PREFIX) {
+        return Some(("task", id));
+    }
+    sk.strip_prefix("TOOL#")?.split_once('#')
+}
+
 pub fn task_sk(task_id: &str) -> String {
     format!("{TASK_PREFIX}{task_id}")
 }

@@ -29,6 +29,7 @@ pub mod stored;
 pub mod teams;
 pub mod tenants;
 pub mod throttle;
+pub mod tools;
 pub mod users;
 
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub struct Services {
     pub configs: configs::ConfigService,
     pub settings: settings::SettingsService,
     pub flags: flags::FlagService,
+    pub tools: tools::ToolService,
     pub tenants: tenants::TenantService,
     pub sessions: sessions::SessionService,
     pub recovery: recovery::RecoveryService,
@@ -110,6 +112,7 @@ impl Services {
         let configs = configs::ConfigService::new(store.clone(), catalog.clone());
         let settings = settings::SettingsService::new(configs.clone());
         let flags = flags::FlagService::new(store.clone(), configs.clone());
+        let tools = tools::ToolService::new(store.clone());
         let installs = installs::InstallService::new(store.clone(), catalog.clone(), configs.clone());
         let tenants = tenants::TenantService::new(store.clone());
         let sessions = sessions::SessionService::new(store.clone(), authn.clone());
@@ -165,6 +168,7 @@ impl Services {
             configs,
             settings,
             flags,
+            tools,
             tenants,
             sessions,
             recovery,

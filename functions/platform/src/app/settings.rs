@@ -144,7 +144,7 @@ impl SettingsService {
         };
         check_meta(owner, &meta)?;
         let scope = ConfigScope::Tenant(key.clone());
-        let doc = self.configs.put_doc(actor, owner, &scope, input.value, Some(meta), None, Expect::Absent).await?;
+        let doc = self.configs.put_doc(actor, owner, &scope, (input.value, Some(meta)), None, Expect::Absent).await?;
         Ok(Setting::of(key.to_string(), owner, doc))
     }
 
@@ -171,7 +171,7 @@ impl SettingsService {
             meta.public = public;
         }
         check_meta(owner, &meta)?;
-        let doc = self.configs.put_doc(actor, owner, &scope, input.value, Some(meta), if_match, Expect::Any).await?;
+        let doc = self.configs.put_doc(actor, owner, &scope, (input.value, Some(meta)), if_match, Expect::Any).await?;
         Ok(Setting::of(key.to_string(), owner, doc))
     }
 

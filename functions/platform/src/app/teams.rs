@@ -47,6 +47,11 @@ impl TeamService {
         .await
     }
 
+    /// The teams `user_id` is a member of.
+    pub async fn teams_of(&self, tenant: &TenantId, user_id: &str) -> AppResult<Vec<String>> {
+        Ok(teams_by_user(self.store.as_ref(), tenant).await?.remove(user_id).unwrap_or_default())
+    }
+
     pub async fn get(&self, tenant: &TenantId, team_id: &str) -> AppResult<Team> {
         Ok(self.team(tenant, team_id).await?.0)
     }
@@ -139,5 +144,34 @@ impl TeamService {
             Ok(committed(self.store.transact(writes).await)?.map(|()| team))
         })
         .await
+    }
+}
+
+/// Every member of the tenant's teams -> the team ids they are in.
+pub async fn teams_by_user(
+    store: &dyn Store,
+    tenant: &TenantId,
+) -> AppResult<std::collections::HashMap<String, Vec<String>>> {
+    let pk = keys::tenant_pk(tenant);
+    let mut by_user: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let found = store
+            .query(crate::ports::store::Query {
+                limit: 200,
+                after: after.as_deref(),
+                ..crate::ports::store::Query::new(&pk, keys::TEAM_PREFIX)
+            })
+            .await?;
+        for item in found.items {
+            let team: Team = crate::app::stored::decode(item)?;
+            for member in team.members {
+                by_user.entry(member).or_default().push(team.team_id.clone());
+            }
+        }
+        match found.next {
+            Some(next) => after = Some(next),
+            None => return Ok(by_user),
+        }
     }
 }

@@ -45,6 +45,9 @@ pub enum Permission {
     /// Create and change rules, publish events, retry executions.
     #[serde(rename = "automation.manage")]
     AutomationManage,
+    /// Publish or reject reviews.
+    #[serde(rename = "reviews.moderate")]
+    ReviewsModerate,
     /// Catalog administration: only the platform administrator holds it.
     #[serde(rename = "catalog.manage")]
     CatalogManage,
@@ -55,7 +58,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission a tenant role may hold (catalog administration is not one).
-    pub const TENANT: [Permission; 14] = [
+    pub const TENANT: [Permission; 15] = [
         Permission::SystemsRead,
         Permission::SystemsManage,
         Permission::ConfigRead,
@@ -70,6 +73,7 @@ impl Permission {
         Permission::RecordsWrite,
         Permission::AutomationRead,
         Permission::AutomationManage,
+        Permission::ReviewsModerate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +92,7 @@ impl Permission {
             Permission::RecordsWrite => "records.write",
             Permission::AutomationRead => "automation.read",
             Permission::AutomationManage => "automation.manage",
+            Permission::ReviewsModerate => "reviews.moderate",
             Permission::CatalogManage => "catalog.manage",
             Permission::PlatformOperate => "platform.operate",
         }
@@ -109,6 +114,7 @@ impl Permission {
             Permission::RecordsWrite => "Create, change and delete records and tasks",
             Permission::AutomationRead => "See automation rules, triggers and executions",
             Permission::AutomationManage => "Manage automation rules, publish events, retry executions",
+            Permission::ReviewsModerate => "Publish or reject reviews",
             Permission::CatalogManage => "Administer the global catalog (platform administrator)",
             Permission::PlatformOperate => "Operate the platform: dead letters, tenant limits (platform administrator)",
         }

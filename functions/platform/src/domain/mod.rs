@@ -22,4 +22,5 @@ pub mod rules;
 pub mod run_status;
 pub mod time;
 pub mod timing;
+pub mod tools;
 pub mod webhook;

@@ -11,7 +11,7 @@ use super::caller::{need, Authorized};
 use super::extract::{JsonBody, Params};
 use super::problem::Problem;
 use super::{ApiRouter, AppState};
-use crate::app::automation::{IncomingEvent, RuleFilter, RuleTest, SampleEvent, TaskInput, TriggerInfo};
+use crate::app::automation::{IncomingEvent, RuleFilter, RuleTest, SampleEvent, TaskFilter, TaskInput, TriggerInfo};
 use crate::app::engine::{Execution, Notification, Task};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
@@ -37,7 +37,7 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(publish_event))
         .routes(routes!(list_notifications))
         .routes(routes!(list_tasks, create_task))
-        .routes(routes!(update_task))
+        .routes(routes!(get_task, update_task, delete_task))
         .routes(routes!(rotate_signing_key))
 }
 
@@ -311,33 +311,68 @@ async fn list_notifications(
     Ok(Json(state.services.automation.notifications(auth.tenant()?, &params.page()?).await?))
 }
 
-/// Tasks (a tool of the system service), created by people or by automations.
+/// Tasks (a tool of the system service), created by people or by automations, newest
+/// first. Filters: `status`, `assignee`, `overdue=true`, and the tools' shared filters.
 #[utoipa::path(get, path = "/api/v1/tools/tasks", tag = "tools", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = Listed<Task>)))]
+    params(("status" = Option<String>, Query), ("assignee" = Option<String>, Query), ("overdue" = Option<bool>, Query),
+           ("system_id" = Option<String>, Query), ("entity" = Option<String>, Query), ("record_id" = Option<String>, Query),
+           ("owner" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Listed<Task>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_tasks(
     State(state): State<AppState>,
     auth: Authorized<need::RecordsRead>,
     params: Params,
 ) -> AppResult<Json<Listed<Task>>> {
-    Ok(Json(state.services.automation.tasks(auth.tenant()?, &params.page()?).await?))
+    let status: Option<crate::domain::tools::TaskStatus> = match params.0.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(serde_json::from_value(serde_json::Value::String(raw.clone())).map_err(|_| {
+            AppError::BadRequest(Invalid::one("status", "must be one of todo, in_progress, done, cancelled"))
+        })?),
+    };
+    let tools = super::tools::tool_filter(&params);
+    tools.check().map_err(AppError::BadRequest)?;
+    let filter = TaskFilter {
+        status,
+        assignee: params.0.get("assignee").filter(|a| !a.is_empty()).cloned(),
+        overdue: params.flag("overdue")?,
+        tools,
+    };
+    Ok(Json(state.services.automation.tasks(auth.tenant()?, &filter, &params.page()?).await?))
 }
 
-/// Create a task.
+/// Create a task (a `task_created` event of the `tools` module; `task_overdue` fires at
+/// its due date unless it is done or cancelled by then).
 #[utoipa::path(post, path = "/api/v1/tools/tasks", tag = "tools", security(("bearer" = [])), request_body = TaskInput,
-    responses((status = 201, body = Task), (status = 422, body = Problem)))]
+    responses((status = 201, body = Task), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn create_task(
     State(state): State<AppState>,
     auth: Authorized<need::RecordsWrite>,
     JsonBody(input): JsonBody<TaskInput>,
 ) -> AppResult<impl IntoResponse> {
-    let task = state.services.automation.create_task(&auth.actor(), auth.tenant()?, input).await?;
+    let creator = auth.principal.user_id();
+    let task = state.services.automation.create_task(&auth.actor(), creator, auth.tenant()?, input).await?;
     Ok((StatusCode::CREATED, Json(task)))
 }
 
-/// Change a task.
+/// A task.
+#[utoipa::path(get, path = "/api/v1/tools/tasks/{task_id}", tag = "tools", security(("bearer" = [])),
+    params(("task_id" = String, Path)),
+    responses((status = 200, body = Task), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_task(
+    State(state): State<AppState>,
+    auth: Authorized<need::RecordsRead>,
+    Path(task_id): Path<String>,
+) -> AppResult<Json<Task>> {
+    Ok(Json(state.services.automation.task(auth.tenant()?, &task_id).await?.0))
+}
+
+/// Change a task; the status follows the workflow (todo, in_progress, done, cancelled;
+/// closed tasks reopen to todo).
 #[utoipa::path(put, path = "/api/v1/tools/tasks/{task_id}", tag = "tools", security(("bearer" = [])), request_body = TaskInput,
-    params(("task_id" = String, Path)), responses((status = 200, body = Task), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("task_id" = String, Path)),
+    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn update_task(
     State(state): State<AppState>,
     auth: Authorized<need::RecordsWrite>,
@@ -345,4 +380,17 @@ async fn update_task(
     JsonBody(input): JsonBody<TaskInput>,
 ) -> AppResult<Json<Task>> {
     Ok(Json(state.services.automation.update_task(&auth.actor(), auth.tenant()?, &task_id, input).await?))
+}
+
+/// Delete a task.
+#[utoipa::path(delete, path = "/api/v1/tools/tasks/{task_id}", tag = "tools", security(("bearer" = [])),
+    params(("task_id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn delete_task(
+    State(state): State<AppState>,
+    auth: Authorized<need::RecordsWrite>,
+    Path(task_id): Path<String>,
+) -> AppResult<StatusCode> {
+    state.services.automation.delete_task(&auth.actor(), auth.tenant()?, &task_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

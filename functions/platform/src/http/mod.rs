@@ -17,6 +17,7 @@ pub mod problem;
 pub mod records;
 pub mod settings;
 pub mod tenant_systems;
+pub mod tools;
 pub mod users;
 
 use axum::http::{header, HeaderName, HeaderValue, Request};
@@ -78,6 +79,9 @@ pub fn all_routes() -> ApiRouter {
         .merge(config::routes())
         .merge(settings::routes())
         .merge(flags::routes())
+        .merge(tools::notes_routes())
+        .merge(tools::calls_routes())
+        .merge(tools::reviews_routes())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(audit::routes())

@@ -17,6 +17,8 @@ pub enum Timer {
     /// A scheduled rule's version fires at `at` (and sets its next timer). A timer of an
     /// earlier version, or of a rule since deactivated or deleted, does nothing.
     Schedule { tenant_id: String, rule_id: String, version: u64, at: i64 },
+    /// A task is due at `due`: unless it is closed or its due date moved, it is overdue.
+    TaskDue { tenant_id: String, task_id: String, due: i64 },
 }
 
 impl Timer {
@@ -30,6 +32,9 @@ impl Timer {
             Timer::Schedule { tenant_id, rule_id, version, at } => {
                 vec!["schedule".into(), tenant_id.clone(), rule_id.clone(), version.to_string(), at.to_string()]
             }
+            Timer::TaskDue { tenant_id, task_id, due } => {
+                vec!["taskdue".into(), tenant_id.clone(), task_id.clone(), due.to_string()]
+            }
         };
         let kind = &parts[0];
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
@@ -38,7 +43,9 @@ impl Timer {
 
     pub fn tenant_id(&self) -> &str {
         match self {
-            Timer::Action { tenant_id, .. } | Timer::Schedule { tenant_id, .. } => tenant_id,
+            Timer::Action { tenant_id, .. } | Timer::Schedule { tenant_id, .. } | Timer::TaskDue { tenant_id, .. } => {
+                tenant_id
+            }
         }
     }
 }

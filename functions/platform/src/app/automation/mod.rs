@@ -8,6 +8,7 @@
 mod rules;
 mod runs;
 mod tasks;
+pub use tasks::TaskFilter;
 
 use std::sync::Arc;
 
@@ -81,10 +82,15 @@ pub struct IncomingEvent {
 pub struct TaskInput {
     pub title: Option<String>,
     pub description: Option<String>,
+    /// An RFC 3339 time or a date (`YYYY-MM-DD`).
     pub due_date: Option<String>,
+    /// A user of the tenant.
     pub assignee: Option<String>,
-    pub status: Option<String>,
-    pub priority: Option<String>,
+    /// `todo`, `in_progress`, `done`, `cancelled` (along the workflow).
+    pub status: Option<crate::domain::tools::TaskStatus>,
+    /// `low`, `normal`, `high`, `urgent`.
+    pub priority: Option<crate::domain::tools::TaskPriority>,
+    pub subject: Option<crate::domain::tools::Subject>,
 }
 
 /// Filters of `GET /api/v1/automation/rules`.
@@ -106,8 +112,6 @@ pub struct AutomationService {
     sources: crate::app::event_sources::EventSourceService,
     webhooks: WebhookPolicy,
 }
-
-const TASK_STATUSES: [&str; 4] = ["open", "in_progress", "done", "cancelled"];
 
 /// Where the automation service sends work: the action queue, the event bus, the timers.
 pub struct Outlets {
@@ -157,6 +161,20 @@ impl AutomationService {
                 data: SCHEDULED_FIELDS.map(str::to_string).to_vec(),
                 fields: SCHEDULED_FIELDS.map(str::to_string).to_vec(),
             });
+        }
+        if module.is_none_or(|m| m == crate::domain::tools::TOOLS_MODULE) {
+            for trigger in &crate::domain::tools::TOOL_TRIGGERS {
+                let fields = crate::domain::tools::trigger_fields(trigger);
+                out.push(TriggerInfo {
+                    module_type: crate::domain::tools::TOOLS_MODULE.to_string(),
+                    trigger_id: trigger.id.to_string(),
+                    name: trigger.name.to_string(),
+                    description: trigger.description.to_string(),
+                    entity: None,
+                    data: fields.clone(),
+                    fields,
+                });
+            }
         }
         if module.is_none_or(|m| m == crate::app::event_sources::AWS_MODULE) {
             for source in self.sources.list(tenant).await?.items {
@@ -209,6 +227,13 @@ impl AutomationService {
                 .into());
             }
             return Ok(TriggerFields { fields: Default::default(), changeable: Default::default(), open: true });
+        }
+        if module == crate::domain::tools::TOOLS_MODULE {
+            let def = crate::domain::tools::tool_trigger(trigger)
+                .ok_or_else(|| Invalid::one("trigger_id", format!("'{module}' has no trigger '{trigger}'")))?;
+            let fields: std::collections::BTreeSet<String> =
+                crate::domain::tools::trigger_fields(def).into_iter().collect();
+            return Ok(TriggerFields { changeable: fields.clone(), fields, open: false });
         }
         if module == SCHEDULE_MODULE {
             if trigger != SCHEDULED_TRIGGER {

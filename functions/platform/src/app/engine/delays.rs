@@ -145,7 +145,40 @@ impl Evaluator {
                 let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
                 self.fire_schedule(&tenant, rule_id, *version, *at).await
             }
+            Timer::TaskDue { tenant_id, task_id, due } => {
+                let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
+                self.fire_task_due(&tenant, task_id, *due).await
+            }
         }
+    }
+
+    /// A task's due time came: a `task_overdue` event of the `tools` module, unless the
+    /// task is gone, closed, or due at another time now (its own timer took over).
+    async fn fire_task_due(&self, tenant: &TenantId, task_id: &str, due: i64) -> AppResult<()> {
+        let Some(item) = self.store.get(&keys::tenant_pk(tenant), &keys::task_sk(task_id)).await? else {
+            return Ok(());
+        };
+        let data = match item.data {
+            Value::Object(map) => map,
+            _ => return Ok(()),
+        };
+        let task: crate::app::engine::Task = decode_at(&item.pk, &item.sk, Value::Object(data.clone()))?;
+        let still_due = task.due_date.as_deref().and_then(crate::domain::tools::due_epoch) == Some(due);
+        if task.status.is_closed() || !still_due {
+            return Ok(());
+        }
+        let event = BusinessEvent {
+            event_id: crate::domain::events::derived_id(&[tenant.as_str(), task_id, "task_overdue", &due.to_string()]),
+            tenant_id: tenant.to_string(),
+            module_type: crate::domain::tools::TOOLS_MODULE.to_string(),
+            trigger_id: "task_overdue".to_string(),
+            occurred_at: rfc3339_of(due),
+            data,
+            changes: Map::new(),
+            causation: task.causation.unwrap_or_default(),
+            native: None,
+        };
+        self.evaluate(&event).await.map(|_| ())
     }
 
     async fn fire_action(&self, tenant: &TenantId, execution_id: &str, index: usize) -> AppResult<()> {

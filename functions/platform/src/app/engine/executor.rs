@@ -245,9 +245,17 @@ impl Executor {
                     description: fill_some(&new.description).unwrap_or_default(),
                     due_date: fill_some(&new.due_date),
                     assignee: fill_some(&new.assignee),
-                    status: "open".to_string(),
-                    priority: fill_some(&new.priority).unwrap_or_else(|| "normal".to_string()),
+                    status: crate::domain::tools::TaskStatus::Todo,
+                    priority: fill_some(&new.priority)
+                        .map(|p| crate::domain::tools::TaskPriority::from_text(&p))
+                        .unwrap_or_default(),
                     rule_id: Some(message.rule_id.clone()),
+                    subject: None,
+                    created_by: None,
+                    causation: Some(Causation {
+                        depth: message.event.causation.depth + 1,
+                        action_id: Some(message.action_id.clone()),
+                    }),
                     created_at: now.clone(),
                     updated_at: now,
                 };

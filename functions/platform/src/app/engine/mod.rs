@@ -145,13 +145,24 @@ pub struct Task {
     pub task_id: String,
     pub title: String,
     pub description: String,
+    /// An RFC 3339 time or a date (`YYYY-MM-DD`).
     pub due_date: Option<String>,
+    /// A user of the tenant.
     pub assignee: Option<String>,
-    /// `open`, `in_progress`, `done`.
-    pub status: String,
-    pub priority: String,
+    pub status: crate::domain::tools::TaskStatus,
+    pub priority: crate::domain::tools::TaskPriority,
     /// The rule that created it, if any.
     pub rule_id: Option<String>,
+    /// The record it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<crate::domain::tools::Subject>,
+    /// The user who made it (`None` when an automation did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Set when an automation made it: how deep in a chain of automations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub causation: Option<crate::domain::events::Causation>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -33,6 +33,16 @@ impl Publisher {
     /// The business events of one store change (none for anything but a record).
     pub async fn events_of(&self, change: &StoreChange) -> AppResult<Vec<BusinessEvent>> {
         let Some(item) = change.new.as_ref().or(change.old.as_ref()) else { return Ok(Vec::new()) };
+        if let (Some(tenant), Some((kind, id))) = (keys::parse_tenant_pk(&item.pk), keys::parse_tool_sk(&item.sk)) {
+            let version = change.new.as_ref().map_or(0, |n| n.version);
+            return Ok(crate::domain::tools::tool_events(
+                tenant,
+                kind,
+                &format!("{kind}:{id}:{version}"),
+                change.old.as_ref().map(|o| &o.data),
+                change.new.as_ref().map(|n| &n.data),
+            ));
+        }
         let (Some(tenant), Some((system, entity, record_id))) =
             (keys::parse_tenant_pk(&item.pk), keys::parse_record_sk(&item.sk))
         else {
