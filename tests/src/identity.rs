@@ -534,6 +534,13 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
     let review =
         a.post("/api/v1/tools/reviews", json!({"rating": 5, "title": "A-SECRET-REVIEW", "status": "published"})).await;
     assert_eq!(review.status, 201, "{}", review.body);
+    let event = a
+        .post(
+            "/api/v1/tools/events",
+            json!({"title": "A-SECRET-EVENT", "start": "2026-01-01T10:00:00", "end": "2026-01-01T11:00:00"}),
+        )
+        .await;
+    assert_eq!(event.status, 201, "{}", event.body);
     let sid = jwt_claims(a.token.as_deref().unwrap())["sid"].as_str().unwrap().to_string();
     let ids = json!({
         "tenant_id": tenant_a,
@@ -555,6 +562,7 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         "note_id": note.body["id"],
         "call_id": call.body["id"],
         "review_id": review.body["id"],
+        "event_id": event.body["id"],
     });
     let spec = ctx.api.get("/openapi.json").await.body;
     let mut tried = 0;
@@ -589,6 +597,7 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
                 || template.contains("{call_id}")
                 || template.contains("{review_id}")
                 || template.contains("{task_id}")
+                || template.contains("{event_id}")
             {
                 assert!(
                     answer.status == 404 || answer.status == 422,

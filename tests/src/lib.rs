@@ -288,6 +288,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: serde_json::Value,
+    /// The body as text (for answers that are not JSON).
+    pub text: String,
 }
 
 impl Answer {
@@ -354,7 +356,7 @@ impl Api {
             assert_eq!(content_type, "application/problem+json", "error answers are problem+json: {body}");
             assert_eq!(body["status"], status, "problem status matches: {body}");
         }
-        Answer { status, headers, body }
+        Answer { status, headers, body, text: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -543,3 +543,110 @@ pub async fn tool_triggers(ctx: &Ctx, tenant: &str) {
         assert_eq!(items(&runs).len(), 1, "{path}: one run (the 5-star review does not match): {runs}");
     }
 }
+
+/// Calendar events: time zones, attendees, recurrence expanded in range queries, and an
+/// iCalendar export that calendar apps import.
+pub async fn calendar(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let me = api.get("/api/v1/auth/me").await.body["user_id"].as_str().unwrap().to_string();
+    let standup = api
+        .post(
+            "/api/v1/tools/events",
+            json!({"title": "Stand-up", "start": "2026-03-23T09:00:00", "end": "2026-03-23T09:15:00",
+            "time_zone": "Europe/Helsinki", "recurrence": "FREQ=WEEKLY;BYDAY=MO;COUNT=4", "location": "Room 1",
+            "attendees": [{"user_id": me}, {"email": "guest@example.com", "name": "Guest"}]}),
+        )
+        .await;
+    assert_eq!(standup.status, 201, "{}", standup.body);
+    let offsite = api
+        .post(
+            "/api/v1/tools/events",
+            json!({"title": "Offsite", "all_day": true, "start": "2026-04-01", "end": "2026-04-02"}),
+        )
+        .await;
+    assert_eq!(offsite.status, 201, "{}", offsite.body);
+    let utc = api
+        .post("/api/v1/tools/events", json!({"title": "Call", "start": "2026-04-07T12:00:00Z", "end": "2026-04-07T12:30:00+00:00", "time_zone": "America/New_York"}))
+        .await;
+    assert_eq!(utc.body["start"], "2026-04-07T08:00:00", "an RFC 3339 time is kept as the zone's local time");
+    for (body, field) in [
+        (json!({"title": "x", "start": "2026-01-01T10:00:00", "end": "2026-01-01T09:00:00"}), "end"),
+        (
+            json!({"title": "x", "start": "2026-01-01T10:00:00", "end": "2026-01-01T11:00:00", "time_zone": "Mars/Base"}),
+            "time_zone",
+        ),
+        (
+            json!({"title": "x", "start": "2026-01-01T10:00:00", "end": "2026-01-01T11:00:00", "recurrence": "FREQ=HOURLY;BYDAY=XX"}),
+            "recurrence",
+        ),
+        (json!({"title": "x", "start": "next week", "end": "2026-01-01T11:00:00"}), "start"),
+        (
+            json!({"title": "x", "start": "2026-01-01T10:00:00", "end": "2026-01-01T11:00:00", "attendees": [{"user_id": "ghost"}]}),
+            "attendees[0].user_id",
+        ),
+        (
+            json!({"title": "x", "start": "2026-01-01T10:00:00", "end": "2026-01-01T11:00:00", "attendees": [{}]}),
+            "attendees[0]",
+        ),
+        (json!({"start": "2026-01-01T10:00:00", "end": "2026-01-01T11:00:00"}), "title"),
+    ] {
+        let refused = api.post("/api/v1/tools/events", body.clone()).await;
+        assert_eq!(
+            (refused.status, refused.problem_fields()),
+            (422, vec![field.to_string()]),
+            "{body}: {}",
+            refused.body
+        );
+    }
+
+    // A range expands recurrences, in time order, each at its local time across the DST change.
+    let range = api.get("/api/v1/tools/events?from=2026-03-01&to=2026-05-01").await;
+    assert_eq!(range.status, 200, "{}", range.body);
+    let occurrences: Vec<(String, String)> = items(&range.body)
+        .iter()
+        .map(|o| (o["title"].as_str().unwrap().to_string(), o["occurrence_start"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        occurrences,
+        [
+            ("Stand-up".to_string(), "2026-03-23T09:00:00+02:00".to_string()),
+            ("Stand-up".to_string(), "2026-03-30T09:00:00+03:00".to_string()),
+            ("Offsite".to_string(), "2026-04-01T00:00:00+00:00".to_string()),
+            ("Stand-up".to_string(), "2026-04-06T09:00:00+03:00".to_string()),
+            ("Call".to_string(), "2026-04-07T08:00:00-04:00".to_string()),
+            ("Stand-up".to_string(), "2026-04-13T09:00:00+03:00".to_string()),
+        ]
+    );
+    assert_eq!(api.get("/api/v1/tools/events?from=2026-01-01").await.status, 400);
+    assert_eq!(api.get("/api/v1/tools/events?from=2026-01-01&to=2028-01-01").await.problem_fields(), ["to"]);
+    assert_eq!(
+        items(&api.get("/api/v1/tools/events?limit=2").await.body).len(),
+        2,
+        "without a range: the events, paginated"
+    );
+
+    // The export.
+    let ics = api.get("/api/v1/tools/events/export?format=ics").await;
+    assert_eq!(ics.status, 200);
+    assert!(ics.header("content-type").unwrap().starts_with("text/calendar"));
+    let text = ics.text.clone();
+    assert!(text.starts_with("BEGIN:VCALENDAR\r\n") && text.ends_with("END:VCALENDAR\r\n"), "{text}");
+    assert_eq!(text.matches("BEGIN:VEVENT").count(), 3);
+    assert!(text.contains("DTSTART;TZID=Europe/Helsinki:20260323T090000\r\n"), "{text}");
+    assert!(text.contains("RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=4\r\n"));
+    assert!(text.contains("DTSTART;VALUE=DATE:20260401\r\nDTEND;VALUE=DATE:20260403\r\n"));
+    assert!(text.contains("TZID:America/New_York"));
+    assert!(text.contains(&format!("ATTENDEE:mailto:{}", Ctx::owner_email(tenant))), "users by their e-mail: {text}");
+    assert!(text.contains("ATTENDEE;CN=\"Guest\":mailto:guest@example.com"));
+    assert_eq!(api.get("/api/v1/tools/events/export?format=pdf").await.problem_fields(), ["format"]);
+
+    // Changes and deletion.
+    let path = format!("/api/v1/tools/events/{}", standup.body["id"].as_str().unwrap());
+    let moved =
+        api.put(&path, json!({"recurrence": "", "start": "2026-03-24T10:00:00", "end": "2026-03-24T10:30:00"})).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert!(moved.body.get("recurrence").is_none());
+    assert_eq!(items(&api.get("/api/v1/tools/events?from=2026-03-01&to=2026-05-01").await.body).len(), 3);
+    assert_eq!(api.delete(&path).await.status, 204);
+    assert_eq!(api.get(&path).await.status, 404);
+}

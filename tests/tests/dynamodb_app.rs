@@ -83,6 +83,13 @@ async fn tools_pass_on_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_events_pass_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::calendar(&ctx(&moto, "calendar", mail.path()).await, "calendar").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_scenarios_pass_on_dynamodb() {
     let moto = Moto::start();
     let mail = tempfile::tempdir().unwrap();

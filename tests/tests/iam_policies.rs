@@ -487,6 +487,7 @@ fn functions() -> Vec<FunctionSpec> {
         ("notes", "NotesFunction", Some(http::tools::notes_routes), Seed::No),
         ("calls", "CallsFunction", Some(http::tools::calls_routes), Seed::No),
         ("reviews", "ReviewsFunction", Some(http::tools::reviews_routes), Seed::No),
+        ("calendar-events", "CalendarEventsFunction", Some(http::calendar::routes), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
@@ -636,6 +637,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     blackbox::system::settings(&ctx, "iam-settings").await;
     blackbox::system::feature_flags(&ctx, "iam-flags").await;
     blackbox::system::tools(&ctx, "iam-tools").await;
+    blackbox::system::calendar(&ctx, "iam-calendar").await;
     // A scheduled rule arms its first timer from the automation function.
     let scheduler = ctx.new_tenant("iam-schedules").await;
     let scheduled = scheduler

@@ -57,6 +57,13 @@ async fn tool_triggers_run_rules_on_the_local_server() {
 }
 
 #[tokio::test]
+async fn calendar_events_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::calendar(&ctx(&server), "calendar").await;
+}
+
+#[tokio::test]
 async fn identity_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

@@ -56,6 +56,16 @@ impl ToolBody for crate::domain::tools::Review {
     }
 }
 
+impl ToolBody for crate::domain::calendar::CalendarEvent {
+    const KIND: &'static str = "event";
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+}
+
 /// The filters every tool list takes.
 #[derive(Debug, Clone, Default)]
 pub struct ToolFilter {

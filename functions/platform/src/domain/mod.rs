@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod actions;
+pub mod calendar;
 pub mod catalog;
 pub mod conditions;
 pub mod config;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod automation;
+pub mod calendar;
 pub mod caller;
 pub mod catalog;
 pub mod config;
@@ -82,6 +83,7 @@ pub fn all_routes() -> ApiRouter {
         .merge(tools::notes_routes())
         .merge(tools::calls_routes())
         .merge(tools::reviews_routes())
+        .merge(calendar::routes())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(audit::routes())

@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/tools/events` (calendar events, occurrences, iCalendar export).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::calendar::routes(), platform::runtime::Seed::No).await
+}
