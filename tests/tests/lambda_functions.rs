@@ -133,6 +133,24 @@ async fn every_function_answers_its_sample_event() {
             assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
         }
 
+        let setting = invoke(port, "settings", "events/settings-create.json");
+        assert_eq!((setting["statusCode"].as_u64(), body(&setting)["scope"].as_str()), (Some(201), Some("tenant")), "{setting}");
+        let flag = invoke(port, "feature-flags", "events/feature-flags-create.json");
+        assert_eq!(flag["statusCode"], 201, "{flag}");
+        let flags = invoke(port, "feature-flags", "events/feature-flags-ofrep-bulk.json");
+        assert_eq!(body(&flags)["flags"][0]["key"], "new-checkout", "{flags}");
+        for (function, file) in [
+            ("notes", "events/notes-create.json"),
+            ("calls", "events/calls-create.json"),
+            ("reviews", "events/reviews-create.json"),
+            ("calendar-events", "events/calendar-events-create.json"),
+        ] {
+            let created = invoke(port, function, file);
+            assert_eq!(created["statusCode"], 201, "{function}: {created}");
+        }
+        let ics = invoke(port, "calendar-events", "events/calendar-events-export.json");
+        assert!(ics["body"].as_str().unwrap_or_default().starts_with("BEGIN:VCALENDAR"), "{ics}");
+
         let rule = invoke(port, "automation", "events/automation-create-rule.json");
         assert_eq!(rule["statusCode"], 201, "{rule}");
         let record = invoke(port, "records", "events/records-create-opportunity.json");
