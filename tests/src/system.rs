@@ -650,3 +650,67 @@ pub async fn calendar(ctx: &Ctx, tenant: &str) {
     assert_eq!(api.delete(&path).await.status, 204);
     assert_eq!(api.get(&path).await.status, 404);
 }
+
+/// Relations stay whole: deleting a record applies each referring relation's rule
+/// (restrict: 409 naming the referrers; cascade; set null), and tool items about it
+/// lose their subject.
+pub async fn relations(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let contact = api
+        .post(
+            "/api/v1/systems/crm/records/contacts",
+            json!({"first_name": "Bo", "last_name": "Li", "email": "bo@example.com"}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let cid = contact.body["record_id"].as_str().unwrap().to_string();
+    let contact_path = format!("/api/v1/systems/crm/records/contacts/{cid}");
+    let deal = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Deal", "value": 5, "stage": "proposal", "contact_id": cid}),
+        )
+        .await;
+    assert_eq!(deal.status, 201, "{}", deal.body);
+    let lead = api.post("/api/v1/systems/crm/records/leads", json!({"name": "Lead", "contact_id": cid})).await;
+    assert_eq!(lead.status, 201, "{}", lead.body);
+    let talk = api
+        .post(
+            "/api/v1/systems/crm/records/interactions",
+            json!({"contact_id": cid, "kind": "call", "occurred_at": "2026-01-01T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(talk.status, 201, "{}", talk.body);
+    let note = api
+        .post(
+            "/api/v1/tools/notes",
+            json!({"title": "About Bo", "subject": {"system_id": "crm", "entity": "contacts", "record_id": cid}}),
+        )
+        .await;
+    assert_eq!(note.status, 201, "{}", note.body);
+
+    // restrict: the opportunity holds the contact, and the answer names it.
+    let refused = api.delete(&contact_path).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["referrers"][0]["record_id"], deal.body["record_id"], "{}", refused.body);
+    assert_eq!(refused.body["referrers"][0]["field"], "contact_id");
+    assert_eq!(api.get(&contact_path).await.status, 200, "nothing was deleted");
+    let lead_path = format!("/api/v1/systems/crm/records/leads/{}", lead.body["record_id"].as_str().unwrap());
+    assert_eq!(api.get(&lead_path).await.body["data"]["contact_id"], cid, "nothing was changed either");
+
+    // Without the opportunity: the lead loses its contact, the interaction goes with it.
+    let deal_path = format!("/api/v1/systems/sales/records/opportunities/{}", deal.body["record_id"].as_str().unwrap());
+    assert_eq!(api.delete(&deal_path).await.status, 204);
+    assert_eq!(api.delete(&contact_path).await.status, 204);
+    assert_eq!(api.get(&contact_path).await.status, 404);
+    let kept = api.get(&lead_path).await;
+    assert_eq!(kept.status, 200);
+    assert!(kept.body["data"].get("contact_id").is_none(), "set null: {}", kept.body);
+    let talk_path = format!("/api/v1/systems/crm/records/interactions/{}", talk.body["record_id"].as_str().unwrap());
+    assert_eq!(api.get(&talk_path).await.status, 404, "cascade");
+    let note_now = api.get(&format!("/api/v1/tools/notes/{}", note.body["id"].as_str().unwrap())).await;
+    assert!(note_now.body.get("subject").is_none(), "tool items are unlinked: {}", note_now.body);
+    let trail = api.get("/api/v1/settings/audit-logs?action=record.delete").await;
+    assert_eq!(items(&trail.body).len(), 3, "the deal, the contact and the cascaded interaction: {}", trail.body);
+}

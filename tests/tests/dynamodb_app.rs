@@ -90,6 +90,13 @@ async fn calendar_events_pass_on_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relations_stay_whole_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::relations(&ctx(&moto, "relations", mail.path()).await, "relations").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_scenarios_pass_on_dynamodb() {
     let moto = Moto::start();
     let mail = tempfile::tempdir().unwrap();

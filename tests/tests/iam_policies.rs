@@ -638,6 +638,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     blackbox::system::feature_flags(&ctx, "iam-flags").await;
     blackbox::system::tools(&ctx, "iam-tools").await;
     blackbox::system::calendar(&ctx, "iam-calendar").await;
+    blackbox::system::relations(&ctx, "iam-relations").await;
     // A scheduled rule arms its first timer from the automation function.
     let scheduler = ctx.new_tenant("iam-schedules").await;
     let scheduled = scheduler

@@ -134,7 +134,11 @@ async fn every_function_answers_its_sample_event() {
         }
 
         let setting = invoke(port, "settings", "events/settings-create.json");
-        assert_eq!((setting["statusCode"].as_u64(), body(&setting)["scope"].as_str()), (Some(201), Some("tenant")), "{setting}");
+        assert_eq!(
+            (setting["statusCode"].as_u64(), body(&setting)["scope"].as_str()),
+            (Some(201), Some("tenant")),
+            "{setting}"
+        );
         let flag = invoke(port, "feature-flags", "events/feature-flags-create.json");
         assert_eq!(flag["statusCode"], 201, "{flag}");
         let flags = invoke(port, "feature-flags", "events/feature-flags-ofrep-bulk.json");

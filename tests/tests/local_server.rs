@@ -64,6 +64,13 @@ async fn calendar_events_pass_on_the_local_server() {
 }
 
 #[tokio::test]
+async fn relations_stay_whole_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::relations(&ctx(&server), "relations").await;
+}
+
+#[tokio::test]
 async fn identity_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

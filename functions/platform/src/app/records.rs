@@ -18,7 +18,7 @@ use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::install::Install;
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::manifest::{EntityDef, Schema};
-use crate::domain::records::{merge_patch, relations, Record};
+use crate::domain::records::{merge_patch, relations, relations_of, OnDelete, Record};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
@@ -198,28 +198,6 @@ impl RecordService {
         }
     }
 
-    pub async fn delete(
-        &self,
-        actor: &Actor,
-        tenant: &TenantId,
-        system: &SystemId,
-        entity: &str,
-        id: &str,
-    ) -> AppResult<()> {
-        let (record, version) = self.get(tenant, system, entity, id).await?;
-        let target = format!("record:{system}/{entity}/{id}");
-        let writes = vec![
-            Write::Delete {
-                pk: keys::tenant_pk(tenant),
-                sk: keys::record_sk(system, entity, id),
-                condition: Condition::Version(version),
-            },
-            audit::record(actor, Some(tenant), Change::new("record.delete", target).before(&record.data)),
-        ];
-        self.store.transact(writes).await?;
-        Ok(())
-    }
-
     /// Records of an entity, oldest first; `filters` are field = value (text) equalities.
     pub async fn list(
         &self,
@@ -264,4 +242,237 @@ impl RecordService {
 
 fn to_value(record: &Record) -> Value {
     serde_json::to_value(record).expect("records serialize")
+}
+
+/// How deep a chain of cascading deletes may go.
+const MAX_CASCADE_DEPTH: usize = 8;
+/// Writes per transaction when a delete changes many records (each change and its audit entry).
+const CHUNK: usize = 45;
+
+/// A record that refers to one being deleted, and what its relation says to do.
+#[derive(Debug, Clone)]
+struct Referrer {
+    system: SystemId,
+    entity: String,
+    record: Record,
+    version: u64,
+    field: String,
+    on_delete: OnDelete,
+}
+
+/// Everything one delete does: records to delete (the target last), fields to empty, tool
+/// items to unlink.
+#[derive(Default)]
+struct DeletePlan {
+    deletes: Vec<(SystemId, String, Record, u64)>,
+    set_null: Vec<Referrer>,
+}
+
+impl RecordService {
+    /// The records of the tenant's installed systems whose relations refer to the record.
+    async fn referrers(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        entity: &str,
+        id: &str,
+    ) -> AppResult<Vec<Referrer>> {
+        let pk = keys::tenant_pk(tenant);
+        let mut found = Vec::new();
+        for item in self.store.query_all(&pk, keys::INSTALL_PREFIX).await? {
+            let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
+            let version = self.catalog.get_version(&install.system_id, &install.version).await?;
+            for (name, def) in &version.manifest.entities {
+                for relation in relations_of(&def.schema) {
+                    if relation.system != system.as_str() || relation.entity != entity {
+                        continue;
+                    }
+                    let prefix = keys::records_prefix(&install.system_id, name);
+                    for candidate in self.store.query_all(&pk, &prefix).await? {
+                        let version = candidate.version;
+                        let record: Record = decode_at(&candidate.pk, &candidate.sk, candidate.data)?;
+                        if record.data.get(&relation.field).and_then(Value::as_str) == Some(id) {
+                            found.push(Referrer {
+                                system: install.system_id.clone(),
+                                entity: name.clone(),
+                                record,
+                                version,
+                                field: relation.field.clone(),
+                                on_delete: relation.on_delete,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Follows cascades from the target; refuses (409, naming them) when any record that
+    /// stays refers to one that goes with a `restrict` relation.
+    async fn plan_delete(&self, tenant: &TenantId, key: RecordKey<'_>) -> AppResult<DeletePlan> {
+        let (record, version) = self.get(tenant, key.system, key.entity, key.id).await?;
+        let mut plan = DeletePlan::default();
+        let mut queue = vec![(key.system.clone(), key.entity.to_string(), record, version, 0usize)];
+        let mut restricted = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some((system, entity, record, version, depth)) = queue.pop() {
+            if !seen.insert((system.to_string(), entity.clone(), record.record_id.clone())) {
+                continue;
+            }
+            if depth > MAX_CASCADE_DEPTH {
+                return Err(AppError::conflict(format!(
+                    "deleting it would cascade more than {MAX_CASCADE_DEPTH} levels deep"
+                )));
+            }
+            for referrer in self.referrers(tenant, &system, &entity, &record.record_id).await? {
+                match referrer.on_delete {
+                    OnDelete::Restrict => restricted.push(referrer),
+                    OnDelete::SetNull => plan.set_null.push(referrer),
+                    OnDelete::Cascade => queue.push((
+                        referrer.system.clone(),
+                        referrer.entity.clone(),
+                        referrer.record.clone(),
+                        referrer.version,
+                        depth + 1,
+                    )),
+                }
+            }
+            plan.deletes.push((system, entity, record, version));
+        }
+        let going: std::collections::HashSet<(String, String, String)> =
+            plan.deletes.iter().map(|(s, e, r, _)| (s.to_string(), e.clone(), r.record_id.clone())).collect();
+        let is_going =
+            |r: &Referrer| going.contains(&(r.system.to_string(), r.entity.clone(), r.record.record_id.clone()));
+        restricted.retain(|r| !is_going(r));
+        if !restricted.is_empty() {
+            let names: Vec<Value> = restricted
+                .iter()
+                .take(20)
+                .map(|r| {
+                    serde_json::json!({"system_id": r.system, "entity": r.entity, "record_id": r.record.record_id, "field": r.field})
+                })
+                .collect();
+            return Err(AppError::conflict_with(
+                format!("{} record(s) refer to it; delete or change them first", restricted.len()),
+                "referrers",
+                Value::Array(names),
+            ));
+        }
+        plan.set_null.retain(|r| !is_going(r));
+        // The target was pushed first: delete it last, so an interrupted delete resumes.
+        plan.deletes.rotate_left(1);
+        Ok(plan)
+    }
+
+    /// Deletes a record and applies its referrers' delete rules: restrict (409 naming
+    /// them), cascade, set null; tool items linked to a deleted record are unlinked.
+    /// Beyond one transaction the changes go in chunks, the target last: a delete that is
+    /// interrupted resumes when it is asked again.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        system: &SystemId,
+        entity: &str,
+        id: &str,
+    ) -> AppResult<()> {
+        let plan = self.plan_delete(tenant, RecordKey { system, entity, id }).await?;
+        let pk = keys::tenant_pk(tenant);
+        let concurrent = |e: StoreError| match e {
+            StoreError::ConditionFailed { .. } | StoreError::Conflict => {
+                AppError::conflict("a record it touches was changed concurrently; retry".to_string())
+            }
+            other => other.into(),
+        };
+        for chunk in plan.set_null.chunks(CHUNK) {
+            let mut writes = Vec::new();
+            for r in chunk {
+                let mut after = r.record.clone();
+                after.data.remove(&r.field);
+                after.updated_at = now_rfc3339();
+                let target = format!("record:{}/{}/{}", r.system, r.entity, r.record.record_id);
+                writes.push(Write::Put {
+                    item: Item::new(
+                        pk.clone(),
+                        keys::record_sk(&r.system, &r.entity, &r.record.record_id),
+                        r.version + 1,
+                        to_value(&after),
+                    ),
+                    condition: Condition::Version(r.version),
+                });
+                writes.push(audit::record(
+                    actor,
+                    Some(tenant),
+                    Change::new("record.update", target).before(&r.record.data).after(&after.data),
+                ));
+            }
+            self.store.transact(writes).await.map_err(concurrent)?;
+        }
+        let gone: Vec<(SystemId, String, String)> =
+            plan.deletes.iter().map(|(s, e, r, _)| (s.clone(), e.clone(), r.record_id.clone())).collect();
+        self.unlink_tools(actor, tenant, &gone).await?;
+        let mut writes = Vec::new();
+        for (system, entity, record, version) in &plan.deletes {
+            writes.push(Write::Delete {
+                pk: pk.clone(),
+                sk: keys::record_sk(system, entity, &record.record_id),
+                condition: Condition::Version(*version),
+            });
+            let target = format!("record:{system}/{entity}/{}", record.record_id);
+            writes.push(audit::record(actor, Some(tenant), Change::new("record.delete", target).before(&record.data)));
+            if writes.len() >= CHUNK * 2 {
+                self.store.transact(std::mem::take(&mut writes)).await.map_err(concurrent)?;
+            }
+        }
+        if !writes.is_empty() {
+            self.store.transact(writes).await.map_err(concurrent)?;
+        }
+        Ok(())
+    }
+
+    /// Tool items (notes, calls, reviews, events, tasks) about a deleted record lose their subject.
+    async fn unlink_tools(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        gone: &[(SystemId, String, String)],
+    ) -> AppResult<()> {
+        let pk = keys::tenant_pk(tenant);
+        let mut linked = Vec::new();
+        for prefix in ["TOOL#", keys::TASK_PREFIX] {
+            for item in self.store.query_all(&pk, prefix).await? {
+                let Some(subject) = item.data.get("subject") else { continue };
+                let about = |(s, e, r): &(SystemId, String, String)| {
+                    subject["system_id"].as_str() == Some(s.as_str())
+                        && subject["entity"].as_str() == Some(e.as_str())
+                        && subject["record_id"].as_str() == Some(r.as_str())
+                };
+                if gone.iter().any(about) {
+                    linked.push(item);
+                }
+            }
+        }
+        for chunk in linked.chunks(CHUNK) {
+            let mut writes = Vec::new();
+            for item in chunk {
+                let mut data = item.data.clone();
+                if let Some(map) = data.as_object_mut() {
+                    map.remove("subject");
+                }
+                writes.push(Write::Put {
+                    item: Item::new(pk.clone(), item.sk.clone(), item.version + 1, data),
+                    condition: Condition::Version(item.version),
+                });
+                writes.push(audit::record(actor, Some(tenant), Change::new("tool.unlink", item.sk.to_lowercase())));
+            }
+            self.store.transact(writes).await.map_err(|e| match e {
+                StoreError::ConditionFailed { .. } | StoreError::Conflict => {
+                    AppError::conflict("a linked item was changed concurrently; retry".to_string())
+                }
+                other => other.into(),
+            })?;
+        }
+        Ok(())
+    }
 }

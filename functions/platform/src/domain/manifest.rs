@@ -137,6 +137,10 @@ impl Manifest {
             if let Err(e) = Schema::compile(&entity.schema, &format!("manifest.entities.{name}.schema")) {
                 issues.extend(e.0);
             }
+            issues.extend(super::records::check_delete_rules(
+                &entity.schema,
+                &format!("manifest.entities.{name}.schema"),
+            ));
         }
         for (i, trigger) in self.triggers.iter().enumerate() {
             if trigger.id.is_empty() {
