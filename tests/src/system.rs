@@ -714,3 +714,25 @@ pub async fn relations(ctx: &Ctx, tenant: &str) {
     let trail = api.get("/api/v1/settings/audit-logs?action=record.delete").await;
     assert_eq!(items(&trail.body).len(), 3, "the deal, the contact and the cascaded interaction: {}", trail.body);
 }
+
+/// The OpenAPI document speaks for this product: its license, contact, a description of
+/// every capability, and every operation in a described group.
+pub async fn openapi_document(ctx: &Ctx) {
+    let spec = ctx.api.get("/openapi.json").await.body;
+    assert_eq!(spec["info"]["license"]["name"], "MIT");
+    assert_eq!(spec["info"]["contact"]["name"], "Business Platform team");
+    assert!(!spec.to_string().contains("Kukkonen"), "no library author's metadata");
+    let description = spec["info"]["description"].as_str().unwrap();
+    for capability in ["catalog", "automation", "feature flags", "OpenFeature", "audit", "calendar"] {
+        assert!(description.contains(capability), "{capability} in the description");
+    }
+    let tags: Vec<&str> = spec["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(spec["tags"].as_array().unwrap().iter().all(|t| t["description"].is_string()));
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for tag in operation["tags"].as_array().unwrap() {
+                assert!(tags.contains(&tag.as_str().unwrap()), "{method} {path}: tag {tag} is described");
+            }
+        }
+    }
+}

@@ -71,6 +71,13 @@ async fn relations_stay_whole_on_the_local_server() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_describes_the_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::openapi_document(&ctx(&server)).await;
+}
+
+#[tokio::test]
 async fn identity_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

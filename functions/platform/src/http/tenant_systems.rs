@@ -44,7 +44,7 @@ pub struct ChangeVersionRequest {
 }
 
 /// List the tenant's installed systems.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant systems",
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant-systems",
     params(("tenant_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     security(("bearer" = [])),
     responses((status = 200, body = Listed<Install>), (status = 403, body = Problem)))]
@@ -58,7 +58,7 @@ async fn list_installed(
 }
 
 /// Install a system and, in the same atomic operation, its missing dependencies.
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant systems", request_body = InstallRequest,
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/systems", tag = "tenant-systems", request_body = InstallRequest,
     params(("tenant_id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 201, body = InstallOutcome), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -75,7 +75,7 @@ async fn install(
 }
 
 /// Get one installed system.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems",
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant-systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = Install, headers(("ETag" = String))), (status = 404, body = Problem)))]
@@ -90,7 +90,7 @@ async fn get_installed(
 }
 
 /// Upgrade or roll back an installed system, migrating its configuration.
-#[utoipa::path(put, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems", request_body = ChangeVersionRequest,
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant-systems", request_body = ChangeVersionRequest,
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("If-Match" = Option<String>, Header)),
     security(("bearer" = [])),
     responses((status = 200, body = Install), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
@@ -112,7 +112,7 @@ async fn change_version(
 }
 
 /// Uninstall a system; `?cascade=true` also removes the installed systems that depend on it.
-#[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant systems",
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant-systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("cascade" = Option<bool>, Query)),
     security(("bearer" = [])),
     responses((status = 200, body = UninstallOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -128,7 +128,7 @@ async fn uninstall(
 }
 
 /// Every install, upgrade, rollback and uninstall of a system, oldest first, with outcome.
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}/history", tag = "tenant systems",
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}/history", tag = "tenant-systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     security(("bearer" = [])),
     responses((status = 200, body = Listed<HistoryEntry>), (status = 404, body = Problem)))]
