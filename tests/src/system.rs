@@ -736,3 +736,39 @@ pub async fn openapi_document(ctx: &Ctx) {
         }
     }
 }
+
+/// Offboarding deletes everything the tenant owns, frees what it claimed, stops its
+/// rules, and leaves one entry in the platform's audit trail.
+pub async fn offboarding(ctx: &Ctx, tenant: &str, other: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let neighbour = ctx.new_tenant(other).await;
+    let admin = ctx.admin();
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    assert_eq!(
+        api.post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Deal", "value": 1, "stage": "proposal"})
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(api.post("/api/v1/tools/notes", json!({"title": "n"})).await.status, 201);
+    assert_eq!(api.post("/api/v1/settings", json!({"key": "k", "value": 1})).await.status, 201);
+    let source = json!({"account": "222233334444", "source": "aws.s3", "detail_type": "Object Created"});
+    assert_eq!(api.post("/api/v1/automation/sources", source.clone()).await.status, 201);
+
+    assert_eq!(api.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 403, "only the platform administrator");
+    assert_eq!(neighbour.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 403);
+    let done = admin.delete(&format!("/api/v1/tenants/{tenant}")).await;
+    assert_eq!((done.status, done.body["complete"].as_bool()), (200, Some(true)), "{}", done.body);
+    assert!(done.body["deleted_items"].as_u64().unwrap() > 10, "{}", done.body);
+    assert_eq!(api.get("/api/v1/auth/me").await.status, 401, "its users are gone");
+    let verified = admin.post("/api/v1/auth/verify-tenant", json!({"tenant_id": tenant})).await;
+    assert_eq!(verified.body["exists"], false, "{}", verified.body);
+    assert_eq!(admin.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 404, "nothing left");
+    assert_eq!(neighbour.post("/api/v1/automation/sources", source).await.status, 201);
+    let trail = admin.get(&format!("/api/v1/platform/audit-logs?action=tenant.offboard&target=tenant:{tenant}")).await;
+    assert_eq!(items(&trail.body).len(), 1, "{}", trail.body);
+    assert_eq!(neighbour.get("/api/v1/settings").await.status, 200, "the neighbour is untouched");
+}

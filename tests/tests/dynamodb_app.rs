@@ -97,6 +97,13 @@ async fn relations_stay_whole_on_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarding_deletes_a_tenant_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::offboarding(&ctx(&moto, "offboarding", mail.path()).await, "leaving", "staying").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_scenarios_pass_on_dynamodb() {
     let moto = Moto::start();
     let mail = tempfile::tempdir().unwrap();

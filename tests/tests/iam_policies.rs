@@ -488,6 +488,7 @@ fn functions() -> Vec<FunctionSpec> {
         ("calls", "CallsFunction", Some(http::tools::calls_routes), Seed::No),
         ("reviews", "ReviewsFunction", Some(http::tools::reviews_routes), Seed::No),
         ("calendar-events", "CalendarEventsFunction", Some(http::calendar::routes), Seed::No),
+        ("tenants", "TenantsFunction", Some(http::tenants::routes), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
@@ -639,6 +640,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     blackbox::system::tools(&ctx, "iam-tools").await;
     blackbox::system::calendar(&ctx, "iam-calendar").await;
     blackbox::system::relations(&ctx, "iam-relations").await;
+    blackbox::system::offboarding(&ctx, "iam-leaving", "iam-staying").await;
     // A scheduled rule arms its first timer from the automation function.
     let scheduler = ctx.new_tenant("iam-schedules").await;
     let scheduled = scheduler

@@ -78,6 +78,13 @@ async fn the_openapi_document_describes_the_product() {
 }
 
 #[tokio::test]
+async fn offboarding_deletes_a_tenant_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::offboarding(&ctx(&server), "leaving", "staying").await;
+}
+
+#[tokio::test]
 async fn identity_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

@@ -74,7 +74,7 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
-fn audit_pk(tenant: Option<&TenantId>) -> String {
+pub fn audit_pk(tenant: Option<&TenantId>) -> String {
     match tenant {
         Some(t) => format!("TENANT#{t}#AUDIT"),
         None => "PLATFORM#AUDIT".to_string(),

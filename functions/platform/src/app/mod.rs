@@ -14,6 +14,7 @@ pub mod event_sources;
 pub mod flags;
 pub mod installs;
 pub mod keys;
+pub mod offboarding;
 pub mod page;
 pub mod principal;
 pub mod rate_limits;

@@ -23,7 +23,10 @@ const TAGS: [(&str, &str); 13] = [
         "catalog",
         "The global catalog of systems and their published versions (administered by the platform administrator)",
     ),
-    ("tenant-systems", "Systems installed per tenant: install with dependencies, upgrade, roll back, uninstall, history"),
+    (
+        "tenant-systems",
+        "Systems installed per tenant: install with dependencies, upgrade, roll back, uninstall, history",
+    ),
     ("configuration", "Versioned configuration of the tenant and of its installed systems"),
     ("records", "Records of the tenant's installed systems, validated by the manifest; relations kept whole"),
     ("automation", "Rules, triggers, runs, events from outside and event sources"),

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod records;
 pub mod settings;
 pub mod tenant_systems;
+pub mod tenants;
 pub mod tools;
 pub mod users;
 
@@ -84,6 +85,7 @@ pub fn all_routes() -> ApiRouter {
         .merge(tools::calls_routes())
         .merge(tools::reviews_routes())
         .merge(calendar::routes())
+        .merge(tenants::routes())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(audit::routes())

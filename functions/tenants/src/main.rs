@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/tenants/{tenant_id}` (offboarding).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::tenants::routes(), platform::runtime::Seed::No).await
+}
