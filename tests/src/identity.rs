@@ -541,6 +541,15 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         )
         .await;
     assert_eq!(event.status, 201, "{}", event.body);
+    // Where no file storage is configured the attachment cannot exist; the sweep still tries its paths.
+    let attachment = a
+        .post(
+            "/api/v1/tools/attachments",
+            json!({"filename": "A-SECRET.pdf", "content_type": "application/pdf", "size": 3}),
+        )
+        .await;
+    let attachment_id =
+        attachment.body["attachment"]["id"].as_str().unwrap_or("01aaaaaaaaaaaaaaaaaaaaaaaa").to_string();
     let sid = jwt_claims(a.token.as_deref().unwrap())["sid"].as_str().unwrap().to_string();
     let ids = json!({
         "tenant_id": tenant_a,
@@ -563,6 +572,7 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
         "call_id": call.body["id"],
         "review_id": review.body["id"],
         "event_id": event.body["id"],
+        "attachment_id": attachment_id,
     });
     let spec = ctx.api.get("/openapi.json").await.body;
     let mut tried = 0;
@@ -598,6 +608,7 @@ pub async fn cross_tenant_sweep(ctx: &Ctx, tenant_a: &str, tenant_b: &str) {
                 || template.contains("{review_id}")
                 || template.contains("{task_id}")
                 || template.contains("{event_id}")
+                || template.contains("{attachment_id}")
             {
                 assert!(
                     answer.status == 404 || answer.status == 422,

@@ -113,6 +113,23 @@ impl Moto {
         aws_sdk_eventbridge::Client::from_conf(config)
     }
 
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// A bucket on moto and the platform's file storage over it.
+    pub async fn files(&self, bucket: &str) -> Arc<platform::adapters::s3::S3Blobs> {
+        self.s3_client().create_bucket().bucket(bucket).send().await.expect("the bucket is created");
+        Arc::new(platform::adapters::s3::S3Blobs::new(self.s3_client(), bucket.to_string()))
+    }
+
     pub fn scheduler_client(&self) -> aws_sdk_scheduler::Client {
         let config = aws_sdk_scheduler::Config::builder()
             .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())

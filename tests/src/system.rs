@@ -739,7 +739,8 @@ pub async fn openapi_document(ctx: &Ctx) {
 
 /// Offboarding deletes everything the tenant owns, frees what it claimed, stops its
 /// rules, and leaves one entry in the platform's audit trail.
-pub async fn offboarding(ctx: &Ctx, tenant: &str, other: &str) {
+/// `with_file`: also keep an uploaded attachment (not where uploads cannot be sent).
+pub async fn offboarding(ctx: &Ctx, tenant: &str, other: &str, with_file: bool) {
     let api = ctx.new_tenant(tenant).await;
     let neighbour = ctx.new_tenant(other).await;
     let admin = ctx.admin();
@@ -758,12 +759,26 @@ pub async fn offboarding(ctx: &Ctx, tenant: &str, other: &str) {
     let source = json!({"account": "222233334444", "source": "aws.s3", "detail_type": "Object Created"});
     assert_eq!(api.post("/api/v1/automation/sources", source.clone()).await.status, 201);
 
+    let mut download = String::new();
+    if with_file {
+        let file = api
+            .post("/api/v1/tools/attachments", json!({"filename": "a.txt", "content_type": "text/plain", "size": 2}))
+            .await;
+        assert_eq!(file.status, 201, "{}", file.body);
+        assert!(send_upload(&api, &file.body["upload"], b"hi".to_vec()).await < 300);
+        let file_path =
+            format!("/api/v1/tools/attachments/{}/complete", file.body["attachment"]["id"].as_str().unwrap());
+        download = api.post(&file_path, json!({})).await.body["download"].as_str().unwrap().to_string();
+    }
     assert_eq!(api.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 403, "only the platform administrator");
     assert_eq!(neighbour.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 403);
     let done = admin.delete(&format!("/api/v1/tenants/{tenant}")).await;
     assert_eq!((done.status, done.body["complete"].as_bool()), (200, Some(true)), "{}", done.body);
     assert!(done.body["deleted_items"].as_u64().unwrap() > 10, "{}", done.body);
     assert_eq!(api.get("/api/v1/auth/me").await.status, 401, "its users are gone");
+    if !download.is_empty() && !download.starts_with('/') {
+        assert_ne!(fetch(&api, &download).await.0, 200, "its files are gone");
+    }
     let verified = admin.post("/api/v1/auth/verify-tenant", json!({"tenant_id": tenant})).await;
     assert_eq!(verified.body["exists"], false, "{}", verified.body);
     assert_eq!(admin.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 404, "nothing left");
@@ -771,4 +786,90 @@ pub async fn offboarding(ctx: &Ctx, tenant: &str, other: &str) {
     let trail = admin.get(&format!("/api/v1/platform/audit-logs?action=tenant.offboard&target=tenant:{tenant}")).await;
     assert_eq!(items(&trail.body).len(), 1, "{}", trail.body);
     assert_eq!(neighbour.get("/api/v1/settings").await.status, 200, "the neighbour is untouched");
+}
+
+/// Sends an upload as the platform described it: to the local server (with the caller's
+/// credential) or to a presigned S3 URL (as is).
+async fn send_upload(api: &crate::Api, upload: &Value, bytes: Vec<u8>) -> u16 {
+    let url = upload["url"].as_str().unwrap();
+    let mut request = if url.starts_with('/') {
+        api.client.put(format!("{}{url}", api.base)).bearer_auth(api.token.as_deref().unwrap())
+    } else {
+        api.client.put(url)
+    };
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if name != "content-length" {
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    let response = request.body(bytes).send().await.unwrap();
+    let status = response.status().as_u16();
+    if status >= 300 {
+        eprintln!("upload to {url} answered {status}: {}", response.text().await.unwrap_or_default());
+    }
+    status
+}
+
+/// Fetches a download URL the platform gave.
+async fn fetch(api: &crate::Api, url: &str) -> (u16, Vec<u8>) {
+    let request = if url.starts_with('/') {
+        api.client.get(format!("{}{url}", api.base)).bearer_auth(api.token.as_deref().unwrap())
+    } else {
+        api.client.get(url)
+    };
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
+}
+
+/// Attachments: announced, uploaded where the platform says, checked on completion,
+/// downloaded, deleted with their file.
+pub async fn attachments(ctx: &Ctx, tenant: &str, other: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let stranger = ctx.new_tenant(other).await;
+    let content = b"%PDF-1.7 quote".to_vec();
+    let created = api
+        .post(
+            "/api/v1/tools/attachments",
+            json!({"filename": "quote.pdf", "content_type": "application/pdf", "size": content.len()}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["attachment"]["status"], "pending");
+    let id = created.body["attachment"]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/tools/attachments/{id}");
+    assert_eq!(api.post(&format!("{path}/complete"), json!({})).await.status, 409, "nothing uploaded yet");
+    let upload = &created.body["upload"];
+    assert_eq!(upload["headers"]["content-type"], "application/pdf", "{upload}");
+    assert!(send_upload(&api, upload, content.clone()).await < 300);
+    let done = api.post(&format!("{path}/complete"), json!({})).await;
+    assert_eq!((done.status, done.body["status"].as_str()), (200, Some("available")), "{}", done.body);
+    let url = done.body["download"].as_str().unwrap().to_string();
+    assert_eq!(fetch(&api, &url).await, (200, content.clone()));
+    assert!(api.get(&path).await.body["download"].as_str().is_some());
+    if url.starts_with('/') {
+        assert_eq!(fetch(&stranger, &url).await.0, 404, "another tenant's file is not there for it");
+    }
+    assert_eq!(stranger.get(&path).await.status, 404);
+    for (body, field) in [
+        (json!({"filename": "x.exe", "content_type": "application/x-msdownload", "size": 10}), "content_type"),
+        (json!({"filename": "x.pdf", "content_type": "application/pdf", "size": 0}), "size"),
+        (json!({"filename": "x.pdf", "content_type": "application/pdf", "size": 26 * 1024 * 1024}), "size"),
+        (json!({"filename": "../x.pdf", "content_type": "application/pdf", "size": 10}), "filename"),
+    ] {
+        let refused = api.post("/api/v1/tools/attachments", body).await;
+        assert_eq!((refused.status, refused.problem_fields()), (422, vec![field.to_string()]), "{}", refused.body);
+    }
+    // An upload that is not what was announced is refused, at the door or on completion.
+    let short = api
+        .post("/api/v1/tools/attachments", json!({"filename": "a.txt", "content_type": "text/plain", "size": 5}))
+        .await;
+    let short_id = short.body["attachment"]["id"].as_str().unwrap().to_string();
+    let sent = send_upload(&api, &short.body["upload"], b"123456".to_vec()).await;
+    let checked = api.post(&format!("/api/v1/tools/attachments/{short_id}/complete"), json!({})).await;
+    assert!(sent >= 400 || checked.status == 422, "sent {sent}, completion {}: {}", checked.status, checked.body);
+    assert_ne!(checked.status, 200);
+
+    assert_eq!(api.delete(&path).await.status, 204);
+    assert_eq!(api.get(&path).await.status, 404);
+    assert_ne!(fetch(&api, &url).await.0, 200, "the file went with it");
 }

@@ -30,7 +30,10 @@ fn secrets() -> Secrets {
 }
 
 async fn services_with(store: Arc<dyn Store>, mail: &std::path::Path, secrets: Secrets) -> Services {
-    state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap().services
+    state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes, None)
+        .await
+        .unwrap()
+        .services
 }
 
 async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {

@@ -59,7 +59,7 @@ async fn on_moto(moto: &Moto, table: &str) -> OnMoto {
         webhook_secret: None,
         webhook_policy: Default::default(),
     };
-    let s = state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::Yes)
+    let s = state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::Yes, None)
         .await
         .unwrap()
         .services;
@@ -172,8 +172,10 @@ async fn every_stage_refuses_malformed_payloads() {
         webhook_secret: None,
         webhook_policy: Default::default(),
     };
-    let s =
-        state(store, Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::No).await.unwrap().services;
+    let s = state(store, Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::No, None)
+        .await
+        .unwrap()
+        .services;
 
     let stream: StreamEvent = serde_json::from_value(json!({"Records": [{
         "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",

@@ -20,8 +20,22 @@ async fn ctx(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
     app_over(moto.new_table(table).await, mail).await
 }
 
+/// The app over DynamoDB with its files in S3 (moto).
+async fn ctx_with_files(moto: &Moto, table: &str, mail: &std::path::Path) -> Ctx {
+    let files: Arc<dyn platform::ports::blobs::Blobs> = moto.files(table).await;
+    app_with(moto.new_table(table).await, mail, Some(files)).await
+}
+
 /// Another app (another "function instance", with its own caches) over the same table.
 async fn app_over(store: Arc<DynamoStore>, mail: &std::path::Path) -> Ctx {
+    app_with(store, mail, None).await
+}
+
+async fn app_with(
+    store: Arc<DynamoStore>,
+    mail: &std::path::Path,
+    files: Option<Arc<dyn platform::ports::blobs::Blobs>>,
+) -> Ctx {
     let token = "dynamo-admin-token-0123456789abcdef";
     let secrets = Secrets {
         platform_admin_token: Some(token.to_string()),
@@ -30,7 +44,7 @@ async fn app_over(store: Arc<DynamoStore>, mail: &std::path::Path) -> Ctx {
         webhook_policy: Default::default(),
     };
     let app_state =
-        state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes).await.unwrap();
+        state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes, files).await.unwrap();
     let base = serve_in_process(http::app(app_state)).await;
     Ctx { api: Api::new(&base), admin_token: token.to_string(), mail_dir: mail.to_path_buf() }
 }
@@ -100,7 +114,14 @@ async fn relations_stay_whole_on_dynamodb() {
 async fn offboarding_deletes_a_tenant_on_dynamodb() {
     let moto = Moto::start();
     let mail = tempfile::tempdir().unwrap();
-    system::offboarding(&ctx(&moto, "offboarding", mail.path()).await, "leaving", "staying").await;
+    system::offboarding(&ctx_with_files(&moto, "offboarding", mail.path()).await, "leaving", "staying", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_pass_on_dynamodb_and_s3() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::attachments(&ctx_with_files(&moto, "files", mail.path()).await, "files", "files-other").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

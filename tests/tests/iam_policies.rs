@@ -40,6 +40,7 @@ const REGION: &str = "us-east-1";
 const TABLE: &str = "iam-table";
 const BUS: &str = "iam-events";
 const TIMER_GROUP: &str = "iam-timers";
+const FILES_BUCKET: &str = "iam-files";
 const MAIL_FROM: &str = "no-reply@example.com";
 const ADMIN_TOKEN: &str = "iam-admin-token-0123456789abcdef0123";
 const JWT_SECRET: &str = "iam-signing-key-0123456789abcdef0123";
@@ -91,6 +92,7 @@ impl Names {
             "EventBus.Arn" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{BUS}"),
             "TimerGroup" => TIMER_GROUP.to_string(),
             "SchedulerRole.Arn" => format!("arn:aws:iam::{ACCOUNT}:role/iam-scheduler"),
+            "FilesBucket.Arn" => format!("arn:aws:s3:::{FILES_BUCKET}"),
             other => {
                 let resource = other.trim_end_matches(".Arn");
                 self.queue_arns.get(resource).cloned().unwrap_or_else(|| panic!("no value for {other}"))
@@ -459,7 +461,21 @@ impl Function {
                 statements: self.statements.clone(),
             }),
         };
-        state(store, mailer, secrets, delivery, seed).await.unwrap_or_else(|e| panic!("{}: {e}", self.name)).services
+        // Functions that keep files get S3 on their own credentials.
+        let keeps_files = template["Resources"][self.logical_id]["Properties"]["Environment"]["Variables"]
+            .get("FILES_BUCKET")
+            .is_some();
+        let blobs = keeps_files.then(|| {
+            let client = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&self.config).force_path_style(true).build(),
+            );
+            Arc::new(platform::adapters::s3::S3Blobs::new(client, FILES_BUCKET.to_string()))
+                as Arc<dyn platform::ports::blobs::Blobs>
+        });
+        state(store, mailer, secrets, delivery, seed, blobs)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name))
+            .services
     }
 }
 
@@ -489,6 +505,7 @@ fn functions() -> Vec<FunctionSpec> {
         ("reviews", "ReviewsFunction", Some(http::tools::reviews_routes), Seed::No),
         ("calendar-events", "CalendarEventsFunction", Some(http::calendar::routes), Seed::No),
         ("tenants", "TenantsFunction", Some(http::tenants::routes), Seed::No),
+        ("attachments", "AttachmentsFunction", Some(http::attachments::routes), Seed::No),
         ("event-publisher", "EventPublisherFunction", None, Seed::No),
         ("rule-evaluator", "RuleEvaluatorFunction", None, Seed::No),
         ("action-executor", "ActionExecutorFunction", None, Seed::No),
@@ -545,6 +562,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     moto.new_table(TABLE).await;
     let (tap, actions) = moto.bus_and_queues(BUS).await;
     moto.scheduler_client().create_schedule_group().name(TIMER_GROUP).send().await.unwrap();
+    moto.s3_client().create_bucket().bucket(FILES_BUCKET).send().await.unwrap();
     let sqs = moto.sqs_client();
     let arn_of = async |url: &str| {
         let attrs = sqs
@@ -640,7 +658,32 @@ async fn every_function_works_with_exactly_its_template_policy() {
     blackbox::system::tools(&ctx, "iam-tools").await;
     blackbox::system::calendar(&ctx, "iam-calendar").await;
     blackbox::system::relations(&ctx, "iam-relations").await;
-    blackbox::system::offboarding(&ctx, "iam-leaving", "iam-staying").await;
+    // Attachments: moto cannot serve a presigned URL while it enforces IAM (it answers
+    // 500), so the upload is put with the attachments function's own credentials, as the
+    // URL it signed would; everything else goes through the API.
+    let files = ctx.new_tenant("iam-files").await;
+    let created = files
+        .post("/api/v1/tools/attachments", json!({"filename": "a.txt", "content_type": "text/plain", "size": 2}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key = created.body["attachment"]["file_key"].as_str().unwrap().to_string();
+    let signer = &deployed.iter().find(|(f, _, _)| f.name == "attachments").unwrap().0;
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&signer.config).force_path_style(true).build());
+    s3.put_object()
+        .bucket(FILES_BUCKET)
+        .key(&key)
+        .content_type("text/plain")
+        .tagging(platform::adapters::s3::PENDING_TAG)
+        .body(b"hi".to_vec().into())
+        .send()
+        .await
+        .expect("the attachments function may put its uploads");
+    let path = format!("/api/v1/tools/attachments/{}", created.body["attachment"]["id"].as_str().unwrap());
+    let done = files.post(&format!("{path}/complete"), json!({})).await;
+    assert_eq!((done.status, done.body["status"].as_str()), (200, Some("available")), "{}", done.body);
+    assert_eq!(files.delete(&path).await.status, 204);
+    blackbox::system::offboarding(&ctx, "iam-leaving", "iam-staying", false).await;
     // A scheduled rule arms its first timer from the automation function.
     let scheduler = ctx.new_tenant("iam-schedules").await;
     let scheduled = scheduler

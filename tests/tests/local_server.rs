@@ -81,7 +81,14 @@ async fn the_openapi_document_describes_the_product() {
 async fn offboarding_deletes_a_tenant_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());
-    system::offboarding(&ctx(&server), "leaving", "staying").await;
+    system::offboarding(&ctx(&server), "leaving", "staying", true).await;
+}
+
+#[tokio::test]
+async fn attachments_pass_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::attachments(&ctx(&server), "files", "files-other").await;
 }
 
 #[tokio::test]

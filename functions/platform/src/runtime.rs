@@ -57,16 +57,17 @@ pub async fn state(
     secrets: Secrets,
     delivery: Delivery,
     seed: Seed,
+    blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
 ) -> anyhow::Result<AppState> {
     let services = match delivery {
         Delivery::Local => {
             let queue = Arc::new(local_queue(store.clone()));
             let timers = Arc::new(crate::adapters::local_timers::StoreTimers::new(store.clone()));
-            Services::new(store, mailer, secrets, queue, timers, |evaluator| {
+            Services::new(store, mailer, secrets, queue, timers, blobs, |evaluator| {
                 Arc::new(InProcessBus::new(evaluator.clone()))
             })
         }
-        Delivery::Aws { queue, bus, timers } => Services::new(store, mailer, secrets, queue, timers, |_| bus),
+        Delivery::Aws { queue, bus, timers } => Services::new(store, mailer, secrets, queue, timers, blobs, |_| bus),
     };
     if seed == Seed::Yes {
         ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
@@ -188,7 +189,13 @@ async fn lambda_services(seed: Seed) -> Result<AppState, lambda_http::Error> {
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws), from));
     let delivery = aws_delivery(&aws);
-    Ok(state(store, mailer, secrets, delivery, seed).await.map_err(|e| e.to_string())?)
+    let blobs = std::env::var("FILES_BUCKET").ok().map(|bucket| {
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&aws).force_path_style(std::env::var("AWS_ENDPOINT_URL").is_ok()).build(),
+        );
+        Arc::new(crate::adapters::s3::S3Blobs::new(client, bucket)) as Arc<dyn crate::ports::blobs::Blobs>
+    });
+    Ok(state(store, mailer, secrets, delivery, seed, blobs).await.map_err(|e| e.to_string())?)
 }
 
 /// Runs an automation stage as a Lambda function (stream, EventBridge or SQS events); the
@@ -304,7 +311,8 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
             }
         }
     });
-    let state = state(store.clone(), mailer, secrets, Delivery::Local, Seed::Yes).await?;
+    let files = Arc::new(crate::adapters::local_files::LocalFiles::new(settings.data_dir.join("files")));
+    let state = state(store.clone(), mailer, secrets, Delivery::Local, Seed::Yes, Some(files.clone())).await?;
     let engine = state.services.engine.clone();
     LocalPipeline {
         store: store.clone(),
@@ -324,7 +332,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     tracing::info!(data_dir = %settings.data_dir.display(), "local server ready");
     // Prometheus text of the product's metrics (no tenant data in any label).
     let metrics = crate::telemetry::prometheus();
-    let app = http::app(state)
+    let app = http::app_with(state, http::attachments::local_file_routes(files))
         .route(
             "/metrics",
             axum::routing::get(move || {

@@ -84,6 +84,8 @@ pub struct Services {
     pub runs: runs::Runs,
     pub dead_letters: dead_letters::DeadLetterService,
     pub event_sources: event_sources::EventSourceService,
+    /// Attachments and export archives; `None` where no file storage is configured.
+    pub blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
 }
 
 /// The automation stages, with the queue between them and the tenants' rate limits.
@@ -105,6 +107,7 @@ impl Services {
         secrets: Secrets,
         queue: Arc<dyn ActionQueue>,
         timers: Arc<dyn crate::ports::timers::Timers>,
+        blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
         bus: impl FnOnce(&engine::Evaluator) -> Arc<dyn EventBus>,
     ) -> Self {
         let signer = secrets.jwt_secret.as_deref().map(credentials::TokenSigner::new);
@@ -185,6 +188,7 @@ impl Services {
             runs,
             dead_letters,
             event_sources,
+            blobs,
         }
     }
 }

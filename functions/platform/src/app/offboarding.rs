@@ -2,7 +2,7 @@
 //!
 //! A call deletes until its time budget is spent and says whether it finished; calling
 //! again continues where it stopped (what is gone stays gone). The tenant's event sources
-//! (and their account claims), its dead letters, every item of its partition (users,
+//! (and their account claims), its dead letters, its files (attachments, exports), every item of its partition (users,
 //! records, rules, runs, settings, tools...) and its audit trail go; rules stop because
 //! they are gone (timers that fire later find nothing). The platform's audit trail keeps
 //! one entry for the offboarding.
@@ -64,6 +64,15 @@ pub async fn offboard(
         for letter in letters.items {
             services.dead_letters.discard(actor, &letter.dead_letter_id).await?;
             deleted += 1;
+        }
+    }
+    // Files by what the store says the tenant has (no listing of the bucket).
+    if let Some(blobs) = &services.blobs {
+        for item in store.query_all(&pk, &keys::tool_prefix("attachment")).await? {
+            if let Some(key) = item.data.get("file_key").and_then(|k| k.as_str()) {
+                blobs.delete(key).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
+                deleted += 1;
+            }
         }
     }
     for partition in [&pk, &audit_pk] {

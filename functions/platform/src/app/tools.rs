@@ -66,6 +66,16 @@ impl ToolBody for crate::domain::calendar::CalendarEvent {
     }
 }
 
+impl ToolBody for crate::domain::tools::Attachment {
+    const KIND: &'static str = "attachment";
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+}
+
 /// The filters every tool list takes.
 #[derive(Debug, Clone, Default)]
 pub struct ToolFilter {

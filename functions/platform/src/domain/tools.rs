@@ -121,6 +121,68 @@ pub struct Review {
     pub status: ReviewStatus,
 }
 
+/// Largest attachment, in bytes.
+pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024;
+/// The content types attachments may have.
+pub const ATTACHMENT_TYPES: [&str; 14] = [
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+    "application/json",
+    "application/zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentStatus {
+    /// Waiting for its upload (and its check).
+    Pending,
+    /// Uploaded and checked: downloadable.
+    Available,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attachment {
+    #[serde(flatten)]
+    pub common: Common,
+    pub filename: String,
+    pub content_type: String,
+    /// Bytes.
+    pub size: u64,
+    pub status: AttachmentStatus,
+    /// Where the file is kept.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    #[schema(read_only)]
+    pub file_key: String,
+}
+
+/// Faults of an attachment's name, type and size.
+pub fn check_attachment(filename: &str, content_type: &str, size: u64) -> Vec<FieldIssue> {
+    let mut issues = Vec::new();
+    if filename.trim().is_empty()
+        || filename.chars().count() > 255
+        || filename.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        issues.push(FieldIssue::new("filename", "must be 1 to 255 characters, without slashes or control characters"));
+    }
+    if !ATTACHMENT_TYPES.contains(&content_type) {
+        issues.push(FieldIssue::new("content_type", format!("must be one of {}", ATTACHMENT_TYPES.join(", "))));
+    }
+    if size == 0 || size > MAX_ATTACHMENT_BYTES {
+        issues.push(FieldIssue::new("size", format!("must be 1 to {MAX_ATTACHMENT_BYTES} bytes")));
+    }
+    issues
+}
+
 /// A task's place in its workflow: todo -> in_progress -> done, or cancelled; done and
 /// cancelled tasks may be reopened (back to todo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -1,6 +1,7 @@
 //! The HTTP API: one router per resource, each usable alone (one Lambda function per
 //! resource) or merged into one app (the local server).
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod automation;
@@ -85,6 +86,7 @@ pub fn all_routes() -> ApiRouter {
         .merge(tools::calls_routes())
         .merge(tools::reviews_routes())
         .merge(calendar::routes())
+        .merge(attachments::routes())
         .merge(tenants::routes())
         .merge(auth::routes())
         .merge(users::routes())
@@ -148,6 +150,11 @@ pub fn finish_each(parts: Vec<(ApiRouter, AppState)>) -> Router {
 /// The whole product in one app (the local server), with the docs.
 pub fn app(state: AppState) -> Router {
     finish(all_routes().merge(docs::routes()), state)
+}
+
+/// [`app`] with routes only the local server has (its file uploads and downloads).
+pub fn app_with(state: AppState, local: Router<AppState>) -> Router {
+    finish(all_routes().merge(docs::routes()).merge(ApiRouter::from(local)), state)
 }
 
 pub(crate) fn etag_header(version: u64) -> [(HeaderName, HeaderValue); 1] {

@@ -1,5 +1,6 @@
 //! The traits the application needs from the outside world.
 
+pub mod blobs;
 pub mod feed;
 pub mod mail;
 pub mod queue;

@@ -1,0 +1,6 @@
+//! Lambda function: `/api/v1/tools/attachments` (files linked to records, presigned S3 URLs).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    platform::runtime::run_lambda(platform::http::attachments::routes(), platform::runtime::Seed::No).await
+}
