@@ -873,3 +873,52 @@ pub async fn attachments(ctx: &Ctx, tenant: &str, other: &str) {
     assert_eq!(api.get(&path).await.status, 404);
     assert_ne!(fetch(&api, &url).await.0, 200, "the file went with it");
 }
+
+/// The owner's export: an asynchronous job, then one zip archive with a JSON Lines file
+/// per kind, without secrets.
+pub async fn export(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    assert_eq!(api.post(&format!("/api/v1/tenants/{tenant}/systems"), json!({"system_id": "sales"})).await.status, 201);
+    let deal = json!({"name": "Exported deal", "value": 7, "stage": "proposal"});
+    assert_eq!(api.post("/api/v1/systems/sales/records/opportunities", deal).await.status, 201);
+    assert_eq!(
+        api.post("/api/v1/tools/notes", json!({"title": "Exported note", "visibility": "tenant"})).await.status,
+        201
+    );
+    let key = api.post("/api/v1/users/api-keys", json!({"name": "k"})).await;
+    let secret = key.body["secret"].as_str().unwrap().to_string();
+    let member_email = format!("m@{tenant}.example.com");
+    let member = owner_invites(&api, ctx, tenant, &member_email).await;
+    assert_eq!(member.post(&format!("/api/v1/tenants/{tenant}/export"), json!({})).await.status, 403, "the owner's");
+
+    let started = api.post(&format!("/api/v1/tenants/{tenant}/export"), json!({})).await;
+    assert_eq!((started.status, started.body["status"].as_str()), (202, Some("pending")), "{}", started.body);
+    let path = format!("/api/v1/tenants/{tenant}/exports/{}", started.body["export_id"].as_str().unwrap());
+    let done = crate::automation::eventually(&api, &path, |b| b["status"] != "pending").await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let (status, bytes) = fetch(&api, done["download"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip archive");
+    let names: Vec<String> =
+        (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect();
+    for file in ["records.sales.opportunities.jsonl", "notes.jsonl", "user.jsonl", "audit.jsonl", "apikey.jsonl"] {
+        assert!(names.contains(&file.to_string()), "{file} in {names:?}");
+    }
+    let mut everything = String::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        std::io::Read::read_to_string(&mut file, &mut everything).unwrap();
+    }
+    assert!(everything.contains("Exported deal") && everything.contains("Exported note"));
+    assert!(!everything.contains(&secret[secret.len() - 12..]), "no API key secret");
+    assert!(!everything.contains("argon2"), "no password hash");
+    assert_eq!(done["files"]["records.sales.opportunities.jsonl"], 1, "{done}");
+}
+
+async fn owner_invites(api: &crate::Api, ctx: &Ctx, tenant: &str, email: &str) -> crate::Api {
+    let created = api
+        .post("/api/v1/users", json!({"email": email, "password": "member password 123", "roles": ["member"]}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    ctx.sign_in(tenant, email, "member password 123").await
+}

@@ -92,6 +92,13 @@ async fn attachments_pass_on_the_local_server() {
 }
 
 #[tokio::test]
+async fn the_owner_exports_the_tenant_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::export(&ctx(&server), "exporting").await;
+}
+
+#[tokio::test]
 async fn identity_scenarios_pass_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

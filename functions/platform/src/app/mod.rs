@@ -11,6 +11,7 @@ pub mod dead_letters;
 pub mod engine;
 pub mod error;
 pub mod event_sources;
+pub mod exports;
 pub mod flags;
 pub mod installs;
 pub mod keys;
@@ -137,6 +138,7 @@ impl Services {
             timers.clone(),
             limiter.clone(),
             flags.clone(),
+            blobs.clone(),
         );
         let bus = bus(&evaluator);
         let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());

@@ -68,7 +68,9 @@ pub async fn offboard(
     }
     // Files by what the store says the tenant has (no listing of the bucket).
     if let Some(blobs) = &services.blobs {
-        for item in store.query_all(&pk, &keys::tool_prefix("attachment")).await? {
+        let mut kept = store.query_all(&pk, &keys::tool_prefix("attachment")).await?;
+        kept.extend(store.query_all(&pk, super::exports::EXPORT_PREFIX).await?);
+        for item in kept {
             if let Some(key) = item.data.get("file_key").and_then(|k| k.as_str()) {
                 blobs.delete(key).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
                 deleted += 1;

@@ -19,6 +19,8 @@ pub enum Timer {
     Schedule { tenant_id: String, rule_id: String, version: u64, at: i64 },
     /// A task is due at `due`: unless it is closed or its due date moved, it is overdue.
     TaskDue { tenant_id: String, task_id: String, due: i64 },
+    /// A tenant export to run (set to fire at once).
+    Export { tenant_id: String, export_id: String },
 }
 
 impl Timer {
@@ -35,6 +37,7 @@ impl Timer {
             Timer::TaskDue { tenant_id, task_id, due } => {
                 vec!["taskdue".into(), tenant_id.clone(), task_id.clone(), due.to_string()]
             }
+            Timer::Export { tenant_id, export_id } => vec!["export".into(), tenant_id.clone(), export_id.clone()],
         };
         let kind = &parts[0];
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
@@ -43,9 +46,10 @@ impl Timer {
 
     pub fn tenant_id(&self) -> &str {
         match self {
-            Timer::Action { tenant_id, .. } | Timer::Schedule { tenant_id, .. } | Timer::TaskDue { tenant_id, .. } => {
-                tenant_id
-            }
+            Timer::Action { tenant_id, .. }
+            | Timer::Schedule { tenant_id, .. }
+            | Timer::TaskDue { tenant_id, .. }
+            | Timer::Export { tenant_id, .. } => tenant_id,
         }
     }
 }

@@ -149,6 +149,10 @@ impl Evaluator {
                 let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
                 self.fire_task_due(&tenant, task_id, *due).await
             }
+            Timer::Export { tenant_id, export_id } => {
+                let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
+                crate::app::exports::run(self.store.as_ref(), self.blobs.as_ref(), &tenant, export_id).await
+            }
         }
     }
 
