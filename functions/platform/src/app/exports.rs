@@ -141,7 +141,7 @@ pub async fn run(store: &dyn Store, blobs: Option<&Arc<dyn Blobs>>, tenant: &Ten
     let outcome = match blobs {
         None => Err("no file storage is configured".to_string()),
         Some(blobs) => {
-            archive(store, tenant).await.map_err(|e| e.to_string()).and_then(|(bytes, files)| Ok((bytes, files, blobs)))
+            archive(store, tenant).await.map_err(|e| e.to_string()).map(|(bytes, files)| (bytes, files, blobs))
         }
     };
     let outcome = match outcome {
