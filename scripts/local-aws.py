@@ -51,6 +51,7 @@ def main():
     sqs = boto3.client("sqs", **kw)
     actions = sqs.create_queue(QueueName="platform-actions", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
     boto3.client("scheduler", **kw).create_schedule_group(Name=GROUP)
+    boto3.client("s3", **kw).create_bucket(Bucket="platform-files")
     secrets = boto3.client("secretsmanager", **kw)
     admin_arn = secrets.create_secret(Name="platform-admin-token", SecretString=ADMIN_TOKEN)["ARN"]
     jwt_arn = secrets.create_secret(Name="jwt-secret", SecretString=JWT_SECRET)["ARN"]
@@ -58,7 +59,7 @@ def main():
         "TABLE_NAME": TABLE, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": "us-east-1", "PLATFORM_ADMIN_TOKEN_ARN": admin_arn, "JWT_SECRET_ARN": jwt_arn,
         "MAIL_FROM": "no-reply@example.com", "EVENT_BUS_NAME": BUS, "EVENT_BUS_ARN": bus_arn,
-        "ACTION_QUEUE_URL": actions, "SCHEDULE_GROUP": GROUP,
+        "ACTION_QUEUE_URL": actions, "SCHEDULE_GROUP": GROUP, "FILES_BUCKET": "platform-files",
         "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/platform-scheduler", "RUST_LOG": "warn",
     }
     with open(a.env_file, "w") as f:

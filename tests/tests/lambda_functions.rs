@@ -148,6 +148,7 @@ async fn every_function_answers_its_sample_event() {
             ("calls", "events/calls-create.json"),
             ("reviews", "events/reviews-create.json"),
             ("calendar-events", "events/calendar-events-create.json"),
+            ("attachments", "events/attachments-create.json"),
         ] {
             let created = invoke(port, function, file);
             assert_eq!(created["statusCode"], 201, "{function}: {created}");
