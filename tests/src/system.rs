@@ -733,6 +733,26 @@ pub async fn openapi_document(ctx: &Ctx) {
             for tag in operation["tags"].as_array().unwrap() {
                 assert!(tags.contains(&tag.as_str().unwrap()), "{method} {path}: tag {tag} is described");
             }
+            let responses = operation["responses"].as_object().unwrap();
+            if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                for status in ["401", "403"] {
+                    assert!(responses.contains_key(status), "{method} {path} declares {status}");
+                }
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(responses.contains_key("400") && responses.contains_key("422"), "{method} {path}: 400 and 422");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    if let Some(content) = response.get("content").and_then(|c| c.as_object()) {
+                        assert!(
+                            content.keys().all(|k| k == "application/problem+json"),
+                            "{method} {path} {status}: errors are problem+json ({:?})",
+                            content.keys().collect::<Vec<_>>()
+                        );
+                    }
+                }
+            }
         }
     }
 }

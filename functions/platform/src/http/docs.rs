@@ -55,6 +55,7 @@ pub fn describe(mut api: OpenApi) -> OpenApi {
             })
             .collect(),
     );
+    let mut api = complete_error_answers(api);
     let components = api.components.get_or_insert_with(|| ComponentsBuilder::new().build());
     components.add_security_scheme(
         "bearer",
@@ -68,6 +69,57 @@ pub fn describe(mut api: OpenApi) -> OpenApi {
         ),
     );
     api
+}
+
+/// What every operation can answer besides what it declares: the extractors refuse
+/// before the handler runs (401 without credentials, 403 without the permission, 400 for
+/// an unreadable query or body, 422 for invalid fields of a body). Every error answer is
+/// declared as `application/problem+json`.
+fn complete_error_answers(api: OpenApi) -> OpenApi {
+    let mut doc = serde_json::to_value(&api).expect("the document serializes");
+    let problem = serde_json::json!({"$ref": "#/components/schemas/Problem"});
+    let answer = |description: &str| serde_json::json!({"description": description, "content": {"application/problem+json": {"schema": problem}}});
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, operation) in item.iter_mut() {
+                if !matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch") {
+                    continue;
+                }
+                let secured = operation.get("security").and_then(|s| s.as_array()).is_some_and(|s| !s.is_empty());
+                let has_body = operation.get("requestBody").is_some();
+                let has_query = operation
+                    .get("parameters")
+                    .and_then(|p| p.as_array())
+                    .is_some_and(|p| p.iter().any(|x| x["in"] == "query" || x["in"] == "header"));
+                let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+                for (status, response) in responses.iter_mut() {
+                    if !status.starts_with('4') && !status.starts_with('5') {
+                        continue;
+                    }
+                    if let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) {
+                        if let Some(json) = content.remove("application/json") {
+                            content.insert("application/problem+json".to_string(), json);
+                        }
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses.entry(status.to_string()).or_insert_with(|| answer(description));
+                };
+                if secured {
+                    add("401", "No valid credentials");
+                    add("403", "The credentials lack the permission, or name another tenant");
+                }
+                if has_body || has_query {
+                    add("400", "The query, headers or body cannot be read");
+                }
+                if has_body {
+                    add("422", "A field of the body is invalid (each is named)");
+                }
+            }
+        }
+    }
+    serde_json::from_value(doc).expect("the completed document is still a document")
 }
 
 /// Swagger UI at `/docs` and the document at `/openapi.json`.
