@@ -251,6 +251,20 @@ pub async fn feature_flags(ctx: &Ctx, tenant: &str) {
         .await;
     assert_eq!(platform.status, 201, "{}", platform.body);
     assert_eq!(api.post(&format!("{flags}?scope=platform"), json!({"key": "mine"})).await.status, 403);
+    assert_eq!(
+        admin
+            .put(
+                &format!("{flags}/platform-beta?scope=platform"),
+                json!({"default_variant": "off", "tenants": {tenant: "on", "someone-else": "off"}})
+            )
+            .await
+            .status,
+        200
+    );
+    let seen = api.get(&format!("{flags}/platform-beta?scope=platform")).await;
+    assert_eq!(seen.body["tenants"], json!({tenant: "on"}), "other tenants' overrides stay hidden: {}", seen.body);
+    assert!(!api.get(&format!("{flags}?scope=platform")).await.body.to_string().contains("someone-else"));
+    assert_eq!(api.get(&format!("{flags}/platform-beta/versions?scope=platform")).await.status, 403);
     let pb = single("platform-beta", json!({})).await;
     assert_eq!(
         (pb.body["value"].clone(), pb.body["metadata"]["scope"].as_str()),

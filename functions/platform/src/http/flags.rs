@@ -56,6 +56,16 @@ fn owner_of<'a>(principal: &'a Principal, params: &Params, writing: bool) -> App
     }
 }
 
+/// What a tenant may see of a platform flag: its own per-tenant override, never the
+/// other tenants' (which would say which tenants exist).
+fn seen_by(principal: &Principal, mut flag: Flag) -> Flag {
+    if flag.scope == "platform" && !principal.can(Permission::PlatformOperate) {
+        let own = principal.tenant.as_ref().map(|t| t.to_string());
+        flag.definition.tenants.retain(|tenant, _| Some(tenant) == own.as_ref());
+    }
+    flag
+}
+
 fn key_in_path(raw: &str) -> AppResult<FlagKey> {
     FlagKey::parse(raw).map_err(|_| AppError::NotFound(format!("feature flag '{raw}' does not exist")))
 }
@@ -88,7 +98,9 @@ async fn list_flags(
     params: Params,
 ) -> AppResult<Json<Listed<Flag>>> {
     let owner = owner_of(&auth.principal, &params, false)?;
-    Ok(Json(state.services.flags.list(owner, &params.page()?).await?))
+    let listed = state.services.flags.list(owner, &params.page()?).await?;
+    let items = listed.items.into_iter().map(|f| seen_by(&auth.principal, f)).collect();
+    Ok(Json(Listed { items, next_cursor: listed.next_cursor }))
 }
 
 /// Create a flag (409 when the key exists). Boolean flags serve `on`/`off`; variant
@@ -130,7 +142,7 @@ async fn get_flag(
     params: Params,
 ) -> AppResult<impl IntoResponse> {
     let owner = owner_of(&auth.principal, &params, false)?;
-    Ok(view(state.services.flags.get(owner, &key_in_path(&key)?).await?))
+    Ok(view(seen_by(&auth.principal, state.services.flags.get(owner, &key_in_path(&key)?).await?)))
 }
 
 /// Replace a flag's definition (created when absent); `If-Match` makes it conditional.
@@ -172,7 +184,7 @@ async fn delete_flag(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A flag's versions, newest first.
+/// A flag's versions, newest first (a platform flag's: the platform administrator's only).
 #[utoipa::path(get, path = "/api/v1/settings/feature-flags/{flag_key}/versions", tag = "feature-flags", security(("bearer" = [])),
     params(("flag_key" = String, Path), ("scope" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<ConfigVersion>), (status = 400, body = Problem), (status = 401, body = Problem),
@@ -183,7 +195,8 @@ async fn list_flag_versions(
     Path(key): Path<String>,
     params: Params,
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
-    let owner = owner_of(&auth.principal, &params, false)?;
+    // Versions hold whole definitions (every tenant's override): not for tenants.
+    let owner = owner_of(&auth.principal, &params, true)?;
     Ok(Json(state.services.flags.versions(owner, &key_in_path(&key)?, &params.page()?).await?))
 }
 
