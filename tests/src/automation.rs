@@ -740,6 +740,8 @@ pub async fn rule_versions(ctx: &Ctx, tenant: &str, runs: bool) {
     let first = api.get(&format!("/api/v1/automation/rules/{id}/versions/1")).await;
     assert_eq!((first.status, first.body["name"].as_str()), (200, Some("High Value Deal Alert")), "{}", first.body);
     assert_eq!(api.get(&format!("/api/v1/automation/rules/{id}/versions/9")).await.status, 404);
+    // Not a number: a problem+json 404 (the client asserts the content type), never a text 400.
+    assert_eq!(api.get(&format!("/api/v1/automation/rules/{id}/versions/-1")).await.status, 404);
     let back = api.post(&format!("/api/v1/automation/rules/{id}/rollback"), json!({"version": 1})).await;
     assert_eq!(back.status, 200, "{}", back.body);
     assert_eq!((back.body["version"].as_u64(), back.body["name"].as_str()), (Some(4), Some("High Value Deal Alert")));

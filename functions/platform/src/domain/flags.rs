@@ -71,9 +71,10 @@ pub struct Rollout {
     pub weights: Vec<Weight>,
 }
 
-/// A flag as written (`POST`/`PUT /api/v1/settings/feature-flags...`).
+/// A flag as written (`POST`/`PUT /api/v1/settings/feature-flags...`). Unknown fields
+/// are refused where a body is read ([`FIELDS`]); not here, so that the answers that
+/// carry a definition beside other fields describe themselves truly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct FlagDefinition {
     #[serde(default)]
     pub kind: FlagKind,
@@ -101,6 +102,10 @@ pub struct FlagDefinition {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tenants: BTreeMap<String, String>,
 }
+
+/// The fields a written definition may have.
+pub const FIELDS: [&str; 9] =
+    ["kind", "description", "enabled", "variants", "off_variant", "default_variant", "targets", "rollout", "tenants"];
 
 fn yes() -> bool {
     true

@@ -171,8 +171,11 @@ async fn list_rule_versions(
 async fn get_rule_version(
     State(state): State<AppState>,
     auth: Authorized<need::AutomationRead>,
-    Path((rule_id, version)): Path<(String, u64)>,
+    Path((rule_id, version)): Path<(String, String)>,
 ) -> AppResult<Json<Rule>> {
+    // A version that is no number names no version: 404 (problem+json), never axum's text answer.
+    let version: u64 =
+        version.parse().map_err(|_| AppError::NotFound(format!("rule '{rule_id}' has no version '{version}'")))?;
     Ok(Json(state.services.automation.rule_version(auth.tenant()?, &rule_id, version).await?.redacted()))
 }
 

@@ -91,7 +91,7 @@ fn complete_error_answers(api: OpenApi) -> OpenApi {
                 let has_query = operation
                     .get("parameters")
                     .and_then(|p| p.as_array())
-                    .is_some_and(|p| p.iter().any(|x| x["in"] == "query" || x["in"] == "header"));
+                    .is_some_and(|p| p.iter().any(|x| x["in"] == "query" || x["in"] == "header" || x["in"] == "path"));
                 let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
                 for (status, response) in responses.iter_mut() {
                     if !status.starts_with('4') && !status.starts_with('5') {
@@ -111,7 +111,7 @@ fn complete_error_answers(api: OpenApi) -> OpenApi {
                     add("403", "The credentials lack the permission, or name another tenant");
                 }
                 if has_body || has_query {
-                    add("400", "The query, headers or body cannot be read");
+                    add("400", "The path, query, headers or body cannot be read");
                 }
                 if has_body {
                     add("422", "A field of the body is invalid (each is named)");

@@ -74,8 +74,11 @@ fn view(flag: Flag) -> impl IntoResponse {
     (etag_header(flag.version), Json(flag))
 }
 
-/// The flag definition of a body, every fault named.
+/// The flag definition of a body, every fault named (unknown fields too).
 fn definition_of(body: Map<String, Value>) -> AppResult<FlagDefinition> {
+    if let Some(unknown) = body.keys().find(|k| !crate::domain::flags::FIELDS.contains(&k.as_str())) {
+        return Err(AppError::Invalid(Invalid::one(unknown.clone(), "is not a field of a flag")));
+    }
     parse_json(&serde_json::to_vec(&Value::Object(body)).expect("JSON re-encodes"))
 }
 
@@ -157,9 +160,10 @@ async fn put_flag(
     Path(key): Path<String>,
     params: Params,
     if_match: IfMatchHeader,
-    JsonBody(definition): JsonBody<FlagDefinition>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> AppResult<impl IntoResponse> {
     let owner = owner_of(&auth.principal, &params, true)?;
+    let definition = definition_of(body)?;
     if RESERVED.contains(&key.as_str()) {
         return Err(AppError::Invalid(Invalid::one("flag_key", format!("'{key}' is reserved"))));
     }
