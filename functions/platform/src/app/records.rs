@@ -18,7 +18,7 @@ use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::install::Install;
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::manifest::{EntityDef, Schema};
-use crate::domain::records::{merge_patch, relations, relations_of, OnDelete, Record};
+use crate::domain::records::{merge_patch, relations_of, OnDelete, Record};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
@@ -80,7 +80,7 @@ impl RecordService {
         crate::domain::limits::check_size("data", data, crate::domain::limits::MAX_RECORD_BYTES)?;
         Schema::compile(&def.schema, "schema")?.check(&Value::Object(data.clone()))?;
         let mut issues = Vec::new();
-        for (field, system, entity) in relations(&def.schema) {
+        for crate::domain::records::Relation { field, system, entity, .. } in relations_of(&def.schema) {
             let Some(target) = data.get(&field).and_then(Value::as_str) else { continue };
             let Ok(system_id) = SystemId::parse(&system) else { continue };
             let exists = self

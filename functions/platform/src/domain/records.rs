@@ -19,20 +19,6 @@ pub struct Record {
     pub causation: Option<Causation>,
 }
 
-/// A relation declared in an entity schema: property -> (system, entity), from
-/// `"x-ref": "crm/contacts"`.
-pub fn relations(schema: &Value) -> Vec<(String, String, String)> {
-    let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
-    properties
-        .iter()
-        .filter_map(|(name, property)| {
-            let target = property.get("x-ref")?.as_str()?;
-            let (system, entity) = target.split_once('/')?;
-            Some((name.clone(), system.to_string(), entity.to_string()))
-        })
-        .collect()
-}
-
 /// What deleting a referenced record does to the records that refer to it
 /// (`"x-on-delete"` beside `"x-ref"`; the default is `restrict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -47,7 +33,8 @@ pub enum OnDelete {
     SetNull,
 }
 
-/// One relation of an entity: its field, the entity it refers to, and the delete rule.
+/// One relation of an entity (`"x-ref": "crm/contacts"` on a property): its field, the
+/// entity it refers to, and the delete rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
     pub field: String,
@@ -134,7 +121,9 @@ mod tests {
     #[test]
     fn relations_come_from_x_ref() {
         let schema = json!({"properties": {"contact_id": {"type": "string", "x-ref": "crm/contacts"}, "name": {"type": "string"}}});
-        assert_eq!(relations(&schema), vec![("contact_id".to_string(), "crm".to_string(), "contacts".to_string())]);
+        let found: Vec<(String, String, String)> =
+            relations_of(&schema).into_iter().map(|r| (r.field, r.system, r.entity)).collect();
+        assert_eq!(found, vec![("contact_id".to_string(), "crm".to_string(), "contacts".to_string())]);
     }
 
     #[test]
