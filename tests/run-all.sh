@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check "moto[server]" cfn-lint cargo-lambda
+python3 -m pip install --quiet --disable-pip-version-check "moto[server]" cfn-lint cargo-lambda "schemathesis==4.32.5"
 
 # Keep build artefacts outside the clone so repeated runs reuse them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/business-platform-target}"

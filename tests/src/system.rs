@@ -757,6 +757,7 @@ pub async fn openapi_document(ctx: &Ctx) {
                 assert!(responses.contains_key("400") && responses.contains_key("422"), "{method} {path}: 400 and 422");
             }
             for (status, response) in responses {
+                assert!(response["description"].is_string(), "{method} {path} {status} has a description");
                 if status.starts_with('4') || status.starts_with('5') {
                     if let Some(content) = response.get("content").and_then(|c| c.as_object()) {
                         assert!(
@@ -769,6 +770,41 @@ pub async fn openapi_document(ctx: &Ctx) {
             }
         }
     }
+}
+
+/// Every `$ref` in the document names a schema the document defines.
+pub async fn openapi_references_resolve(ctx: &Ctx) {
+    let spec = ctx.api.get("/openapi.json").await.body;
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let text = spec.to_string();
+    let dangling: Vec<&str> = text
+        .split("\"#/components/schemas/")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .filter(|name| !schemas.contains_key(*name))
+        .collect();
+    assert!(dangling.is_empty(), "undefined schemas: {dangling:?}");
+}
+
+/// `If-Match` must be `*` or entity tags (400 otherwise); a well-formed tag that names
+/// no version is a failed precondition (412).
+pub async fn if_match_syntax(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let created = api.post("/api/v1/settings", json!({"key": "theme", "value": "dark"})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    for malformed in ["", "3", "\"3", "W/3"] {
+        let answer = api
+            .send("PUT", "/api/v1/settings/theme", Some(json!({"value": "light"})), &[("if-match", malformed)])
+            .await;
+        assert_eq!(answer.status, 400, "If-Match {malformed:?}: {}", answer.body);
+        assert_eq!(answer.problem_fields(), vec!["If-Match".to_string()], "{}", answer.body);
+    }
+    let stale =
+        api.send("PUT", "/api/v1/settings/theme", Some(json!({"value": "light"})), &[("if-match", "\"99\"")]).await;
+    assert_eq!(stale.status, 412, "{}", stale.body);
+    let current =
+        api.send("PUT", "/api/v1/settings/theme", Some(json!({"value": "light"})), &[("if-match", "\"1\"")]).await;
+    assert_eq!(current.status, 200, "{}", current.body);
 }
 
 /// Offboarding deletes everything the tenant owns, frees what it claimed, stops its

@@ -78,6 +78,20 @@ async fn the_openapi_document_describes_the_product() {
 }
 
 #[tokio::test]
+async fn every_openapi_reference_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::openapi_references_resolve(&ctx(&server)).await;
+}
+
+#[tokio::test]
+async fn malformed_if_match_is_a_bad_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::if_match_syntax(&ctx(&server), "preconditions").await;
+}
+
+#[tokio::test]
 async fn offboarding_deletes_a_tenant_on_the_local_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

@@ -32,7 +32,7 @@ pub struct ItemImage {
     pub pk: String,
     pub sk: String,
     pub version: u64,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: Value,
 }
 
@@ -58,7 +58,7 @@ pub enum Parked {
     /// A store change whose events could not be published: replay publishes them.
     Change { old: Option<ItemImage>, new: Option<ItemImage> },
     /// A message nobody could read, as it came (kept for inspection; not replayable).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     Unreadable(Value),
 }
 

@@ -93,7 +93,7 @@ pub struct RegisteredSource {
     pub source: EventSource,
     /// Put this entry on the platform bus from the account (e.g. `aws events put-events
     /// --entries file://challenge.json`) to prove it is yours.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub challenge: Value,
 }
 

@@ -44,7 +44,7 @@ pub struct Flag {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Evaluation {
     pub key: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     pub variant: String,
     pub reason: Reason,

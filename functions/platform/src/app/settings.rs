@@ -24,14 +24,14 @@ pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Setting {
     pub key: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Value>,
     pub public: bool,
     /// Which scope answered: `tenant` (the tenant's own) or `platform` (the default).
@@ -66,7 +66,7 @@ pub struct NewSetting {
     /// 1 to 128 characters: letters, digits, '-', '_', '.' or ':', starting with a letter or digit.
     pub key: String,
     /// Any JSON value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     #[serde(default)]
     pub category: Option<String>,
@@ -74,7 +74,7 @@ pub struct NewSetting {
     pub description: Option<String>,
     /// A JSON Schema (draft 2020-12) that every value must satisfy.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Value>,
     /// Platform settings only: whether tenants may read it as their default.
     #[serde(default)]
@@ -85,14 +85,14 @@ pub struct NewSetting {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingUpdate {
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     #[serde(default)]
     pub category: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Value>,
     #[serde(default)]
     pub public: Option<bool>,

@@ -23,7 +23,7 @@ pub struct ActionInput {
     pub parameters: Map<String, Value>,
     /// Wait before acting: an ISO 8601 duration (`"PT2H"`) or `{"until": "<date field>", "offset": "-P3D"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub delay: Option<Value>,
     /// When a delayed action's time comes, re-check the rule's conditions against the
     /// record as it is then, and skip the action if they no longer hold (default true).
@@ -75,7 +75,7 @@ pub struct SendNotification {
 pub struct UpdateStatus {
     /// The record to change (usually `{{<entity>_id}}`).
     pub entity_id: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub new_status: Value,
     /// `system/entity`; the trigger's entity when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,7 +106,7 @@ pub struct Webhook {
     pub url: String,
     /// The body to POST (placeholders filled); the whole event when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub body: Option<Value>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,

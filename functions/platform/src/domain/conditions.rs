@@ -20,7 +20,7 @@ pub struct ConditionInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub value: Option<Value>,
 }
 
@@ -37,13 +37,13 @@ pub enum Condition {
     },
     Equals {
         field: String,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     /// Holds when the field is missing too.
     NotEquals {
         field: String,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     GreaterThan {
@@ -69,7 +69,7 @@ pub enum Condition {
     /// A string field contains the text, or a list field holds the value.
     Contains {
         field: String,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     In {
@@ -89,7 +89,7 @@ pub enum Condition {
     /// The record change set the field to the value.
     ChangedTo {
         field: String,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     Prefix {
@@ -112,7 +112,7 @@ pub enum Condition {
     /// "equals-ignore-case" | "wildcard": ...}`).
     AnythingBut {
         field: String,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     /// EventBridge `numeric`: `[">", 0, "<=", 5]`.
@@ -124,7 +124,7 @@ pub enum Condition {
     /// A whole EventBridge event pattern, over the data's fields or over the envelope
     /// (`source`, `detail-type`, `time`, `detail`...).
     Pattern {
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     /// The tenant's boolean feature flag `value` is on (evaluated for the tenant).

@@ -77,7 +77,7 @@ pub struct SettingMeta {
     pub description: Option<String>,
     /// A JSON Schema (draft 2020-12) every value written must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub schema: Option<Value>,
     /// Platform settings only: tenants may read it (and it is their default).
     #[serde(default)]
@@ -105,7 +105,7 @@ pub enum ConfigCause {
 pub struct ConfigVersion {
     /// 1 for the first write, then +1 for every change.
     pub version: u64,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     pub cause: ConfigCause,
     pub updated_at: String,
@@ -132,6 +132,23 @@ pub fn parse_if_match(raw: &str) -> Option<IfMatch> {
     inner.parse().ok().map(IfMatch::Version)
 }
 
+/// Whether an `If-Match` value is well formed (RFC 9110 section 13.1.1): `*` or a
+/// comma-separated list of entity tags, each `"..."` or `W/"..."`. A well-formed value
+/// that names no version is a failed precondition; anything else is a bad request.
+pub fn is_if_match_syntax(raw: &str) -> bool {
+    let raw = raw.trim();
+    raw == "*"
+        || raw.split(',').all(|tag| {
+            let tag = tag.trim();
+            let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+            opaque.len() >= 2
+                && opaque.starts_with('"')
+                && opaque.ends_with('"')
+                && !opaque[1..opaque.len() - 1].contains('"')
+                && opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80 || b == b'"')
+        })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfMatch {
     Any,
@@ -148,6 +165,16 @@ mod tests {
         assert_eq!(parse_if_match("W/\"3\""), Some(IfMatch::Version(3)));
         assert_eq!(parse_if_match("*"), Some(IfMatch::Any));
         assert_eq!(parse_if_match("\"abc\""), None);
+    }
+
+    #[test]
+    fn if_match_syntax_is_entity_tags_or_a_star() {
+        for good in ["*", "\"3\"", "W/\"3\"", "\"abc\"", "\"1\", W/\"2\"", " \"\" "] {
+            assert!(is_if_match_syntax(good), "{good}");
+        }
+        for bad in ["", " ", "3", "\"3", "W/3", "\"a\"b\"", "*, \"1\"", "\"1\",", "\"a b\""] {
+            assert!(!is_if_match_syntax(bad), "{bad}");
+        }
     }
 
     #[test]

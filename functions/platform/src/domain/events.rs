@@ -18,7 +18,7 @@ pub enum TriggerWhen {
     Changed {
         field: String,
         #[serde(default)]
-        #[schema(value_type = Option<Object>)]
+        #[schema(value_type = Option<Value>)]
         to: Option<Value>,
     },
     /// `field` reached the tenant's `setting` (from the system configuration, else

@@ -14,7 +14,7 @@ pub enum MigrationOp {
     /// Sets `path` to `value` when it is absent.
     Add {
         path: String,
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         value: Value,
     },
     /// Removes `path` when present.

@@ -46,25 +46,34 @@ async fn list(
     Ok(Json(state.services.audit.list(auth.tenant()?, &filter(&params), &params.page()?).await?))
 }
 
+/// The audit trail's export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
 /// Every matching entry, oldest first, as JSON Lines (`format=jsonl`, default) or CSV (`format=csv`).
 #[utoipa::path(get, path = "/api/v1/settings/audit-logs/export", tag = "audit", security(("bearer" = [])),
-    params(("format" = Option<String>, Query), ("action" = Option<String>, Query), ("actor" = Option<String>, Query),
+    params(("format" = inline(Option<ExportFormat>), Query), ("action" = Option<String>, Query), ("actor" = Option<String>, Query),
            ("target" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query)),
-    responses((status = 200, content_type = "application/x-ndjson"), (status = 400, body = Problem)))]
+    responses((status = 200, content((String = "application/x-ndjson"), (String = "text/csv"))), (status = 400, body = Problem)))]
 async fn export(
     State(state): State<AppState>,
     auth: Authorized<need::AuditRead>,
     params: Params,
 ) -> AppResult<impl IntoResponse> {
-    let format = params.0.get("format").map(String::as_str).unwrap_or("jsonl");
-    let content_type = match format {
-        "jsonl" | "ndjson" => "application/x-ndjson",
-        "csv" => "text/csv; charset=utf-8",
-        _ => return Err(AppError::BadRequest(Invalid::one("format", "must be jsonl or csv"))),
+    let format = match params.0.get("format").map(String::as_str) {
+        None | Some("jsonl" | "ndjson") => ExportFormat::Jsonl,
+        Some("csv") => ExportFormat::Csv,
+        Some(_) => return Err(AppError::BadRequest(Invalid::one("format", "must be jsonl or csv"))),
     };
     let entries = state.services.audit.export(auth.tenant()?, &filter(&params)).await?;
-    let body = if format == "csv" { to_csv(&entries) } else { to_json_lines(&entries) };
-    let name = if format == "csv" { "audit-log.csv" } else { "audit-log.jsonl" };
+    let (content_type, name, body) = match format {
+        ExportFormat::Jsonl => ("application/x-ndjson", "audit-log.jsonl", to_json_lines(&entries)),
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "audit-log.csv", to_csv(&entries)),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),

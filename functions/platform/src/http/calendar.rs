@@ -232,9 +232,17 @@ async fn create_event(
     Ok((StatusCode::CREATED, Json(state.services.tools.create(&auth.actor(), tenant, event).await?)))
 }
 
+/// The calendar's export formats (declares the parameter; there is only one).
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+enum CalendarFormat {
+    Ics,
+}
+
 /// Every event as an iCalendar (RFC 5545) file calendar apps import (`format=ics`).
 #[utoipa::path(get, path = "/api/v1/tools/events/export", tag = "tools", security(("bearer" = [])),
-    params(("format" = Option<String>, Query, description = "ics (the default and only format)")),
+    params(("format" = inline(Option<CalendarFormat>), Query, description = "ics (the default and only format)")),
     responses((status = 200, content_type = "text/calendar", body = String), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn export_events(
     State(state): State<AppState>,

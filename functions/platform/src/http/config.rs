@@ -58,7 +58,7 @@ pub struct SystemConfig {
 #[serde(deny_unknown_fields)]
 pub struct PutTenantConfig {
     /// Any JSON document.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
 }
 

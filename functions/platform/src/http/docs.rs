@@ -2,11 +2,16 @@
 //! binary (no CDN).
 
 use axum::Router;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ComponentsBuilder, OpenApi};
+use utoipa::openapi::{ComponentsBuilder, OpenApi, Ref, RefOr};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::ApiRouter;
+use crate::app::page::MAX_LIMIT;
 
 const DESCRIPTION: &str = "A multi-tenant platform for business management systems. A catalog of installable \
 systems (CRM, Sales, Marketing, Support) with versions and dependencies; per-tenant installation, versioned \
@@ -75,52 +80,76 @@ pub fn describe(mut api: OpenApi) -> OpenApi {
 /// before the handler runs (401 without credentials, 403 without the permission, 400 for
 /// an unreadable query or body, 422 for invalid fields of a body). Every error answer is
 /// declared as `application/problem+json`.
-fn complete_error_answers(api: OpenApi) -> OpenApi {
-    let mut doc = serde_json::to_value(&api).expect("the document serializes");
-    let problem = serde_json::json!({"$ref": "#/components/schemas/Problem"});
-    let answer = |description: &str| serde_json::json!({"description": description, "content": {"application/problem+json": {"schema": problem}}});
-    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
-        for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
-            for (method, operation) in item.iter_mut() {
-                if !matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch") {
-                    continue;
-                }
-                let secured = operation.get("security").and_then(|s| s.as_array()).is_some_and(|s| !s.is_empty());
-                let has_body = operation.get("requestBody").is_some();
-                let has_query = operation
-                    .get("parameters")
-                    .and_then(|p| p.as_array())
-                    .is_some_and(|p| p.iter().any(|x| x["in"] == "query" || x["in"] == "header" || x["in"] == "path"));
-                let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
-                for (status, response) in responses.iter_mut() {
-                    if !status.starts_with('4') && !status.starts_with('5') {
-                        continue;
-                    }
-                    if let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) {
-                        if let Some(json) = content.remove("application/json") {
-                            content.insert("application/problem+json".to_string(), json);
-                        }
-                    }
-                }
-                let mut add = |status: &str, description: &str| {
-                    responses.entry(status.to_string()).or_insert_with(|| answer(description));
-                };
-                if secured {
-                    add("401", "No valid credentials");
-                    add("403", "The credentials lack the permission, or name another tenant");
-                }
-                if has_body || has_query {
-                    add("400", "The path, query, headers or body cannot be read");
-                }
-                if has_body {
-                    add("422", "A field of the body is invalid (each is named)");
-                }
-            }
+fn complete_error_answers(mut api: OpenApi) -> OpenApi {
+    for item in api.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            complete_operation(operation);
         }
     }
-    serde_json::from_value(doc).expect("the completed document is still a document")
+    api
 }
+
+fn complete_operation(operation: &mut Operation) {
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = operation.request_body.is_some();
+    let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter {
+            constrain(parameter);
+        }
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if response.description.is_empty() {
+            let reason = status.parse::<u16>().ok().and_then(|s| axum::http::StatusCode::from_u16(s).ok());
+            response.description = reason.and_then(|s| s.canonical_reason()).unwrap_or("Answer").to_string();
+        }
+        if !status.starts_with('4') && !status.starts_with('5') {
+            continue;
+        }
+        if let Some(json) = response.content.shift_remove("application/json") {
+            response.content.insert(PROBLEM_JSON.to_string(), json);
+        }
+    }
+    let mut add = |status: &str, description: &str| {
+        responses.entry(status.to_string()).or_insert_with(|| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content(PROBLEM_JSON, content).build())
+        });
+    };
+    if secured {
+        add("401", "No valid credentials");
+        add("403", "The credentials lack the permission, or name another tenant");
+    }
+    if has_body || has_parameters {
+        add("400", "The path, query, headers or body cannot be read");
+    }
+    if has_body {
+        add("422", "A field of the body is invalid (each is named)");
+    }
+}
+
+/// The constraints every operation's shared parameters are checked against (declared
+/// once here rather than at each of their dozens of operations).
+fn constrain(parameter: &mut Parameter) {
+    let schema = match (parameter.name.as_str(), &parameter.parameter_in) {
+        ("limit", ParameterIn::Query) => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT as u32))
+            .description(Some("Items per page (default 50)")),
+        ("If-Match", ParameterIn::Header) => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r#"^(\*|(W/)?"[^"]*")$"#))
+            .description(Some("`*` or the entity tag (ETag) of the version the change is based on")),
+        _ => return,
+    };
+    parameter.schema = Some(RefOr::T(Schema::Object(schema.build())));
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Swagger UI at `/docs` and the document at `/openapi.json`.
 pub fn routes() -> ApiRouter {

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::app::error::AppError;
 use crate::app::page::PageRequest;
-use crate::domain::config::{parse_if_match, IfMatch};
+use crate::domain::config::{is_if_match_syntax, parse_if_match, IfMatch};
 use crate::domain::invalid::Invalid;
 
 /// A JSON body. Syntax errors are 400; a field of the wrong type, missing or unknown is
@@ -105,7 +105,8 @@ impl Params {
     }
 }
 
-/// The `If-Match` header, if sent. A value that names no version is a 412, never a match.
+/// The `If-Match` header, if sent. A malformed value is a 400; a well-formed one that
+/// names no version is a 412, never a match.
 pub struct IfMatchHeader(pub Option<IfMatch>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
@@ -115,7 +116,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
         match parts.headers.get(header::IF_MATCH) {
             None => Ok(Self(None)),
             Some(raw) => {
-                raw.to_str().ok().and_then(parse_if_match).map(|m| Self(Some(m))).ok_or_else(|| {
+                let raw = raw.to_str().ok().filter(|raw| is_if_match_syntax(raw)).ok_or_else(|| {
+                    AppError::BadRequest(Invalid::one("If-Match", "must be * or an entity tag such as \"3\""))
+                })?;
+                parse_if_match(raw).map(|m| Self(Some(m))).ok_or_else(|| {
                     AppError::PreconditionFailed("If-Match names no version of this resource".to_string())
                 })
             }

@@ -14,6 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::caller::{need, Authorized};
 use super::extract::{parse_json, IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
+use super::scope::Scope;
 use super::{etag_header, ApiRouter, AppState};
 use crate::app::configs::Expect;
 use crate::app::error::{AppError, AppResult};
@@ -43,17 +44,7 @@ const RESERVED: [&str; 1] = ["evaluate"];
 /// Whose flags: the caller's tenant, or (`scope=platform`) the platform's; platform flags
 /// are written by the platform administrator.
 fn owner_of<'a>(principal: &'a Principal, params: &Params, writing: bool) -> AppResult<Owner<'a>> {
-    let platform = match params.0.get("scope").map(String::as_str) {
-        None | Some("") => principal.tenant.is_none(),
-        Some("tenant") => false,
-        Some("platform") => true,
-        Some(_) => return Err(AppError::BadRequest(Invalid::one("scope", "must be tenant or platform"))),
-    };
-    match platform {
-        false => Ok(Owner::Tenant(principal.tenant()?)),
-        true if !writing || principal.can(Permission::PlatformOperate) => Ok(Owner::Platform),
-        true => Err(AppError::Forbidden("platform flags are changed by the platform administrator".to_string())),
-    }
+    Scope::of(principal, params)?.owner(principal, writing, "flags")
 }
 
 /// What a tenant may see of a platform flag: its own per-tenant override, never the
@@ -93,7 +84,7 @@ pub struct NewFlag {
 
 /// Flags of one scope, by key (tenants may read the platform's flags with `scope=platform`).
 #[utoipa::path(get, path = "/api/v1/settings/feature-flags", tag = "feature-flags", security(("bearer" = [])),
-    params(("scope" = Option<String>, Query, description = "tenant (default) or platform"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("scope" = inline(Option<Scope>), Query, description = "tenant (default) or platform"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<Flag>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_flags(
     State(state): State<AppState>,
@@ -110,7 +101,7 @@ async fn list_flags(
 /// flags their named JSON values. See the definition's fields for targets, rollouts,
 /// the kill switch (`enabled: false`) and platform flags' per-tenant overrides.
 #[utoipa::path(post, path = "/api/v1/settings/feature-flags", tag = "feature-flags", security(("bearer" = [])), request_body = NewFlag,
-    params(("scope" = Option<String>, Query, description = "tenant (default) or platform")),
+    params(("scope" = inline(Option<Scope>), Query, description = "tenant (default) or platform")),
     responses((status = 201, body = Flag, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_flag(
@@ -135,7 +126,7 @@ async fn create_flag(
 
 /// A flag's definition.
 #[utoipa::path(get, path = "/api/v1/settings/feature-flags/{flag_key}", tag = "feature-flags", security(("bearer" = [])),
-    params(("flag_key" = String, Path), ("scope" = Option<String>, Query)),
+    params(("flag_key" = String, Path), ("scope" = inline(Option<Scope>), Query)),
     responses((status = 200, body = Flag, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn get_flag(
@@ -151,7 +142,7 @@ async fn get_flag(
 /// Replace a flag's definition (created when absent); `If-Match` makes it conditional.
 #[utoipa::path(put, path = "/api/v1/settings/feature-flags/{flag_key}", tag = "feature-flags", security(("bearer" = [])),
     request_body = FlagDefinition,
-    params(("flag_key" = String, Path), ("scope" = Option<String>, Query), ("If-Match" = Option<String>, Header)),
+    params(("flag_key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Flag, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn put_flag(
@@ -173,7 +164,7 @@ async fn put_flag(
 
 /// Delete a flag: evaluation no longer sees it (a tenant's override falls back to the platform flag).
 #[utoipa::path(delete, path = "/api/v1/settings/feature-flags/{flag_key}", tag = "feature-flags", security(("bearer" = [])),
-    params(("flag_key" = String, Path), ("scope" = Option<String>, Query), ("If-Match" = Option<String>, Header)),
+    params(("flag_key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn delete_flag(
@@ -190,7 +181,7 @@ async fn delete_flag(
 
 /// A flag's versions, newest first (a platform flag's: the platform administrator's only).
 #[utoipa::path(get, path = "/api/v1/settings/feature-flags/{flag_key}/versions", tag = "feature-flags", security(("bearer" = [])),
-    params(("flag_key" = String, Path), ("scope" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("flag_key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<ConfigVersion>), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn list_flag_versions(

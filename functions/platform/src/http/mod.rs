@@ -17,6 +17,7 @@ pub mod health;
 pub mod operations;
 pub mod problem;
 pub mod records;
+pub mod scope;
 pub mod settings;
 pub mod tenant_systems;
 pub mod tenants;

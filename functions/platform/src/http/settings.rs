@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
+use super::scope::Scope;
 use super::{etag_header, ApiRouter, AppState};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
@@ -18,7 +19,6 @@ use crate::app::settings::{setting_key, NewSetting, Setting, SettingUpdate};
 use crate::domain::access::Permission;
 use crate::domain::config::{ConfigVersion, Owner};
 use crate::domain::ids::ConfigKey;
-use crate::domain::invalid::Invalid;
 
 pub fn routes() -> ApiRouter {
     OpenApiRouter::new()
@@ -28,33 +28,10 @@ pub fn routes() -> ApiRouter {
         .routes(routes!(rollback_setting))
 }
 
-/// Which scope a request names: `?scope=tenant|platform`; the platform administrator,
-/// who has no tenant, is in the platform scope by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    Tenant,
-    Platform,
-}
-
-fn scope_of(principal: &Principal, params: &Params) -> AppResult<Scope> {
-    match params.0.get("scope").map(String::as_str) {
-        None | Some("") => Ok(if principal.tenant.is_none() { Scope::Platform } else { Scope::Tenant }),
-        Some("tenant") => Ok(Scope::Tenant),
-        Some("platform") => Ok(Scope::Platform),
-        Some(_) => Err(AppError::BadRequest(Invalid::one("scope", "must be tenant or platform"))),
-    }
-}
-
-/// The owner a write goes to: a tenant's own settings, or (platform administrator only)
-/// the platform's.
+/// The owner a request reaches: a tenant's own settings, or (platform administrator
+/// only) the platform's.
 fn owner_of<'a>(principal: &'a Principal, params: &Params) -> AppResult<Owner<'a>> {
-    match scope_of(principal, params)? {
-        Scope::Tenant => Ok(Owner::Tenant(principal.tenant()?)),
-        Scope::Platform if principal.can(Permission::PlatformOperate) => Ok(Owner::Platform),
-        Scope::Platform => {
-            Err(AppError::Forbidden("platform settings are changed by the platform administrator".to_string()))
-        }
-    }
+    Scope::of(principal, params)?.owner(principal, true, "settings")
 }
 
 fn key_in_path(raw: &str) -> AppResult<ConfigKey> {
@@ -75,7 +52,7 @@ pub struct SettingRollback {
 /// Settings of one scope, by key. Filter by `category`. Tenants listing `scope=platform`
 /// see the public platform settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings", security(("bearer" = [])),
-    params(("category" = Option<String>, Query), ("scope" = Option<String>, Query, description = "tenant (default) or platform"),
+    params(("category" = Option<String>, Query), ("scope" = inline(Option<Scope>), Query, description = "tenant (default) or platform"),
            ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<Setting>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_settings(
@@ -86,7 +63,7 @@ async fn list_settings(
     let page = params.page()?;
     let category = params.0.get("category").map(String::as_str).filter(|c| !c.is_empty());
     let settings = &state.services.settings;
-    let listed = match scope_of(&auth.principal, &params)? {
+    let listed = match Scope::of(&auth.principal, &params)? {
         Scope::Tenant => settings.list(Owner::Tenant(auth.tenant()?), category, false, &page).await?,
         Scope::Platform => {
             let public_only = !auth.principal.can(Permission::PlatformOperate);
@@ -99,7 +76,7 @@ async fn list_settings(
 /// Create a setting (409 when the key exists). `scope=platform`: a platform setting
 /// (platform administrator), which tenants read as their default when `public`.
 #[utoipa::path(post, path = "/api/v1/settings", tag = "settings", security(("bearer" = [])), request_body = NewSetting,
-    params(("scope" = Option<String>, Query, description = "tenant (default) or platform")),
+    params(("scope" = inline(Option<Scope>), Query, description = "tenant (default) or platform")),
     responses((status = 201, body = Setting, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_setting(
@@ -116,7 +93,7 @@ async fn create_setting(
 /// A setting. Without `scope`, a tenant reads its own setting or else the platform's
 /// public default; `scope` in the answer says which one answered.
 #[utoipa::path(get, path = "/api/v1/settings/{key}", tag = "settings", security(("bearer" = [])),
-    params(("key" = String, Path), ("scope" = Option<String>, Query, description = "tenant or platform; absent: the effective value")),
+    params(("key" = String, Path), ("scope" = inline(Option<Scope>), Query, description = "tenant or platform; absent: the effective value")),
     responses((status = 200, body = Setting, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn get_setting(
@@ -127,8 +104,8 @@ async fn get_setting(
 ) -> AppResult<impl IntoResponse> {
     let key = key_in_path(&key)?;
     let settings = &state.services.settings;
-    let explicit = params.0.get("scope").is_some_and(|s| !s.is_empty());
-    let setting = match scope_of(&auth.principal, &params)? {
+    let explicit = Scope::named(&params)?.is_some();
+    let setting = match Scope::of(&auth.principal, &params)? {
         Scope::Tenant if explicit => settings.get_in(Owner::Tenant(auth.tenant()?), &key, false).await?,
         Scope::Tenant => settings.effective(Owner::Tenant(auth.tenant()?), &key).await?,
         Scope::Platform => {
@@ -141,7 +118,7 @@ async fn get_setting(
 /// Set a setting's value (a new version; created when absent). Metadata fields given
 /// replace the current ones. `If-Match` makes it conditional (412 on mismatch).
 #[utoipa::path(put, path = "/api/v1/settings/{key}", tag = "settings", security(("bearer" = [])), request_body = SettingUpdate,
-    params(("key" = String, Path), ("scope" = Option<String>, Query), ("If-Match" = Option<String>, Header)),
+    params(("key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Setting, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn put_setting(
@@ -159,7 +136,7 @@ async fn put_setting(
 
 /// Delete a setting. Its versions stay readable; writing the key again continues them.
 #[utoipa::path(delete, path = "/api/v1/settings/{key}", tag = "settings", security(("bearer" = [])),
-    params(("key" = String, Path), ("scope" = Option<String>, Query), ("If-Match" = Option<String>, Header)),
+    params(("key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn delete_setting(
@@ -177,7 +154,7 @@ async fn delete_setting(
 
 /// A setting's versions, newest first (a deletion is a version too).
 #[utoipa::path(get, path = "/api/v1/settings/{key}/versions", tag = "settings", security(("bearer" = [])),
-    params(("key" = String, Path), ("scope" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Listed<ConfigVersion>), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn list_setting_versions(
@@ -193,7 +170,7 @@ async fn list_setting_versions(
 
 /// Roll a setting back to an earlier version; the rollback is itself a new version.
 #[utoipa::path(post, path = "/api/v1/settings/{key}/rollback", tag = "settings", security(("bearer" = [])), request_body = SettingRollback,
-    params(("key" = String, Path), ("scope" = Option<String>, Query), ("If-Match" = Option<String>, Header)),
+    params(("key" = String, Path), ("scope" = inline(Option<Scope>), Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Setting, headers(("ETag" = String))), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
               (status = 412, body = Problem), (status = 422, body = Problem)))]

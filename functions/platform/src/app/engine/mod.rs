@@ -68,7 +68,7 @@ pub struct ActionOutcome {
     pub status: ActionStatus,
     pub attempts: u32,
     pub error: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Value>,
     /// When a waiting action is due (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
