@@ -558,6 +558,35 @@ pub async fn tool_triggers(ctx: &Ctx, tenant: &str) {
     }
 }
 
+/// A task an automation action creates with a due date falls due like one created by
+/// hand: its `task_overdue` runs the rules on it.
+pub async fn automation_tasks_fall_due(ctx: &Ctx, tenant: &str) {
+    let api = ctx.new_tenant(tenant).await;
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let creates = api
+        .post(
+            "/api/v1/automation/rules",
+            json!({"name": "Follow up notes", "module_type": "tools", "trigger_id": "note_created",
+                   "actions": [{"type": "create_task", "parameters": {"title": "Follow up", "due_date": soon}}]}),
+        )
+        .await;
+    assert_eq!(creates.status, 201, "{}", creates.body);
+    let overdue = api
+        .post(
+            "/api/v1/automation/rules",
+            json!({"name": "Chase", "module_type": "tools", "trigger_id": "task_overdue",
+                   "actions": [{"type": "send_notification", "parameters": {"recipient": "ops@example.com", "message": "{{title}} is late"}}]}),
+        )
+        .await;
+    assert_eq!(overdue.status, 201, "{}", overdue.body);
+    assert_eq!(api.post("/api/v1/tools/notes", json!({"title": "Call back"})).await.status, 201);
+    let path = format!("/api/v1/automation/rules/{}/executions", overdue.body["id"].as_str().unwrap());
+    let runs = eventually(&api, &path, |b| !items(b).is_empty()).await;
+    assert_eq!(items(&runs).len(), 1, "the automation's task fell due once: {runs}");
+}
+
 /// Calendar events: time zones, attendees, recurrence expanded in range queries, and an
 /// iCalendar export that calendar apps import.
 pub async fn calendar(ctx: &Ctx, tenant: &str) {

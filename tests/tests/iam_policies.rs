@@ -702,7 +702,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
         "name": "High Value Deal Alert", "module_type": "sales", "trigger_id": "high_value_opportunity",
         "conditions": [{"type": "value_threshold", "value": 10000}],
         "actions": [{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "{{opportunity_name}}"}},
-                    {"type": "create_task", "parameters": {"title": "Call {{opportunity_name}}"}},
+                    {"type": "create_task", "parameters": {"title": "Call {{opportunity_name}}", "due_date": "2030-01-01"}},
                     {"type": "create_task", "parameters": {"title": "Check on {{opportunity_name}}"}, "delay": "P1D"}]
     })).await;
     assert_eq!(rule.status, 201, "{}", rule.body);
@@ -755,6 +755,9 @@ async fn every_function_works_with_exactly_its_template_policy() {
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
     let response = stages::execute_queue_batch(&stages["action-executor"], batch, Default::default()).await;
     assert!(response.batch_item_failures.is_empty(), "the executor did both actions with its own policy");
+    let armed =
+        ledger.lock().unwrap().get("action-executor").is_some_and(|u| u.used.contains("scheduler:CreateSchedule"));
+    assert!(armed, "the executor armed the created task's due timer with its own policy");
     let notifications = owner.get("/api/v1/notifications").await;
     assert_eq!(notifications.body["items"].as_array().unwrap().len(), 1, "{}", notifications.body);
     let tasks = owner.get("/api/v1/tools/tasks").await;

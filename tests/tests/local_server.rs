@@ -78,6 +78,13 @@ async fn the_openapi_document_describes_the_product() {
 }
 
 #[tokio::test]
+async fn automation_created_tasks_fall_due_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::automation_tasks_fall_due(&ctx(&server), "due").await;
+}
+
+#[tokio::test]
 async fn every_openapi_reference_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

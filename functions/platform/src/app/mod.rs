@@ -147,6 +147,7 @@ impl Services {
             records.clone(),
             secrets.webhook_secret.clone(),
             secrets.webhook_policy.clone(),
+            timers.clone(),
         );
         let runs = runs::Runs::new(store.clone());
         let dead_letters = dead_letters::DeadLetterService::new(

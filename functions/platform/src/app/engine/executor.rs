@@ -17,6 +17,7 @@ use crate::domain::time::now_rfc3339;
 use crate::domain::webhook::{WebhookPolicy, WebhookUrl, FORBIDDEN_HEADERS};
 use crate::ports::queue::ActionMessage;
 use crate::ports::store::{Condition, Item, Store, StoreError, Write};
+use crate::ports::timers::{Timer, Timers};
 
 use super::*;
 
@@ -34,6 +35,8 @@ pub struct Executor {
     http: reqwest::Client,
     webhook_secret: Option<String>,
     webhooks: WebhookPolicy,
+    /// For the due-time timers of the tasks actions create.
+    timers: Arc<dyn Timers>,
 }
 
 /// Resolves webhook hosts and refuses, before any connection, a name with an address the
@@ -73,6 +76,7 @@ impl Executor {
         records: RecordService,
         webhook_secret: Option<String>,
         webhooks: WebhookPolicy,
+        timers: Arc<dyn Timers>,
     ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -81,7 +85,7 @@ impl Executor {
             .dns_resolver(Arc::new(CheckedResolver(webhooks.clone())))
             .build()
             .expect("an HTTP client");
-        Self { store, records, http, webhook_secret: webhook_secret.filter(|s| !s.is_empty()), webhooks }
+        Self { store, records, http, webhook_secret: webhook_secret.filter(|s| !s.is_empty()), webhooks, timers }
     }
 
     async fn execution(&self, tenant: &TenantId, id: &str) -> AppResult<Option<(Execution, u64)>> {
@@ -259,6 +263,12 @@ impl Executor {
                     created_at: now.clone(),
                     updated_at: now,
                 };
+                // Armed before the task is written (the same name when retried): a timer
+                // for a task that never came to be finds nothing and does nothing.
+                if let Some(due) = task.due_date.as_deref().and_then(crate::domain::tools::due_epoch) {
+                    let timer = Timer::TaskDue { tenant_id: tenant.to_string(), task_id: task.task_id.clone(), due };
+                    self.timers.set(due, &timer).await.map_err(|e| ActionFailed(format!("the due timer: {e}")))?;
+                }
                 let item = Item::new(
                     keys::tenant_pk(tenant),
                     keys::task_sk(&task.task_id),
