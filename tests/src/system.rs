@@ -758,6 +758,91 @@ pub async fn relations(ctx: &Ctx, tenant: &str) {
     assert_eq!(items(&trail.body).len(), 3, "the deal, the contact and the cascaded interaction: {}", trail.body);
 }
 
+/// Uninstalling deletes the systems' records; records of systems that stay follow their
+/// relations' delete rules: restrict refuses (409 naming them, nothing changed), set null
+/// empties the field; tool items about deleted records are unlinked.
+pub async fn uninstall_relations(ctx: &Ctx, tenant: &str) {
+    let admin = ctx.admin();
+    let partners = format!("partners-{tenant}");
+    let created = admin
+        .post(
+            "/api/v1/systems",
+            json!({"system_id": partners, "name": "Partners", "description": "Referrals", "type": "partners"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let published = admin
+        .post(
+            &format!("/api/v1/systems/{partners}/versions"),
+            json!({"version": "1.0.0", "release_notes": "first", "schema_version": 1, "dependencies": {},
+                   "manifest": {"entities": {
+                       "referrals": {"description": "who sent whom", "schema": {"type": "object", "properties": {
+                           "name": {"type": "string"}, "contact_id": {"type": "string", "x-ref": "crm/contacts"}}}},
+                       "visits": {"description": "who came by", "schema": {"type": "object", "properties": {
+                           "name": {"type": "string"}, "contact_id": {"type": "string", "x-ref": "crm/contacts", "x-on-delete": "set_null"}}}}},
+                   "triggers": [], "config_schema": {"type": "object"}, "default_config": {}, "migrations": []}}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let api = ctx.new_tenant(tenant).await;
+    let systems = format!("/api/v1/tenants/{tenant}/systems");
+    assert_eq!(api.post(&systems, json!({"system_id": "sales"})).await.status, 201);
+    assert_eq!(api.post(&systems, json!({"system_id": partners})).await.status, 201);
+    let contact = api
+        .post(
+            "/api/v1/systems/crm/records/contacts",
+            json!({"first_name": "Bo", "last_name": "Li", "email": "bo@example.com"}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let cid = contact.body["record_id"].as_str().unwrap().to_string();
+    let deal = api
+        .post(
+            "/api/v1/systems/sales/records/opportunities",
+            json!({"name": "Deal", "value": 5, "stage": "proposal", "contact_id": cid}),
+        )
+        .await;
+    assert_eq!(deal.status, 201, "{}", deal.body);
+    let referral = api
+        .post(&format!("/api/v1/systems/{partners}/records/referrals"), json!({"name": "R", "contact_id": cid}))
+        .await;
+    assert_eq!(referral.status, 201, "{}", referral.body);
+    let visit =
+        api.post(&format!("/api/v1/systems/{partners}/records/visits"), json!({"name": "V", "contact_id": cid})).await;
+    assert_eq!(visit.status, 201, "{}", visit.body);
+    let note = api
+        .post(
+            "/api/v1/tools/notes",
+            json!({"title": "About Bo", "subject": {"system_id": "crm", "entity": "contacts", "record_id": cid}}),
+        )
+        .await;
+    assert_eq!(note.status, 201, "{}", note.body);
+
+    let refused = api.delete(&format!("{systems}/crm?cascade=true")).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["referrers"][0]["record_id"], referral.body["record_id"], "{}", refused.body);
+    assert_eq!(api.get(&format!("/api/v1/systems/crm/records/contacts/{cid}")).await.status, 200, "nothing deleted");
+    assert_eq!(api.get(&format!("{systems}/sales")).await.status, 200, "nothing uninstalled");
+
+    let referral_path =
+        format!("/api/v1/systems/{partners}/records/referrals/{}", referral.body["record_id"].as_str().unwrap());
+    assert_eq!(api.delete(&referral_path).await.status, 204);
+    let done = api.delete(&format!("{systems}/crm?cascade=true")).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["uninstalled"], json!(["sales", "crm"]), "{}", done.body);
+    assert_eq!((done.body["deleted_records"].as_u64(), done.body["complete"].as_bool()), (Some(2), Some(true)));
+    let visit_now = api
+        .get(&format!("/api/v1/systems/{partners}/records/visits/{}", visit.body["record_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(visit_now.status, 200, "{}", visit_now.body);
+    assert!(visit_now.body["data"].get("contact_id").is_none(), "set null: {}", visit_now.body);
+    let note_now = api.get(&format!("/api/v1/tools/notes/{}", note.body["id"].as_str().unwrap())).await;
+    assert!(note_now.body.get("subject").is_none(), "unlinked: {}", note_now.body);
+    assert_eq!(api.post(&systems, json!({"system_id": "crm"})).await.status, 201, "reinstalled");
+    let contacts = api.get("/api/v1/systems/crm/records/contacts").await;
+    assert!(items(&contacts.body).is_empty(), "a reinstall starts empty: {}", contacts.body);
+}
+
 /// The OpenAPI document speaks for this product: its license, contact, a description of
 /// every capability, and every operation in a described group.
 pub async fn openapi_document(ctx: &Ctx) {

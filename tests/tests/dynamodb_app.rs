@@ -111,6 +111,13 @@ async fn relations_stay_whole_on_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstalling_applies_relations_on_dynamodb() {
+    let moto = Moto::start();
+    let mail = tempfile::tempdir().unwrap();
+    system::uninstall_relations(&ctx(&moto, "uninstalls", mail.path()).await, "uninstalls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offboarding_deletes_a_tenant_on_dynamodb() {
     let moto = Moto::start();
     let mail = tempfile::tempdir().unwrap();

@@ -658,6 +658,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     blackbox::system::tools(&ctx, "iam-tools").await;
     blackbox::system::calendar(&ctx, "iam-calendar").await;
     blackbox::system::relations(&ctx, "iam-relations").await;
+    blackbox::system::uninstall_relations(&ctx, "iam-uninstalls").await;
     // Attachments: moto cannot serve a presigned URL while it enforces IAM (it answers
     // 500), so the upload is put with the attachments function's own credentials, as the
     // URL it signed would; everything else goes through the API.

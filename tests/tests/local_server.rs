@@ -85,6 +85,13 @@ async fn automation_created_tasks_fall_due_on_the_local_server() {
 }
 
 #[tokio::test]
+async fn uninstalling_applies_relations_on_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(dir.path());
+    system::uninstall_relations(&ctx(&server), "uninstalls").await;
+}
+
+#[tokio::test]
 async fn every_openapi_reference_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let server = LocalServer::start(dir.path());

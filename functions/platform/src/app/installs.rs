@@ -38,12 +38,20 @@ pub struct InstallOutcome {
     pub installed: Vec<Install>,
 }
 
-/// The answer to an uninstall: everything it removed, dependents first.
+/// The answer to an uninstall: everything it removed (or is removing), dependents first.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UninstallOutcome {
     #[schema(value_type = Vec<String>)]
     pub uninstalled: Vec<SystemId>,
+    /// Records of these systems this call deleted.
+    pub deleted_records: usize,
+    /// Done; when false (time ran out) the systems stay installed, partly emptied, until
+    /// the uninstall is asked again.
+    pub complete: bool,
 }
+
+/// The longest one uninstall call spends deleting records before answering.
+pub const UNINSTALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 use super::stored::decode;
 
@@ -405,6 +413,24 @@ impl InstallService {
                 return Err(self.refused(tenant, entry, plan_error(e, system)).await);
             }
         };
+        let records = super::records::RecordService::new(self.store.clone(), self.catalog.clone());
+        let purge = match records.purge_systems(actor, tenant, &order, UNINSTALL_BUDGET).await {
+            Ok(purge) => purge,
+            Err(e @ AppError::Conflict { .. }) => {
+                let current = installs.iter().find(|(i, _)| &i.system_id == system).map(|(i, _)| i.version.to_string());
+                let entry =
+                    Self::entry(system, HistoryAction::Uninstall, current, None, Outcome::Failed, Some(e.to_string()));
+                return Err(self.refused(tenant, entry, e).await);
+            }
+            Err(e) => return Err(e),
+        };
+        if !purge.complete {
+            return Ok(UninstallOutcome {
+                uninstalled: order,
+                deleted_records: purge.deleted_records,
+                complete: false,
+            });
+        }
         let mut writes = Vec::new();
         for removed in &order {
             let (install, item_version) =
@@ -433,6 +459,6 @@ impl InstallService {
             Change::new("system.uninstall", format!("system:{system}")).before(&removed),
         ));
         self.store.transact(writes).await?;
-        Ok(UninstallOutcome { uninstalled: order })
+        Ok(UninstallOutcome { uninstalled: order, deleted_records: purge.deleted_records, complete: true })
     }
 }

@@ -111,20 +111,26 @@ async fn change_version(
     Ok((etag_header(version), Json(install)))
 }
 
-/// Uninstall a system; `?cascade=true` also removes the installed systems that depend on it.
+/// Uninstall a system and delete its records; `?cascade=true` also removes the installed
+/// systems that depend on it. Records of systems that stay and refer to the deleted ones
+/// follow their relations' delete rules (restrict: 409 naming them, nothing changed;
+/// cascade; set null). 202 with `complete: false` when time ran out: ask again.
 #[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}/systems/{system_id}", tag = "tenant-systems",
     params(("tenant_id" = String, Path), ("system_id" = String, Path), ("cascade" = Option<bool>, Query)),
     security(("bearer" = [])),
-    responses((status = 200, body = UninstallOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = UninstallOutcome), (status = 202, body = UninstallOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn uninstall(
     State(state): State<AppState>,
     auth: Authorized<need::SystemsManage>,
     Path((_tenant_id, system_id)): Path<(String, String)>,
     params: Params,
-) -> AppResult<Json<UninstallOutcome>> {
+) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let cascade = params.flag("cascade")?;
-    Ok(Json(state.services.installs.uninstall(&auth.actor(), tenant, &system_in_path(&system_id)?, cascade).await?))
+    let outcome =
+        state.services.installs.uninstall(&auth.actor(), tenant, &system_in_path(&system_id)?, cascade).await?;
+    let status = if outcome.complete { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(outcome)))
 }
 
 /// Every install, upgrade, rollback and uninstall of a system, oldest first, with outcome.

@@ -22,6 +22,9 @@ use crate::domain::records::{merge_patch, relations_of, OnDelete, Record};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
+mod purge;
+pub use purge::Purge;
+
 /// Which record: its system, entity and id.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordKey<'a> {
@@ -260,6 +263,16 @@ struct Referrer {
     on_delete: OnDelete,
 }
 
+/// A write that lost a race with another: 409, retry.
+fn concurrent(e: StoreError) -> AppError {
+    match e {
+        StoreError::ConditionFailed { .. } | StoreError::Conflict => {
+            AppError::conflict("a record it touches was changed concurrently; retry".to_string())
+        }
+        other => other.into(),
+    }
+}
+
 /// Everything one delete does: records to delete (the target last), fields to empty, tool
 /// items to unlink.
 #[derive(Default)]
@@ -379,13 +392,33 @@ impl RecordService {
     ) -> AppResult<()> {
         let plan = self.plan_delete(tenant, RecordKey { system, entity, id }).await?;
         let pk = keys::tenant_pk(tenant);
-        let concurrent = |e: StoreError| match e {
-            StoreError::ConditionFailed { .. } | StoreError::Conflict => {
-                AppError::conflict("a record it touches was changed concurrently; retry".to_string())
+        self.null_fields(actor, tenant, &plan.set_null).await?;
+        let gone: Vec<(SystemId, String, String)> =
+            plan.deletes.iter().map(|(s, e, r, _)| (s.clone(), e.clone(), r.record_id.clone())).collect();
+        self.unlink_tools(actor, tenant, &gone).await?;
+        let mut writes = Vec::new();
+        for (system, entity, record, version) in &plan.deletes {
+            writes.push(Write::Delete {
+                pk: pk.clone(),
+                sk: keys::record_sk(system, entity, &record.record_id),
+                condition: Condition::Version(*version),
+            });
+            let target = format!("record:{system}/{entity}/{}", record.record_id);
+            writes.push(audit::record(actor, Some(tenant), Change::new("record.delete", target).before(&record.data)));
+            if writes.len() >= CHUNK * 2 {
+                self.store.transact(std::mem::take(&mut writes)).await.map_err(concurrent)?;
             }
-            other => other.into(),
-        };
-        for chunk in plan.set_null.chunks(CHUNK) {
+        }
+        if !writes.is_empty() {
+            self.store.transact(writes).await.map_err(concurrent)?;
+        }
+        Ok(())
+    }
+
+    /// Empties the referring fields of `set_null` relations, in chunks, each audited.
+    async fn null_fields(&self, actor: &Actor, tenant: &TenantId, referrers: &[Referrer]) -> AppResult<()> {
+        let pk = keys::tenant_pk(tenant);
+        for chunk in referrers.chunks(CHUNK) {
             let mut writes = Vec::new();
             for r in chunk {
                 let mut after = r.record.clone();
@@ -409,25 +442,6 @@ impl RecordService {
             }
             self.store.transact(writes).await.map_err(concurrent)?;
         }
-        let gone: Vec<(SystemId, String, String)> =
-            plan.deletes.iter().map(|(s, e, r, _)| (s.clone(), e.clone(), r.record_id.clone())).collect();
-        self.unlink_tools(actor, tenant, &gone).await?;
-        let mut writes = Vec::new();
-        for (system, entity, record, version) in &plan.deletes {
-            writes.push(Write::Delete {
-                pk: pk.clone(),
-                sk: keys::record_sk(system, entity, &record.record_id),
-                condition: Condition::Version(*version),
-            });
-            let target = format!("record:{system}/{entity}/{}", record.record_id);
-            writes.push(audit::record(actor, Some(tenant), Change::new("record.delete", target).before(&record.data)));
-            if writes.len() >= CHUNK * 2 {
-                self.store.transact(std::mem::take(&mut writes)).await.map_err(concurrent)?;
-            }
-        }
-        if !writes.is_empty() {
-            self.store.transact(writes).await.map_err(concurrent)?;
-        }
         Ok(())
     }
 
@@ -438,17 +452,26 @@ impl RecordService {
         tenant: &TenantId,
         gone: &[(SystemId, String, String)],
     ) -> AppResult<()> {
+        self.unlink_tools_where(actor, tenant, |system, entity, record| {
+            gone.iter().any(|(s, e, r)| s.as_str() == system && e == entity && r == record)
+        })
+        .await
+    }
+
+    /// Tool items whose subject (system, entity, record id) `gone` accepts lose it.
+    async fn unlink_tools_where(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        gone: impl Fn(&str, &str, &str) -> bool,
+    ) -> AppResult<()> {
         let pk = keys::tenant_pk(tenant);
         let mut linked = Vec::new();
         for prefix in ["TOOL#", keys::TASK_PREFIX] {
             for item in self.store.query_all(&pk, prefix).await? {
                 let Some(subject) = item.data.get("subject") else { continue };
-                let about = |(s, e, r): &(SystemId, String, String)| {
-                    subject["system_id"].as_str() == Some(s.as_str())
-                        && subject["entity"].as_str() == Some(e.as_str())
-                        && subject["record_id"].as_str() == Some(r.as_str())
-                };
-                if gone.iter().any(about) {
+                let part = |name: &str| subject[name].as_str().unwrap_or_default();
+                if gone(part("system_id"), part("entity"), part("record_id")) {
                     linked.push(item);
                 }
             }

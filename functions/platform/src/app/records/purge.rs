@@ -1,0 +1,140 @@
+//! What uninstalling systems does to records: theirs are deleted, and the records of the
+//! systems that stay follow the delete rules of their relations to them (restrict refuses
+//! the uninstall before anything changes, cascade deletes, set null empties the field);
+//! tool items about the deleted records are unlinked.
+//!
+//! Resumable: the systems stay installed until their records are gone, so an uninstall
+//! that runs out of time (or is interrupted) continues when it is asked again.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{concurrent, RecordService, Referrer, CHUNK};
+use crate::app::audit::Actor;
+use crate::app::error::{AppError, AppResult};
+use crate::app::keys;
+use crate::app::stored::decode_at;
+use crate::domain::ids::{SystemId, TenantId};
+use crate::domain::install::Install;
+use crate::domain::records::{relations_of, OnDelete, Record};
+use crate::ports::store::{Condition, Write};
+
+/// How far a purge got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purge {
+    /// Records of the removed systems deleted by this call.
+    pub deleted_records: usize,
+    /// All of them are gone (else: ask again).
+    pub complete: bool,
+}
+
+impl RecordService {
+    /// The records of systems that stay (installed, not in `removed`) whose relations
+    /// point into the removed systems.
+    async fn referrers_into(&self, tenant: &TenantId, removed: &[SystemId]) -> AppResult<Vec<Referrer>> {
+        let pk = keys::tenant_pk(tenant);
+        let mut found = Vec::new();
+        for item in self.store.query_all(&pk, keys::INSTALL_PREFIX).await? {
+            let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
+            if removed.contains(&install.system_id) {
+                continue;
+            }
+            let version = self.catalog.get_version(&install.system_id, &install.version).await?;
+            for (name, def) in &version.manifest.entities {
+                let relations: Vec<_> = relations_of(&def.schema)
+                    .into_iter()
+                    .filter(|r| removed.iter().any(|s| s.as_str() == r.system))
+                    .collect();
+                if relations.is_empty() {
+                    continue;
+                }
+                for candidate in self.store.query_all(&pk, &keys::records_prefix(&install.system_id, name)).await? {
+                    let version = candidate.version;
+                    let record: Record = decode_at(&candidate.pk, &candidate.sk, candidate.data)?;
+                    for relation in &relations {
+                        if record.data.get(&relation.field).and_then(Value::as_str).is_some() {
+                            found.push(Referrer {
+                                system: install.system_id.clone(),
+                                entity: name.clone(),
+                                record: record.clone(),
+                                version,
+                                field: relation.field.clone(),
+                                on_delete: relation.on_delete,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes the records of `removed` (systems being uninstalled, still installed)
+    /// for at most `budget`, after applying the delete rules of the relations that other
+    /// systems' records have to them. 409 naming the referrers when a `restrict`
+    /// relation refers to them, before anything changes.
+    pub async fn purge_systems(
+        &self,
+        actor: &Actor,
+        tenant: &TenantId,
+        removed: &[SystemId],
+        budget: Duration,
+    ) -> AppResult<Purge> {
+        let started = Instant::now();
+        let referrers = self.referrers_into(tenant, removed).await?;
+        let restricted: Vec<&Referrer> = referrers.iter().filter(|r| r.on_delete == OnDelete::Restrict).collect();
+        if !restricted.is_empty() {
+            let names: Vec<Value> = restricted
+                .iter()
+                .take(20)
+                .map(|r| {
+                    serde_json::json!({"system_id": r.system, "entity": r.entity, "record_id": r.record.record_id, "field": r.field})
+                })
+                .collect();
+            return Err(AppError::conflict_with(
+                format!(
+                    "{} record(s) of systems that stay refer to records it would delete; delete or change them first",
+                    restricted.len()
+                ),
+                "referrers",
+                Value::Array(names),
+            ));
+        }
+        let set_null: Vec<Referrer> = referrers.iter().filter(|r| r.on_delete == OnDelete::SetNull).cloned().collect();
+        self.null_fields(actor, tenant, &set_null).await?;
+        let mut cascaded = HashSet::new();
+        for r in referrers.iter().filter(|r| r.on_delete == OnDelete::Cascade) {
+            if cascaded.insert((r.system.clone(), r.entity.clone(), r.record.record_id.clone())) {
+                match self.delete(actor, tenant, &r.system, &r.entity, &r.record.record_id).await {
+                    Ok(()) | Err(AppError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.unlink_tools_where(actor, tenant, |system, _, _| removed.iter().any(|s| s.as_str() == system)).await?;
+
+        let pk = keys::tenant_pk(tenant);
+        let mut deleted = 0;
+        for system in removed {
+            let items = self.store.query_all(&pk, &format!("REC#{system}#")).await?;
+            for chunk in items.chunks(CHUNK) {
+                if started.elapsed() > budget {
+                    return Ok(Purge { deleted_records: deleted, complete: false });
+                }
+                let writes = chunk
+                    .iter()
+                    .map(|item| Write::Delete {
+                        pk: pk.clone(),
+                        sk: item.sk.clone(),
+                        condition: Condition::Version(item.version),
+                    })
+                    .collect();
+                self.store.transact(writes).await.map_err(concurrent)?;
+                deleted += chunk.len();
+            }
+        }
+        Ok(Purge { deleted_records: deleted, complete: true })
+    }
+}
