@@ -546,3 +546,69 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
     assert_eq!(unmapped.iter().find(|u| u.account == stranger).map(|u| u.count), Some(1));
     assert!(drain(&moto.sqs_client(), &actions).await.is_empty(), "nothing queued for the stranger's event");
 }
+
+/// The owner's export on the AWS path: the job's timer is an EventBridge Scheduler
+/// schedule (moto); delivered as Scheduler delivers it (its input as a `platform.timers`
+/// event to the evaluator stage), the evaluator writes the archive to S3 (moto), and the
+/// job says where to download it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_runs_from_its_schedule_into_s3() {
+    let moto = Moto::start();
+    let store = moto.new_table("exports").await;
+    let (_tap, actions) = moto.bus_and_queues("export-events").await;
+    let delivery = Delivery::Aws {
+        queue: Arc::new(SqsQueue::new(moto.sqs_client(), actions)),
+        bus: Arc::new(EventBridgeBus::new(moto.eventbridge_client(), "export-events")),
+        timers: moto.timers("export-timers", "export-events").await,
+    };
+    let files: Arc<dyn platform::ports::blobs::Blobs> = moto.files("exports-bucket").await;
+    let mail = tempfile::tempdir().unwrap();
+    let secrets = Secrets {
+        platform_admin_token: None,
+        jwt_secret: Some("pipeline-test-signing-key-0123456789abcd".into()),
+        webhook_secret: None,
+        webhook_policy: Default::default(),
+    };
+    let s =
+        state(store.clone(), Arc::new(DirectoryMailer::new(mail.path())), secrets, delivery, Seed::Yes, Some(files))
+            .await
+            .unwrap()
+            .services;
+    let actor = Actor::system("test");
+    let tenant = TenantId::parse("acme").unwrap();
+    let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "acme", "name": "Acme", "admin_email": "o@acme.example.com", "admin_password": "owner password 1234"})).unwrap();
+    s.tenants.initialize_tenant(&actor, init).await.unwrap();
+    let sales = SystemId::parse("sales").unwrap();
+    s.installs.install(&actor, &tenant, &sales, None).await.unwrap();
+    let deal = json!({"name": "Exported deal", "value": 7, "stage": "proposal"});
+    s.records.create(&actor, &tenant, &sales, "opportunities", deal.as_object().unwrap().clone()).await.unwrap();
+
+    let job =
+        platform::app::exports::request(s.store.as_ref(), s.engine.timers.as_ref(), &actor, &tenant).await.unwrap();
+    let scheduler = moto.scheduler_client();
+    let listed = scheduler.list_schedules().group_name("export-timers").send().await.unwrap();
+    assert_eq!(listed.schedules().len(), 1, "the export's timer is a schedule");
+    let name = listed.schedules()[0].name().unwrap();
+    let schedule = scheduler.get_schedule().group_name("export-timers").name(name).send().await.unwrap();
+    let target = schedule.target().unwrap();
+    assert_eq!(target.event_bridge_parameters().unwrap().source(), "platform.timers");
+    let fired: CloudWatchEvent<Value> = serde_json::from_value(json!({
+        "version": "0", "id": "e-1", "detail-type": "Timer Fired", "source": "platform.timers",
+        "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": serde_json::from_str::<Value>(target.input().unwrap()).unwrap()
+    }))
+    .unwrap();
+    assert_eq!(stages::evaluate_bus_event(&s, fired).await.unwrap(), 1);
+
+    let (done, _) = platform::app::exports::get(s.store.as_ref(), &tenant, &job.export_id).await.unwrap();
+    let view = serde_json::to_value(&done).unwrap();
+    assert_eq!(view["status"], "complete", "{view}");
+    assert_eq!(view["files"]["records.sales.opportunities.jsonl"], 1, "{view}");
+    let object = moto.s3_client().get_object().bucket("exports-bucket").key(&done.file_key).send().await.unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip archive in S3");
+    let mut deals = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("records.sales.opportunities.jsonl").unwrap(), &mut deals)
+        .unwrap();
+    assert!(deals.contains("Exported deal"), "{deals}");
+}

@@ -764,6 +764,21 @@ async fn every_function_works_with_exactly_its_template_policy() {
     let tasks = owner.get("/api/v1/tools/tasks").await;
     assert_eq!(tasks.body["items"].as_array().unwrap().len(), 1, "{}", tasks.body);
 
+    // The owner's export: the tenants function schedules it, the evaluator (fired as
+    // Scheduler fires it) writes the archive to S3, each on its own policy.
+    let export = owner.post("/api/v1/tenants/iam-auto/export", json!({})).await;
+    assert_eq!(export.status, 202, "{}", export.body);
+    let export_id = export.body["export_id"].as_str().unwrap().to_string();
+    let fired: CloudWatchEvent<serde_json::Value> = serde_json::from_value(json!({
+        "version": "0", "id": "e-1", "detail-type": "Timer Fired", "source": "platform.timers",
+        "time": "2026-01-01T00:00:00Z", "region": REGION, "resources": [],
+        "detail": {"timer": "export", "tenant_id": "iam-auto", "export_id": export_id}
+    }))
+    .unwrap();
+    assert_eq!(stages::evaluate_bus_event(&stages["rule-evaluator"], fired).await.unwrap(), 1);
+    let status = owner.get(&format!("/api/v1/tenants/iam-auto/exports/{export_id}")).await;
+    assert_eq!(status.body["status"], "complete", "{}", status.body);
+
     // The failure queues -> dead letters (the action's message, the stream's on-failure
     // record read back from the stream) -> the operator lists and replays them; the sweep.
     let keeper = &stages["dead-letters"];
