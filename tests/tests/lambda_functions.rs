@@ -59,11 +59,13 @@ async fn every_function_answers_its_sample_event() {
     let pid: u32 = String::from_utf8_lossy(&started.stdout).trim().parse().expect("moto's pid");
     let _moto = Detached(pid);
     let port = free_port();
+    // The functions' log (their stdout, as CloudWatch Logs would receive it).
+    let log = scratch.path().join("functions.log");
     let watch = Command::new("cargo")
         .args(["lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", &port.to_string(), "--env-file"])
         .arg(&env_file)
         .current_dir(workspace_root())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("a log file"))
         .stderr(Stdio::null())
         .spawn()
         .expect("cargo lambda is installed: pip install cargo-lambda");
@@ -197,4 +199,30 @@ async fn every_function_answers_its_sample_event() {
         .await
         .unwrap();
     assert!(item.item.is_some(), "the install is stored under the tenant's partition");
+
+    // Every invocation's metrics are in the log as CloudWatch Embedded Metric Format.
+    let written = std::fs::read_to_string(&log).unwrap();
+    let documents: Vec<Value> = written
+        .lines()
+        .filter_map(|line| line.find("{\"_aws\"").and_then(|at| serde_json::from_str(&line[at..]).ok()))
+        .collect();
+    let named = |metric: &'static str| {
+        documents.iter().filter(move |d| {
+            d["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten().any(|m| {
+                m["Namespace"] == "BusinessPlatform"
+                    && m["Metrics"].as_array().into_iter().flatten().any(|x| x["Name"] == metric)
+            })
+        })
+    };
+    let requests: Vec<&Value> = named("http_requests_total").collect();
+    assert!(!requests.is_empty(), "request counts in EMF:\n{written}");
+    let health = requests.iter().find(|d| d["function"] == "health" && d["route"] == "/health/ready");
+    let health = health.unwrap_or_else(|| panic!("the health function's request by route: {requests:?}"));
+    assert_eq!((health["method"].as_str(), health["status"].as_str()), (Some("GET"), Some("200")), "{health}");
+    assert!(health["_aws"]["Timestamp"].is_u64() && health["RequestId"].is_string(), "{health}");
+    let dimensions = &health["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert!(dimensions.to_string().contains("function") && dimensions.to_string().contains("route"), "{dimensions}");
+    assert!(named("cold_starts_total").any(|d| d["function"] == "health"), "a cold start of each function");
+    assert!(named("automation_events_evaluated_total").any(|d| d["function"] == "rule-evaluator"));
+    assert!(!written.contains("\"tenant\":\"acme\""), "no tenant in any metric");
 }

@@ -81,6 +81,8 @@ async fn automation_scenarios_pass_on_the_local_server() {
         r#"automation_rules_matched_total{module="sales"}"#,
         r#"automation_actions_total{type="webhook",outcome="succeeded"}"#,
         r#"automation_actions_total{type="send_notification",outcome="succeeded"}"#,
+        "automation_queue_depth ",
+        "automation_queue_oldest_age_seconds ",
     ] {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }

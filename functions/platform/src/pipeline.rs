@@ -138,6 +138,10 @@ impl LocalPipeline {
                 if let Err(e) = ticker.fire_due_timers().await {
                     tracing::warn!(error = %e, "firing timers failed");
                 }
+                match ticker.queue.backlog().await {
+                    Ok((depth, age)) => crate::telemetry::queue(depth, age),
+                    Err(e) => tracing::warn!(error = %e, "reading the queue's backlog failed"),
+                }
             }
         });
         let runs = self.runs.clone();

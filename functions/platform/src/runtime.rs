@@ -127,7 +127,11 @@ fn admin_token_from_env() -> Option<String> {
 pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http::Error> {
     init_tracing(true);
     let state = lambda_services(seed).await?;
-    lambda_http::run(http::finish(routes, state)).await
+    lambda_runtime::Runtime::new(lambda_http::Adapter::from(http::finish(routes, state)))
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(crate::telemetry::emf_layer())
+        .run()
+        .await
 }
 
 /// The secrets a Lambda function may be given (each as `<NAME>_ARN` or `<NAME>`).
@@ -209,13 +213,17 @@ where
 {
     init_tracing(true);
     let services = lambda_services(Seed::No).await.map_err(|e| e.to_string())?.services;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
+    let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
         let services = services.clone();
         let handler = handler.clone();
         let budget = crate::stages::Budget::from_epoch_ms(event.context.deadline);
         async move { handler(services, event.payload, budget).await.map_err(lambda_runtime::Error::from) }
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(handler)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(crate::telemetry::emf_layer())
+        .run()
+        .await
 }
 
 /// Settings of the local server, from the environment with working defaults.

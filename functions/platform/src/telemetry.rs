@@ -1,8 +1,11 @@
 //! One metrics facade (the `metrics` crate) for the whole product: request counts and
 //! latencies by route and status, automation events evaluated, rules matched, actions by
-//! type and outcome. The local server exports them as Prometheus text (`GET /metrics`,
-//! `metrics-exporter-prometheus`); where no recorder is installed the calls cost nothing.
-//! No metric carries a tenant: label values are routes, methods, statuses, action types.
+//! type and outcome, the local action queue's depth and oldest age, cold starts. The local
+//! server exports them as Prometheus text (`GET /metrics`, `metrics-exporter-prometheus`);
+//! each Lambda function writes them to its log as CloudWatch Embedded Metric Format, one
+//! document per invocation (`metrics_cloudwatch_embedded`); where no recorder is installed
+//! the calls cost nothing. No metric carries a tenant: label values are routes, methods,
+//! statuses, modules, action types.
 
 use std::sync::OnceLock;
 
@@ -13,6 +16,36 @@ pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const EVENTS_EVALUATED: &str = "automation_events_evaluated_total";
 pub const RULES_MATCHED: &str = "automation_rules_matched_total";
 pub const ACTIONS: &str = "automation_actions_total";
+pub const QUEUE_DEPTH: &str = "automation_queue_depth";
+pub const QUEUE_OLDEST_AGE: &str = "automation_queue_oldest_age_seconds";
+pub const COLD_STARTS: &str = "cold_starts_total";
+
+/// The CloudWatch namespace of the product's metrics.
+pub const NAMESPACE: &str = "BusinessPlatform";
+
+/// Installs the Embedded Metric Format recorder once per process (Lambda): the metrics of
+/// each invocation are written to stdout as one EMF document when it ends (see
+/// [`emf_layer`]), with the function's name as dimension, the request id and X-Ray trace
+/// id as properties, and one `cold_starts_total` on the first invocation.
+pub fn emf() -> &'static metrics_cloudwatch_embedded::Collector {
+    static COLLECTOR: OnceLock<&'static metrics_cloudwatch_embedded::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_string());
+        metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(NAMESPACE)
+            .with_dimension("function", function)
+            .lambda_cold_start_metric(COLD_STARTS)
+            .with_lambda_request_id("RequestId")
+            .with_lambda_xray_trace_id("TraceId")
+            .init()
+            .expect("the only metrics recorder of the process")
+    })
+}
+
+/// The Lambda runtime layer that flushes [`emf`] after every invocation.
+pub fn emf_layer() -> metrics_cloudwatch_embedded::lambda::MetricsLayer {
+    metrics_cloudwatch_embedded::lambda::MetricsLayer::new(emf())
+}
 
 /// Installs the Prometheus recorder once per process and answers its handle.
 pub fn prometheus() -> PrometheusHandle {
@@ -47,4 +80,10 @@ pub fn evaluated(module: &str, matched: usize) {
 /// One action's attempt ended: `succeeded`, `failed` or `dead`.
 pub fn action(kind: &str, outcome: &str) {
     ::metrics::counter!(ACTIONS, "type" => kind.to_string(), "outcome" => outcome.to_string()).increment(1);
+}
+
+/// The local action queue's backlog: how many messages wait, and the oldest one's age.
+pub fn queue(depth: usize, oldest_age_seconds: f64) {
+    ::metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
+    ::metrics::gauge!(QUEUE_OLDEST_AGE).set(oldest_age_seconds);
 }

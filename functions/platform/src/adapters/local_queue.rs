@@ -15,6 +15,9 @@ use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 /// The dead letters' `source` for what this queue gives up.
 const SOURCE: &str = "action_queue";
 
+/// The most messages [`StoreQueue::backlog`] counts.
+pub const BACKLOG_COUNT_LIMIT: usize = 1_000;
+
 /// How long a received message stays invisible to other workers.
 const LEASE_MS: u64 = 30_000;
 
@@ -93,6 +96,20 @@ impl StoreQueue {
             }
         }
         Ok(leased)
+    }
+
+    /// The backlog: messages queued (counted up to [`BACKLOG_COUNT_LIMIT`]) and how long
+    /// the oldest visible one has waited since it became visible, in seconds.
+    pub async fn backlog(&self) -> Result<(usize, f64), DeliveryError> {
+        let now = now_ms();
+        let page = self
+            .store
+            .query(Query { limit: BACKLOG_COUNT_LIMIT, ..Query::new(keys::QUEUE_PK, "") })
+            .await
+            .map_err(err)?;
+        let oldest = page.items.first().and_then(|item| item.sk.split('#').next()?.parse::<u64>().ok());
+        let age = oldest.filter(|at| *at <= now).map_or(0.0, |at| (now - at) as f64 / 1000.0);
+        Ok((page.items.len(), age))
     }
 
     /// Moves an unreadable message to the dead letters, with the reason, as it was.
