@@ -225,4 +225,9 @@ async fn every_function_answers_its_sample_event() {
     assert!(named("cold_starts_total").any(|d| d["function"] == "health"), "a cold start of each function");
     assert!(named("automation_events_evaluated_total").any(|d| d["function"] == "rule-evaluator"));
     assert!(!written.contains("\"tenant\":\"acme\""), "no tenant in any metric");
+    // The executor logs each action in the X-Ray trace its message was sent in.
+    let traced = written
+        .lines()
+        .find(|l| l.contains("action not done") && l.contains("Root=1-6921356c-3f1a6d2b7c4e5f60718293a4"));
+    assert!(traced.is_some(), "the executor's log line carries the message's trace:\n{written}");
 }

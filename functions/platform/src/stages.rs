@@ -121,36 +121,53 @@ pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: B
         // Actions of one run share its record: they go one after another, not racing for it.
         let run = parsed.as_ref().ok().map(|m| runs.entry(m.execution_id.clone()).or_default().clone());
         let services = services.clone();
-        running.spawn(async move {
-            let outcome = async {
-                let message = parsed?;
-                let _run = match &run {
-                    Some(run) => Some(run.lock().await),
-                    None => None,
-                };
-                let _slot = match &slots {
-                    Some(slots) => Some(slots.acquire().await.map_err(|e| e.to_string())?),
-                    None => None,
-                };
-                if !budget.allows(ACTION_BUDGET) {
-                    return Err(format!("not started: less than {}s of the invocation left", ACTION_BUDGET.as_secs()));
+        // The X-Ray trace the message was sent in: every log line of its action carries it.
+        let trace = record.attributes.get("AWSTraceHeader").cloned().unwrap_or_default();
+        let span = tracing::info_span!("action", message_id = %id, trace = %trace);
+        running.spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = async {
+                    let message = parsed?;
+                    let _run = match &run {
+                        Some(run) => Some(run.lock().await),
+                        None => None,
+                    };
+                    let _slot = match &slots {
+                        Some(slots) => Some(slots.acquire().await.map_err(|e| e.to_string())?),
+                        None => None,
+                    };
+                    if !budget.allows(ACTION_BUDGET) {
+                        return Err(format!(
+                            "not started: less than {}s of the invocation left",
+                            ACTION_BUDGET.as_secs()
+                        ));
+                    }
+                    if let Some(wait) = over_rate(&services, &message).await? {
+                        // Over the tenant's action rate: queued again with a delay (no receive
+                        // counted against it); this delivery is done.
+                        return services.engine.queue.enqueue_after(vec![message], wait).await.map_err(|e| e.0);
+                    }
+                    services.engine.executor.execute(&message).await.map_err(|e| e.0)
                 }
-                if let Some(wait) = over_rate(&services, &message).await? {
-                    // Over the tenant's action rate: queued again with a delay (no receive
-                    // counted against it); this delivery is done.
-                    return services.engine.queue.enqueue_after(vec![message], wait).await.map_err(|e| e.0);
+                .await;
+                match &outcome {
+                    Ok(()) => tracing::info!(message_id = %id, trace = %trace, "action done"),
+                    Err(error) => {
+                        tracing::warn!(message_id = %id, trace = %trace, error = %error, "action not done; SQS will redeliver it")
+                    }
                 }
-                services.engine.executor.execute(&message).await.map_err(|e| e.0)
-            }
-            .await;
-            (id, outcome)
-        });
+                (id, outcome)
+            },
+            span,
+        ));
     }
     let mut response = SqsBatchResponse::default();
     while let Some(done) = running.join_next().await {
-        let (id, outcome) = done.unwrap_or_else(|e| (String::new(), Err(format!("the action panicked: {e}"))));
-        if let Err(error) = outcome {
-            tracing::warn!(message_id = %id, error = %error, "action not done; SQS will redeliver it");
+        let (id, outcome) = done.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an action panicked");
+            (String::new(), Err(format!("the action panicked: {e}")))
+        });
+        if outcome.is_err() {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);

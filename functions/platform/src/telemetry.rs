@@ -87,3 +87,10 @@ pub fn queue(depth: usize, oldest_age_seconds: f64) {
     ::metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
     ::metrics::gauge!(QUEUE_OLDEST_AGE).set(oldest_age_seconds);
 }
+
+/// The X-Ray trace header of the invocation being handled (`Root=...;Parent=...;Sampled=...`):
+/// the Lambda runtime sets `_X_AMZN_TRACE_ID` for each invocation. What this process
+/// puts on EventBridge and SQS carries it, so the trace continues to the executor.
+pub fn trace_header() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID").ok().filter(|t| !t.is_empty())
+}
