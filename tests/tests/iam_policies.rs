@@ -629,7 +629,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     for (function, routes, seed) in &deployed {
         let services = function.services(&template, &names, &ledger, mail.path(), *seed, &actions).await;
         match routes {
-            Some(routes) => parts.push((routes(), http::AppState { services })),
+            Some(routes) => parts.push((routes(), http::AppState { services: std::sync::Arc::new(services) })),
             None => {
                 stages.insert(function.name, services);
             }

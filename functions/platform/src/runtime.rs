@@ -74,7 +74,7 @@ pub async fn state(
             .await
             .map_err(|e| anyhow::anyhow!("seeding the built-in catalog failed: {e}"))?;
     }
-    Ok(AppState { services })
+    Ok(AppState { services: Arc::new(services) })
 }
 
 fn webhook_secret_from_env() -> Option<String> {
@@ -208,7 +208,7 @@ pub async fn run_stage<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::E
 where
     E: serde::de::DeserializeOwned + Send + 'static,
     R: serde::Serialize + Send + 'static,
-    F: Fn(Services, E, crate::stages::Budget) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(Arc<Services>, E, crate::stages::Budget) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<R, String>> + Send,
 {
     init_tracing(true);

@@ -152,7 +152,9 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     /// `None` in processes that take no user tokens (health, automation stages).
     signer: Option<TokenSigner>,
-    platform_admin_token: Option<String>,
+    /// The digest of the platform administrator token (compared digest to digest, so the
+    /// comparison takes the same time whatever matches; computed once, not per request).
+    platform_admin_digest: Option<String>,
     accounts: Arc<Fresh<Account>>,
     keys: Arc<Fresh<Key>>,
 }
@@ -166,7 +168,7 @@ impl Authenticator {
         Self {
             store,
             signer,
-            platform_admin_token: platform_admin_token.filter(|t| !t.is_empty()),
+            platform_admin_digest: platform_admin_token.filter(|t| !t.is_empty()).map(|t| sha256_hex(&t)),
             accounts: Arc::new(Fresh::new()),
             keys: Arc::new(Fresh::new()),
         }
@@ -190,12 +192,12 @@ impl Authenticator {
 
     /// `None`: the credential is not valid (the caller gets a generic 401).
     pub async fn authenticate(&self, bearer: &str) -> AppResult<Option<Principal>> {
-        if let Some(expected) = &self.platform_admin_token {
-            if same_digest(&sha256_hex(bearer), &sha256_hex(expected)) {
+        if let Some(expected) = &self.platform_admin_digest {
+            if same_digest(&sha256_hex(bearer), expected) {
                 return Ok(Some(Principal::platform_admin()));
             }
         }
-        if bearer.starts_with(&format!("{API_KEY_PREFIX}.")) {
+        if bearer.strip_prefix(API_KEY_PREFIX).is_some_and(|rest| rest.starts_with('.')) {
             return self.api_key(bearer).await;
         }
         let Some(claims) = self.signer.as_ref().and_then(|s| s.verify(bearer)) else { return Ok(None) };

@@ -35,7 +35,9 @@ pub use caller::{need, Authorized, Caller};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Services,
+    /// Shared: axum clones the state for every extractor of every request, so one
+    /// reference count rather than each service's.
+    pub services: std::sync::Arc<Services>,
 }
 
 /// A resource's routes with their OpenAPI description.
