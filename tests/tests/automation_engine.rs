@@ -29,14 +29,14 @@ fn secrets() -> Secrets {
     }
 }
 
-async fn services_with(store: Arc<dyn Store>, mail: &std::path::Path, secrets: Secrets) -> Services {
+async fn services_with(store: Arc<dyn Store>, mail: &std::path::Path, secrets: Secrets) -> Arc<Services> {
     state(store, Arc::new(DirectoryMailer::new(mail)), secrets, Delivery::Local, Seed::Yes, None)
         .await
         .unwrap()
         .services
 }
 
-async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Services {
+async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Arc<Services> {
     services_with(store, mail, secrets()).await
 }
 

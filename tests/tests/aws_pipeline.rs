@@ -34,7 +34,7 @@ fn stream_event(new_image: Value) -> StreamEvent {
 /// The AWS code path on moto: services over DynamoDB, EventBridge and SQS; tenant `acme`
 /// with sales installed, a high-value rule and one high-value opportunity.
 struct OnMoto {
-    services: platform::app::Services,
+    services: Arc<platform::app::Services>,
     store: Arc<platform::adapters::dynamo::DynamoStore>,
     tap: String,
     actions: String,

@@ -417,7 +417,7 @@ impl Function {
         mail: &std::path::Path,
         seed: Seed,
         actions_url: &str,
-    ) -> Services {
+    ) -> Arc<Services> {
         let secrets = self.secrets(template, names, ledger).await;
         let store = Arc::new(Checked {
             function: self.name.to_string(),
@@ -629,7 +629,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     for (function, routes, seed) in &deployed {
         let services = function.services(&template, &names, &ledger, mail.path(), *seed, &actions).await;
         match routes {
-            Some(routes) => parts.push((routes(), http::AppState { services: std::sync::Arc::new(services) })),
+            Some(routes) => parts.push((routes(), http::AppState { services })),
             None => {
                 stages.insert(function.name, services);
             }
