@@ -612,3 +612,22 @@ async fn an_export_runs_from_its_schedule_into_s3() {
         .unwrap();
     assert!(deals.contains("Exported deal"), "{deals}");
 }
+
+/// An uninstall that runs out of time deletes what it could and says so; the system stays
+/// installed (so asking again resumes) until its records are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninstall_out_of_time_resumes_on_dynamodb() {
+    let moto = Moto::start();
+    let s = on_moto(&moto, "purges").await;
+    let actor = Actor::system("test");
+    let removed = [s.sales.clone()];
+    let none_yet =
+        s.services.records.purge_systems(&actor, &s.tenant, &removed, std::time::Duration::ZERO).await.unwrap();
+    assert_eq!((none_yet.deleted_records, none_yet.complete), (0, false));
+    assert!(s.services.records.installed_version(&s.tenant, &s.sales).await.is_ok(), "still installed");
+    let done = s.services.installs.uninstall(&actor, &s.tenant, &s.sales, false).await.unwrap();
+    assert_eq!((done.deleted_records, done.complete), (1, true), "the opportunity went");
+    let record =
+        s.store.get(&keys::tenant_pk(&s.tenant), &format!("REC#sales#opportunities#{}", s.record.record_id)).await;
+    assert!(record.unwrap().is_none());
+}

@@ -263,6 +263,20 @@ struct Referrer {
     on_delete: OnDelete,
 }
 
+/// 409: records held by `restrict` relations, up to 20 of them named in `referrers`.
+fn refused_by(restricted: &[&Referrer], what: &str) -> AppError {
+    let names: Vec<Value> = restricted
+        .iter()
+        .take(20)
+        .map(|r| serde_json::json!({"system_id": r.system, "entity": r.entity, "record_id": r.record.record_id, "field": r.field}))
+        .collect();
+    AppError::conflict_with(
+        format!("{} record(s) {what}; delete or change them first", restricted.len()),
+        "referrers",
+        Value::Array(names),
+    )
+}
+
 /// A write that lost a race with another: 409, retry.
 fn concurrent(e: StoreError) -> AppError {
     match e {
@@ -359,18 +373,8 @@ impl RecordService {
             |r: &Referrer| going.contains(&(r.system.to_string(), r.entity.clone(), r.record.record_id.clone()));
         restricted.retain(|r| !is_going(r));
         if !restricted.is_empty() {
-            let names: Vec<Value> = restricted
-                .iter()
-                .take(20)
-                .map(|r| {
-                    serde_json::json!({"system_id": r.system, "entity": r.entity, "record_id": r.record.record_id, "field": r.field})
-                })
-                .collect();
-            return Err(AppError::conflict_with(
-                format!("{} record(s) refer to it; delete or change them first", restricted.len()),
-                "referrers",
-                Value::Array(names),
-            ));
+            let restricted: Vec<&Referrer> = restricted.iter().collect();
+            return Err(refused_by(&restricted, "refer to it"));
         }
         plan.set_null.retain(|r| !is_going(r));
         // The target was pushed first: delete it last, so an interrupted delete resumes.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{concurrent, RecordService, Referrer, CHUNK};
+use super::{concurrent, refused_by, RecordService, Referrer, CHUNK};
 use crate::app::audit::Actor;
 use crate::app::error::{AppError, AppResult};
 use crate::app::keys;
@@ -86,21 +86,7 @@ impl RecordService {
         let referrers = self.referrers_into(tenant, removed).await?;
         let restricted: Vec<&Referrer> = referrers.iter().filter(|r| r.on_delete == OnDelete::Restrict).collect();
         if !restricted.is_empty() {
-            let names: Vec<Value> = restricted
-                .iter()
-                .take(20)
-                .map(|r| {
-                    serde_json::json!({"system_id": r.system, "entity": r.entity, "record_id": r.record.record_id, "field": r.field})
-                })
-                .collect();
-            return Err(AppError::conflict_with(
-                format!(
-                    "{} record(s) of systems that stay refer to records it would delete; delete or change them first",
-                    restricted.len()
-                ),
-                "referrers",
-                Value::Array(names),
-            ));
+            return Err(refused_by(&restricted, "of systems that stay refer to records it would delete"));
         }
         let set_null: Vec<Referrer> = referrers.iter().filter(|r| r.on_delete == OnDelete::SetNull).cloned().collect();
         self.null_fields(actor, tenant, &set_null).await?;
