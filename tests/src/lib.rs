@@ -65,6 +65,7 @@ impl Moto {
 
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
         let config = aws_sdk_dynamodb::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
@@ -75,6 +76,7 @@ impl Moto {
 
     pub fn streams_client(&self) -> aws_sdk_dynamodbstreams::Client {
         let config = aws_sdk_dynamodbstreams::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("test", "test", None, None, "moto"))
@@ -85,6 +87,7 @@ impl Moto {
 
     pub fn sesv2_client(&self) -> aws_sdk_sesv2::Client {
         let config = aws_sdk_sesv2::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
             .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sesv2::config::Credentials::new("test", "test", None, None, "moto"))
@@ -95,6 +98,7 @@ impl Moto {
 
     pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
         let config = aws_sdk_sqs::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "moto"))
@@ -105,6 +109,7 @@ impl Moto {
 
     pub fn eventbridge_client(&self) -> aws_sdk_eventbridge::Client {
         let config = aws_sdk_eventbridge::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
             .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_eventbridge::config::Credentials::new("test", "test", None, None, "moto"))
@@ -115,6 +120,7 @@ impl Moto {
 
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
@@ -132,6 +138,7 @@ impl Moto {
 
     pub fn scheduler_client(&self) -> aws_sdk_scheduler::Client {
         let config = aws_sdk_scheduler::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
             .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_scheduler::config::Credentials::new("test", "test", None, None, "moto"))
@@ -154,6 +161,7 @@ impl Moto {
 
     pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
         let config = aws_sdk_secretsmanager::Config::builder()
+            .http_client(platform::runtime::aws_http_client())
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "moto"))

@@ -10,7 +10,7 @@ use platform::adapters::mail_dir::DirectoryMailer;
 use platform::app::audit::Actor;
 use platform::app::page::PageRequest;
 use platform::app::tenants::InitializeTenant;
-use platform::app::{keys, Secrets, Services};
+use platform::app::{keys, Secrets};
 use platform::domain::ids::{SystemId, TenantId};
 use platform::domain::rules::RuleInput;
 use platform::domain::run_status::{ActionStatus, RunStatus};
@@ -18,6 +18,7 @@ use platform::ports::feed::StoreChange;
 use platform::ports::store::Store;
 use platform::ports::timers::Timer;
 use platform::runtime::{local_queue, state, Delivery, Seed};
+use platform::Services;
 use serde_json::json;
 
 fn secrets() -> Secrets {
@@ -60,15 +61,15 @@ fn pipeline(embedded: &Arc<EmbeddedStore>, s: &Services) -> platform::pipeline::
     platform::pipeline::LocalPipeline {
         store: store.clone(),
         feed: embedded.clone(),
-        publisher: s.engine.publisher.clone(),
+        publisher: s.publisher().clone(),
         queue: local_queue(store),
-        executor: s.engine.executor.clone(),
+        executor: s.executor().clone(),
         commits: embedded.commits(),
         failures: Default::default(),
-        runs: s.runs.clone(),
-        limiter: s.engine.limiter.clone(),
+        runs: s.runs().clone(),
+        limiter: s.limiter().clone(),
         timers: platform::adapters::local_timers::StoreTimers::new(embedded.clone()),
-        evaluator: s.engine.evaluator.clone(),
+        evaluator: s.evaluator().clone(),
     }
 }
 
@@ -76,14 +77,14 @@ async fn tenant_with_rule(s: &Services, tenant: &str, actions: serde_json::Value
     let actor = Actor::system("test");
     let tenant_id = TenantId::parse(tenant).unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": tenant, "name": tenant, "admin_email": format!("o@{tenant}.example.com"), "admin_password": "owner password 1234"})).unwrap();
-    s.tenants.initialize_tenant(&actor, init).await.unwrap();
-    s.installs.install(&actor, &tenant_id, &SystemId::parse("sales").unwrap(), None).await.unwrap();
+    s.tenants().initialize_tenant(&actor, init).await.unwrap();
+    s.installs().install(&actor, &tenant_id, &SystemId::parse("sales").unwrap(), None).await.unwrap();
     let rule: RuleInput = serde_json::from_value(json!({
         "name": "High Value Deal Alert", "module_type": "sales", "trigger_id": "high_value_opportunity",
         "conditions": [{"type": "value_threshold", "value": 10000}], "actions": actions
     }))
     .unwrap();
-    s.automation.create_rule(&actor, &tenant_id, rule).await.unwrap();
+    s.automation().create_rule(&actor, &tenant_id, rule).await.unwrap();
     tenant_id
 }
 
@@ -91,7 +92,7 @@ async fn tenant_with_rule(s: &Services, tenant: &str, actions: serde_json::Value
 async fn creation(s: &Services, tenant: &TenantId, value: u64) -> StoreChange {
     let sales = SystemId::parse("sales").unwrap();
     let record = s
-        .records
+        .records()
         .create(
             &Actor::system("test"),
             tenant,
@@ -124,34 +125,33 @@ async fn guarantees(store: Arc<dyn Store>, concurrent: bool) {
     // The publisher crashes after publishing and before moving its cursor: the change
     // is published again. Same event ids, same execution, same action ids.
     assert_eq!(
-        s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(),
+        s.publisher().publish(std::slice::from_ref(&change)).await.unwrap(),
         2,
         "opportunity_created + high_value_opportunity"
     );
-    assert_eq!(s.engine.publisher.publish(std::slice::from_ref(&change)).await.unwrap(), 2);
+    assert_eq!(s.publisher().publish(std::slice::from_ref(&change)).await.unwrap(), 2);
     let leased = queue.receive(20).await.unwrap();
     assert_eq!(leased.len(), 4, "at-least-once: the re-published change queued both actions again");
 
     // Every message delivered twice, and concurrently: each effect happens once.
     for message in &leased {
         if concurrent {
-            let (a, b) =
-                tokio::join!(s.engine.executor.execute(&message.message), s.engine.executor.execute(&message.message));
+            let (a, b) = tokio::join!(s.executor().execute(&message.message), s.executor().execute(&message.message));
             a.unwrap();
             b.unwrap();
         } else {
-            s.engine.executor.execute(&message.message).await.unwrap();
-            s.engine.executor.execute(&message.message).await.unwrap();
+            s.executor().execute(&message.message).await.unwrap();
+            s.executor().execute(&message.message).await.unwrap();
         }
         // The executor "crashes" after acting (no ack): the redelivery finds it done.
-        s.engine.executor.execute(&message.message).await.unwrap();
+        s.executor().execute(&message.message).await.unwrap();
     }
     let page = PageRequest::first(50);
-    let notifications = s.automation.notifications(&tenant, &page).await.unwrap();
+    let notifications = s.automation().notifications(&tenant, &page).await.unwrap();
     assert_eq!(notifications.items.len(), 1, "notified exactly once");
     assert_eq!(notifications.items[0].message, "Deal - $20000");
-    assert_eq!(s.automation.tasks(&tenant, &Default::default(), &page).await.unwrap().items.len(), 1, "one task");
-    let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
+    assert_eq!(s.automation().tasks(&tenant, &Default::default(), &page).await.unwrap().items.len(), 1, "one task");
+    let runs = s.automation().executions(&tenant, None, None, &page).await.unwrap();
     assert_eq!(runs.items.len(), 1);
     assert_eq!(runs.items[0].status, RunStatus::Succeeded);
     assert!(runs.items[0].actions.iter().all(|a| a.attempts == 1), "{:?}", runs.items[0].actions);
@@ -160,7 +160,7 @@ async fn guarantees(store: Arc<dyn Store>, concurrent: bool) {
     let broken = json!([{"type": "update_status", "parameters": {"entity_id": "no-such-record", "new_status": "closed_won", "field": "stage"}}]);
     let other = tenant_with_rule(&s, "engine-dlq", broken).await;
     let change = creation(&s, &other, 50000).await;
-    s.engine.publisher.publish(&[change]).await.unwrap();
+    s.publisher().publish(&[change]).await.unwrap();
     let mut deliveries = 0;
     loop {
         let leased = queue.receive(10).await.unwrap();
@@ -173,13 +173,13 @@ async fn guarantees(store: Arc<dyn Store>, concurrent: bool) {
         }
         for message in leased {
             deliveries += 1;
-            let failed = s.engine.executor.execute(&message.message).await.unwrap_err();
+            let failed = s.executor().execute(&message.message).await.unwrap_err();
             queue.nack(&message, &failed.0).await.unwrap();
         }
     }
     assert_eq!(deliveries, platform::app::engine::MAX_ATTEMPTS, "retried up to the limit");
     assert_eq!(queue.dead_letters().await.unwrap().len(), 1);
-    let runs = s.automation.executions(&other, None, Some(RunStatus::Failed), &page).await.unwrap();
+    let runs = s.automation().executions(&other, None, Some(RunStatus::Failed), &page).await.unwrap();
     assert_eq!(runs.items[0].actions[0].status, ActionStatus::Dead);
     assert!(runs.items[0].actions[0].error.as_deref().unwrap().contains("does not exist"));
 }
@@ -266,10 +266,10 @@ async fn a_slow_tenant_does_not_hold_up_the_others() {
     let quick = notifying_tenant(&s, "quick").await;
     let queue = local_queue(store.clone());
     let slow_change = creation(&s, &slow, 20000).await;
-    s.engine.publisher.publish(&[slow_change]).await.unwrap();
+    s.publisher().publish(&[slow_change]).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let quick_change = creation(&s, &quick, 20000).await;
-    s.engine.publisher.publish(&[quick_change]).await.unwrap();
+    s.publisher().publish(&[quick_change]).await.unwrap();
     let batch = batch_of(&queue).await;
     assert_eq!(batch.records.len(), 4, "three slow webhooks first, then the quick notification");
 
@@ -279,7 +279,7 @@ async fn a_slow_tenant_does_not_hold_up_the_others() {
     };
     let page = PageRequest::first(10);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while s.automation.notifications(&quick, &page).await.unwrap().items.is_empty() {
+    while s.automation().notifications(&quick, &page).await.unwrap().items.is_empty() {
         assert!(std::time::Instant::now() < deadline, "the quick tenant waited behind the slow one");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -303,7 +303,7 @@ async fn no_action_starts_past_the_time_budget() {
     let s = services(store.clone(), dir.path()).await;
     let tenant = notifying_tenant(&s, "late").await;
     let change = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(&[change]).await.unwrap();
+    s.publisher().publish(&[change]).await.unwrap();
     let batch = batch_of(&local_queue(store.clone())).await;
     assert_eq!(batch.records.len(), 1);
     let almost_over =
@@ -311,8 +311,8 @@ async fn no_action_starts_past_the_time_budget() {
     let response = platform::stages::execute_queue_batch(&s, batch, almost_over).await;
     assert_eq!(response.batch_item_failures.len(), 1, "returned for redelivery");
     let page = PageRequest::first(10);
-    assert!(s.automation.notifications(&tenant, &page).await.unwrap().items.is_empty(), "not started");
-    let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap();
+    assert!(s.automation().notifications(&tenant, &page).await.unwrap().items.is_empty(), "not started");
+    let runs = s.automation().executions(&tenant, None, None, &page).await.unwrap();
     assert_eq!(runs.items[0].actions[0].attempts, 0, "no attempt counted");
 }
 
@@ -329,7 +329,7 @@ async fn unreadable_messages_do_not_stall_the_local_queue() {
         store.put(garbage, Condition::None).await.unwrap();
     }
     let change = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(&[change]).await.unwrap();
+    s.publisher().publish(&[change]).await.unwrap();
     let queue = local_queue(store.clone());
     let mut received = Vec::new();
     for _ in 0..5 {
@@ -377,7 +377,7 @@ async fn a_poison_change_does_not_stall_the_feed() {
         assert!(failures <= MAX_PUBLISH_TRIES, "the feed is stalled");
     }
     assert_eq!(failures, MAX_PUBLISH_TRIES - 1, "tried, then set aside");
-    let aside = s.dead_letters.list(&Default::default(), &PageRequest::first(10)).await.unwrap().items;
+    let aside = s.dead_letters().list(&Default::default(), &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(aside[0].source, "change_feed");
     assert_eq!(aside[0].tenant_id.as_deref(), Some("broken"));
@@ -394,10 +394,10 @@ async fn a_poison_change_does_not_stall_the_feed() {
     );
     // The operator repairs the cause and replays the change: its action is queued.
     store.put(install, Condition::None).await.unwrap();
-    s.dead_letters.replay(&Actor::system("operator"), &aside[0].dead_letter_id).await.unwrap();
-    let runs = s.automation.executions(&broken, None, None, &PageRequest::first(10)).await.unwrap();
+    s.dead_letters().replay(&Actor::system("operator"), &aside[0].dead_letter_id).await.unwrap();
+    let runs = s.automation().executions(&broken, None, None, &PageRequest::first(10)).await.unwrap();
     assert_eq!(runs.items.len(), 1, "the replayed change ran the broken tenant's rule");
-    assert!(s.dead_letters.list(&Default::default(), &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert!(s.dead_letters().list(&Default::default(), &PageRequest::first(10)).await.unwrap().items.is_empty());
 }
 
 /// A run whose message is lost (never executed) is marked failed at its deadline, with
@@ -407,27 +407,27 @@ async fn runs_past_their_deadline_are_given_up(store: Arc<dyn Store>) {
     let s = services(store.clone(), mail.path()).await;
     let tenant = notifying_tenant(&s, "deadline").await;
     let change = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(&[change]).await.unwrap();
+    s.publisher().publish(&[change]).await.unwrap();
     let page = PageRequest::first(10);
-    let runs = s.automation.executions(&tenant, None, None, &page).await.unwrap().items;
+    let runs = s.automation().executions(&tenant, None, None, &page).await.unwrap().items;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, RunStatus::Pending);
     let deadline = runs[0].deadline.expect("a run with actions to do has a deadline");
     let now = platform::domain::time::unix_now();
-    assert_eq!(s.runs.sweep(now).await.unwrap(), 0, "within its deadline");
+    assert_eq!(s.runs().sweep(now).await.unwrap(), 0, "within its deadline");
     // The message is lost (as if the queue were purged); time passes its deadline.
-    assert_eq!(s.runs.sweep(deadline + 1).await.unwrap(), 1);
-    let run = s.automation.execution(&tenant, &runs[0].execution_id).await.unwrap().0;
+    assert_eq!(s.runs().sweep(deadline + 1).await.unwrap(), 1);
+    let run = s.automation().execution(&tenant, &runs[0].execution_id).await.unwrap().0;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.actions[0].status, ActionStatus::Dead);
     assert!(run.actions[0].error.as_deref().unwrap().contains("deadline"), "{:?}", run.actions[0].error);
-    assert_eq!(s.runs.sweep(deadline + 1).await.unwrap(), 0, "its marker is gone");
-    let retried = s.automation.retry(&Actor::system("test"), &tenant, &run.execution_id).await.unwrap();
+    assert_eq!(s.runs().sweep(deadline + 1).await.unwrap(), 0, "its marker is gone");
+    let retried = s.automation().retry(&Actor::system("test"), &tenant, &run.execution_id).await.unwrap();
     assert_eq!(retried.status, RunStatus::Pending);
     let renewed = retried.deadline.unwrap();
     assert!(renewed >= platform::domain::time::unix_now() + 3000, "a retry gets a new deadline");
-    assert_eq!(s.runs.sweep(renewed - 1).await.unwrap(), 0, "the retried run is within its new deadline");
-    assert_eq!(s.runs.sweep(renewed + 1).await.unwrap(), 1, "and is given up past it");
+    assert_eq!(s.runs().sweep(renewed - 1).await.unwrap(), 0, "the retried run is within its new deadline");
+    assert_eq!(s.runs().sweep(renewed + 1).await.unwrap(), 1, "and is given up past it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +449,7 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
     let s = services(store.clone(), mail.path()).await;
     let tenant = notifying_tenant(&s, "replay").await;
     let change = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(&[change]).await.unwrap();
+    s.publisher().publish(&[change]).await.unwrap();
     let queue = local_queue(store.clone());
     let mut leased = Vec::new();
     for _ in 0..10 {
@@ -466,16 +466,16 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
         platform::app::dead_letters::Parked::Action(Box::new(message.clone())),
     );
     queue.ack(&leased[0]).await.unwrap();
-    s.dead_letters.park(letter).await.unwrap();
+    s.dead_letters().park(letter).await.unwrap();
     let page = PageRequest::first(10);
-    let run = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
+    let run = s.automation().execution(&tenant, &message.execution_id).await.unwrap().0;
     assert_eq!((run.status, run.actions[0].status), (RunStatus::Failed, ActionStatus::Dead));
     assert_eq!(run.actions[0].error.as_deref(), Some("the action queue gave up on it"));
-    let letters = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
+    let letters = s.dead_letters().list(&Default::default(), &page).await.unwrap().items;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].tenant_id.as_deref(), Some("replay"));
-    s.dead_letters.replay(&Actor::system("operator"), &letters[0].dead_letter_id).await.unwrap();
-    let reopened = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
+    s.dead_letters().replay(&Actor::system("operator"), &letters[0].dead_letter_id).await.unwrap();
+    let reopened = s.automation().execution(&tenant, &message.execution_id).await.unwrap().0;
     assert_eq!(reopened.actions[0].status, ActionStatus::Pending);
     let mut delivered = Vec::new();
     for _ in 0..10 {
@@ -485,11 +485,11 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(delivered.len(), 1, "the replay queued the action again");
-    s.engine.executor.execute(&delivered[0].message).await.unwrap();
-    let done = s.automation.execution(&tenant, &message.execution_id).await.unwrap().0;
+    s.executor().execute(&delivered[0].message).await.unwrap();
+    let done = s.automation().execution(&tenant, &message.execution_id).await.unwrap().0;
     assert_eq!(done.status, RunStatus::Succeeded);
-    assert_eq!(s.automation.notifications(&tenant, &page).await.unwrap().items.len(), 1);
-    assert!(s.dead_letters.list(&Default::default(), &page).await.unwrap().items.is_empty(), "replayed letters go");
+    assert_eq!(s.automation().notifications(&tenant, &page).await.unwrap().items.len(), 1);
+    assert!(s.dead_letters().list(&Default::default(), &page).await.unwrap().items.is_empty(), "replayed letters go");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,10 +516,10 @@ async fn actions_over_the_rate_wait_in_the_queue(store: Arc<dyn Store>) {
     let tenant = tenant_with_rule(&s, "rated", both).await;
     let slow =
         TenantLimits { events: Rate { per_second: 100.0, burst: 100 }, actions: Rate { per_second: 0.01, burst: 1 } };
-    let view = s.engine.limiter.set(&Actor::system("operator"), &tenant, Some(slow)).await.unwrap();
+    let view = s.limiter().set(&Actor::system("operator"), &tenant, Some(slow)).await.unwrap();
     assert_eq!(view.source, "tenant");
     let change = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(&[change]).await.unwrap();
+    s.publisher().publish(&[change]).await.unwrap();
     let queue = local_queue(store.clone());
     let mut leased = Vec::new();
     for _ in 0..10 {
@@ -540,7 +540,7 @@ async fn actions_over_the_rate_wait_in_the_queue(store: Arc<dyn Store>) {
     let batch: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
     let response = platform::stages::execute_queue_batch(&s, batch, Default::default()).await;
     assert!(response.batch_item_failures.is_empty(), "a delayed action is not a failure");
-    let run = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.remove(0);
+    let run = s.automation().executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.remove(0);
     let done: Vec<ActionStatus> = run.actions.iter().map(|a| a.status).collect();
     assert_eq!(
         done.iter().filter(|s| **s == ActionStatus::Succeeded).count(),
@@ -578,12 +578,12 @@ async fn events_over_the_rate_queue_their_actions_with_a_delay() {
     let tenant = notifying_tenant(&s, "eventrate").await;
     let slow =
         TenantLimits { events: Rate { per_second: 0.01, burst: 1 }, actions: Rate { per_second: 100.0, burst: 100 } };
-    s.engine.limiter.set(&Actor::system("operator"), &tenant, Some(slow)).await.unwrap();
+    s.limiter().set(&Actor::system("operator"), &tenant, Some(slow)).await.unwrap();
     for _ in 0..2 {
         let change = creation(&s, &tenant, 20000).await;
-        s.engine.publisher.publish(&[change]).await.unwrap();
+        s.publisher().publish(&[change]).await.unwrap();
     }
-    let runs = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
+    let runs = s.automation().executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(runs.len(), 2, "both runs are recorded");
     let queue = local_queue(store.clone());
     let mut visible = Vec::new();
@@ -602,7 +602,7 @@ async fn delayed_tenant(s: &Services, tenant: &str) -> TenantId {
 
 /// The tenant's only run.
 async fn only_run(s: &Services, tenant: &TenantId) -> platform::app::engine::Execution {
-    let mut runs = s.automation.executions(tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
+    let mut runs = s.automation().executions(tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(runs.len(), 1, "one run");
     runs.remove(0)
 }
@@ -618,7 +618,7 @@ async fn delayed_actions_wait_for_their_time_and_run_once() {
     let s = services(store.clone(), mail.path()).await;
     let queue = local_queue(store.clone());
     let tenant = delayed_tenant(&s, "waits").await;
-    s.engine.publisher.publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
+    s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
     let run = only_run(&s, &tenant).await;
     assert_eq!(run.actions[0].status, ActionStatus::Waiting);
     assert_eq!(run.status, RunStatus::Pending);
@@ -626,21 +626,21 @@ async fn delayed_actions_wait_for_their_time_and_run_once() {
     assert!(queue.receive(10).await.unwrap().is_empty(), "nothing is queued before its time");
     assert_eq!(store.query_all(keys::TIMERS_PK, "").await.unwrap().len(), 1, "a durable timer is set");
 
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
     assert_eq!(only_run(&s, &tenant).await.actions[0].status, ActionStatus::Waiting, "a timer firing early waits");
     assert!(queue.receive(10).await.unwrap().is_empty());
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     // The timer fires twice (a retry, a duplicate): the action is performed once.
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
     for leased in queue.receive(10).await.unwrap() {
-        s.engine.executor.execute(&leased.message).await.unwrap();
+        s.executor().execute(&leased.message).await.unwrap();
         queue.ack(&leased).await.unwrap();
     }
     let done = only_run(&s, &tenant).await;
     assert_eq!((done.status, done.actions[0].status), (RunStatus::Succeeded, ActionStatus::Succeeded));
-    let notes = s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    let notes = s.automation().notifications(&tenant, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(notes.len(), 1, "notified exactly once");
     assert_eq!(notes[0].message, "Deal 20000");
 }
@@ -652,25 +652,25 @@ async fn delayed_actions_are_cancelled_when_their_record_is_deleted() {
     let s = services(store.clone(), mail.path()).await;
     let tenant = delayed_tenant(&s, "cancels").await;
     let created = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(std::slice::from_ref(&created)).await.unwrap();
+    s.publisher().publish(std::slice::from_ref(&created)).await.unwrap();
     let run = only_run(&s, &tenant).await;
     assert_eq!(run.actions[0].status, ActionStatus::Waiting);
     let item = created.new.clone().unwrap();
     let (_, _, id) = keys::parse_record_sk(&item.sk).unwrap();
-    s.records
+    s.records()
         .delete(&Actor::system("test"), &tenant, &SystemId::parse("sales").unwrap(), "opportunities", id)
         .await
         .unwrap();
-    s.engine.publisher.publish(&[StoreChange { seq: 2, old: Some(item), new: None }]).await.unwrap();
+    s.publisher().publish(&[StoreChange { seq: 2, old: Some(item), new: None }]).await.unwrap();
     let cancelled = only_run(&s, &tenant).await;
     assert_eq!(cancelled.actions[0].status, ActionStatus::Cancelled, "cancelled as soon as the record is deleted");
     assert_eq!(cancelled.status, RunStatus::Succeeded, "nothing is left to do");
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
     assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty(), "the timer finds nothing to do");
     assert_eq!(only_run(&s, &tenant).await.actions[0].status, ActionStatus::Cancelled);
-    assert!(s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert!(s.automation().notifications(&tenant, &PageRequest::first(10)).await.unwrap().items.is_empty());
 }
 
 #[tokio::test]
@@ -680,16 +680,16 @@ async fn delayed_actions_are_skipped_when_their_conditions_no_longer_hold() {
     let s = services(store.clone(), mail.path()).await;
     let tenant = delayed_tenant(&s, "rechecks").await;
     let created = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(std::slice::from_ref(&created)).await.unwrap();
+    s.publisher().publish(std::slice::from_ref(&created)).await.unwrap();
     let run = only_run(&s, &tenant).await;
     let (_, _, id) = keys::parse_record_sk(&created.new.as_ref().unwrap().sk).unwrap();
     let sales = SystemId::parse("sales").unwrap();
     let key = platform::app::records::RecordKey { system: &sales, entity: "opportunities", id };
     let patch = json!({"value": 500}).as_object().unwrap().clone();
-    s.records.patch(&Actor::system("test"), &tenant, key, patch, None).await.unwrap();
+    s.records().patch(&Actor::system("test"), &tenant, key, patch, None).await.unwrap();
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
     let skipped = only_run(&s, &tenant).await;
     assert_eq!(skipped.actions[0].status, ActionStatus::Skipped, "value 500 is below the rule's 10000 now");
     assert!(
@@ -708,10 +708,10 @@ async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
     let actor = Actor::system("test");
     let tenant = TenantId::parse("clockwork").unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "clockwork", "name": "Clockwork", "admin_email": "o@clockwork.example.com", "admin_password": "owner password 1234"})).unwrap();
-    s.tenants.initialize_tenant(&actor, init).await.unwrap();
+    s.tenants().initialize_tenant(&actor, init).await.unwrap();
     let rule: RuleInput = serde_json::from_value(json!({"name": "Hourly", "module_type": "schedule", "trigger_id": "scheduled",
         "schedule": "rate(1 hour)", "actions": [{"type": "create_task", "parameters": {"title": "At {{scheduled_time}}"}}]})).unwrap();
-    let rule = s.automation.create_rule(&actor, &tenant, rule).await.unwrap();
+    let rule = s.automation().create_rule(&actor, &tenant, rule).await.unwrap();
     let timers = |store: Arc<EmbeddedStore>| async move {
         let items = store.query_all(keys::TIMERS_PK, "").await.unwrap();
         items.into_iter().map(|i| serde_json::from_value::<Timer>(i.data).unwrap()).collect::<Vec<_>>()
@@ -721,9 +721,9 @@ async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
     let Timer::Schedule { at, version, .. } = armed[0].clone() else { panic!("{armed:?}") };
     assert_eq!(version, 1);
 
-    s.engine.evaluator.fire(&armed[0]).await.unwrap();
-    s.engine.evaluator.fire(&armed[0]).await.unwrap();
-    let runs = s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
+    s.evaluator().fire(&armed[0]).await.unwrap();
+    s.evaluator().fire(&armed[0]).await.unwrap();
+    let runs = s.automation().executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(runs.len(), 1, "a firing delivered twice runs once");
     assert_eq!(runs[0].rule_id, rule.id);
     assert_eq!(runs[0].event.data["scheduled_time"], platform::domain::timing::rfc3339_of(at));
@@ -738,10 +738,10 @@ async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
     assert!(next.contains(&(at + 3600)), "the next firing is set: {next:?}");
 
     // A changed rule arms its own timer; the old version's timers do nothing.
-    s.automation.toggle_rule(&actor, &tenant, &rule.id, false).await.unwrap();
+    s.automation().toggle_rule(&actor, &tenant, &rule.id, false).await.unwrap();
     let later = Timer::Schedule { tenant_id: "clockwork".into(), rule_id: rule.id.clone(), version: 1, at: at + 3600 };
-    s.engine.evaluator.fire(&later).await.unwrap();
-    assert_eq!(s.automation.executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.len(), 1);
+    s.evaluator().fire(&later).await.unwrap();
+    assert_eq!(s.automation().executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.len(), 1);
 }
 
 #[tokio::test]
@@ -768,14 +768,14 @@ async fn a_bounded_sweep_reaches_every_shard_despite_a_backlog_in_one() {
     let lonely = (0..).map(|n| format!("other-{n}")).find(|id| keys::sweep_pk(id) != crowded).unwrap();
     store.put(marker(&lonely), platform::ports::store::Condition::Absent).await.unwrap();
 
-    s.runs.sweep_at_most(200, 30).await.unwrap();
+    s.runs().sweep_at_most(200, 30).await.unwrap();
     assert!(
         store.query_all(&keys::sweep_pk(&lonely), "").await.unwrap().is_empty(),
         "the other shard's due marker was reached within the budget"
     );
     let left = store.query_all(&crowded, "").await.unwrap().len();
     assert!((30..60).contains(&left), "the backlog is worked off in bounded steps: {left} left");
-    s.runs.sweep_at_most(200, 100).await.unwrap();
+    s.runs().sweep_at_most(200, 100).await.unwrap();
     assert!(store.query_all(&crowded, "").await.unwrap().is_empty(), "the next sweeps go on");
 }
 
@@ -787,23 +787,23 @@ async fn a_delayed_action_without_recheck_runs_even_if_its_conditions_no_longer_
     let blind = json!([{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "{{value}}"}, "delay": "PT2S", "recheck": false}]);
     let tenant = tenant_with_rule(&s, "no-recheck", blind).await;
     let created = creation(&s, &tenant, 20000).await;
-    s.engine.publisher.publish(std::slice::from_ref(&created)).await.unwrap();
+    s.publisher().publish(std::slice::from_ref(&created)).await.unwrap();
     let run = only_run(&s, &tenant).await;
     let (_, _, id) = keys::parse_record_sk(&created.new.as_ref().unwrap().sk).unwrap();
     let sales = SystemId::parse("sales").unwrap();
     let key = platform::app::records::RecordKey { system: &sales, entity: "opportunities", id };
-    s.records
+    s.records()
         .patch(&Actor::system("test"), &tenant, key, json!({"value": 500}).as_object().unwrap().clone(), None)
         .await
         .unwrap();
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
     let queue = local_queue(store.clone());
     let leased = queue.receive(10).await.unwrap();
     assert_eq!(leased.len(), 1, "queued although value 500 no longer meets the rule");
-    s.engine.executor.execute(&leased[0].message).await.unwrap();
-    let notes = s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap().items;
+    s.executor().execute(&leased[0].message).await.unwrap();
+    let notes = s.automation().notifications(&tenant, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(notes[0].message, "20000", "with the event's data as it was");
 }
 
@@ -821,7 +821,7 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
     let tenant = tenant_with_rule(&s, "follows", until).await;
     let sales = SystemId::parse("sales").unwrap();
     let record = s
-        .records
+        .records()
         .create(
             &Actor::system("test"),
             &tenant,
@@ -840,14 +840,14 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
         .await
         .unwrap()
         .unwrap();
-    s.engine.publisher.publish(&[StoreChange { seq: 1, old: None, new: Some(item) }]).await.unwrap();
+    s.publisher().publish(&[StoreChange { seq: 1, old: None, new: Some(item) }]).await.unwrap();
     let run = only_run(&s, &tenant).await;
     assert_eq!(run.actions[0].status, ActionStatus::Waiting);
 
     // The close date moves a month later before the action is due.
     let later = day(33);
     let key = platform::app::records::RecordKey { system: &sales, entity: "opportunities", id: &record.record_id };
-    s.records
+    s.records()
         .patch(
             &Actor::system("test"),
             &tenant,
@@ -858,7 +858,7 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.engine.evaluator.fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run)).await.unwrap();
     let moved = only_run(&s, &tenant).await;
     assert_eq!(moved.actions[0].status, ActionStatus::Waiting, "still waiting, for the new date");
     let due = platform::domain::timing::epoch_of(moved.actions[0].due_at.as_deref().unwrap()).unwrap();

@@ -34,7 +34,7 @@ fn stream_event(new_image: Value) -> StreamEvent {
 /// The AWS code path on moto: services over DynamoDB, EventBridge and SQS; tenant `acme`
 /// with sales installed, a high-value rule and one high-value opportunity.
 struct OnMoto {
-    services: Arc<platform::app::Services>,
+    services: Arc<platform::Services>,
     store: Arc<platform::adapters::dynamo::DynamoStore>,
     tap: String,
     actions: String,
@@ -66,18 +66,18 @@ async fn on_moto(moto: &Moto, table: &str) -> OnMoto {
     let actor = Actor::system("test");
     let tenant = TenantId::parse("acme").unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "acme", "name": "Acme", "admin_email": "o@acme.example.com", "admin_password": "owner password 1234"})).unwrap();
-    s.tenants.initialize_tenant(&actor, init).await.unwrap();
+    s.tenants().initialize_tenant(&actor, init).await.unwrap();
     let sales = SystemId::parse("sales").unwrap();
-    s.installs.install(&actor, &tenant, &sales, None).await.unwrap();
+    s.installs().install(&actor, &tenant, &sales, None).await.unwrap();
     let rule: RuleInput = serde_json::from_value(json!({
         "name": "High Value Deal Alert", "module_type": "sales", "trigger_id": "high_value_opportunity",
         "conditions": [{"type": "value_threshold", "value": 10000}],
         "actions": [{"type": "send_notification", "parameters": {"recipient": "sales-manager@example.com", "message": "New high-value opportunity: {{opportunity_name}} - ${{value}}"}}]
     }))
     .unwrap();
-    s.automation.create_rule(&actor, &tenant, rule).await.unwrap();
+    s.automation().create_rule(&actor, &tenant, rule).await.unwrap();
     let record = s
-        .records
+        .records()
         .create(
             &actor,
             &tenant,
@@ -141,7 +141,7 @@ async fn stream_to_notification_through_eventbridge_and_sqs_on_moto() {
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
     assert!(stages::execute_queue_batch(&s, batch.clone(), Default::default()).await.batch_item_failures.is_empty());
     assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
-    let notifications = s.automation.notifications(&tenant, &PageRequest::first(10)).await.unwrap();
+    let notifications = s.automation().notifications(&tenant, &PageRequest::first(10)).await.unwrap();
     assert_eq!(notifications.items.len(), 1);
     assert_eq!(notifications.items[0].message, "New high-value opportunity: Stream deal - $20000");
 
@@ -280,7 +280,7 @@ async fn failure_queues_become_replayable_dead_letters_on_moto() {
     assert!(response.batch_item_failures.is_empty(), "every message was kept");
 
     let page = PageRequest::first(50);
-    let letters = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
+    let letters = s.dead_letters().list(&Default::default(), &page).await.unwrap().items;
     let of = |source: &str| letters.iter().filter(|l| l.source == source).cloned().collect::<Vec<_>>();
     assert_eq!(of("action_queue").len(), 1);
     assert_eq!(of("event_bus").len(), 1);
@@ -291,21 +291,21 @@ async fn failure_queues_become_replayable_dead_letters_on_moto() {
     assert!(image.sk.contains(&aws.record.record_id));
 
     // The dead action shows in its run.
-    let runs = s.automation.executions(&aws.tenant, None, None, &page).await.unwrap().items;
+    let runs = s.automation().executions(&aws.tenant, None, None, &page).await.unwrap().items;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].actions[0].status, platform::domain::run_status::ActionStatus::Dead);
 
     // Replays: the action goes back to the queue, the event and the change to the bus.
     let operator = Actor::system("operator");
-    s.dead_letters.replay(&operator, &of("action_queue")[0].dead_letter_id).await.unwrap();
+    s.dead_letters().replay(&operator, &of("action_queue")[0].dead_letter_id).await.unwrap();
     assert_eq!(drain(&sqs, &aws.actions).await.len(), 1, "the action is queued again");
-    s.dead_letters.replay(&operator, &of("event_bus")[0].dead_letter_id).await.unwrap();
-    s.dead_letters.replay(&operator, &changes[0].dead_letter_id).await.unwrap();
+    s.dead_letters().replay(&operator, &of("event_bus")[0].dead_letter_id).await.unwrap();
+    s.dead_letters().replay(&operator, &changes[0].dead_letter_id).await.unwrap();
     let republished = drain(&sqs, &aws.tap).await;
     assert_eq!(republished.len(), 3, "the event, and the change's two events, crossed the bus again");
-    let unreadable = s.dead_letters.replay(&operator, &of("failures")[0].dead_letter_id).await;
+    let unreadable = s.dead_letters().replay(&operator, &of("failures")[0].dead_letter_id).await;
     assert!(matches!(unreadable, Err(platform::app::error::AppError::Conflict { .. })), "{unreadable:?}");
-    let left = s.dead_letters.list(&Default::default(), &page).await.unwrap().items;
+    let left = s.dead_letters().list(&Default::default(), &page).await.unwrap().items;
     assert_eq!(left.len(), 1, "replayed letters are gone; the unreadable one stays");
 }
 
@@ -334,7 +334,7 @@ async fn delayed_actions_are_scheduler_schedules_on_moto() {
         "actions": [{"type": "create_task", "parameters": {"title": "Follow up {{opportunity_name}}"}, "delay": "PT2S"}]
     }))
     .unwrap();
-    s.automation.create_rule(&Actor::system("test"), &tenant, rule).await.unwrap();
+    s.automation().create_rule(&Actor::system("test"), &tenant, rule).await.unwrap();
     let item = store
         .get(&keys::tenant_pk(&tenant), &keys::record_sk(&sales, "opportunities", &record.record_id))
         .await
@@ -385,7 +385,7 @@ async fn delayed_actions_are_scheduler_schedules_on_moto() {
     assert!(!queued.is_empty(), "the delayed action is queued when its timer fires");
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
     assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
-    let tasks = s.automation.tasks(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
+    let tasks = s.automation().tasks(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(tasks.len(), 1, "performed once");
     assert_eq!(tasks[0].title, "Follow up Stream deal");
 }
@@ -393,6 +393,7 @@ async fn delayed_actions_are_scheduler_schedules_on_moto() {
 /// An EventBridge client acting as another AWS account (moto: a role assumed there).
 async fn eventbridge_in_account(moto: &Moto, account: &str) -> aws_sdk_eventbridge::Client {
     let sts_config = aws_sdk_sts::Config::builder()
+        .http_client(platform::runtime::aws_http_client())
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .region(aws_sdk_sts::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sts::config::Credentials::new("test", "test", None, None, "moto"))
@@ -407,6 +408,7 @@ async fn eventbridge_in_account(moto: &Moto, account: &str) -> aws_sdk_eventbrid
         .unwrap();
     let c = assumed.credentials().unwrap();
     let config = aws_sdk_eventbridge::Config::builder()
+        .http_client(platform::runtime::aws_http_client())
         .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
         .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
@@ -475,7 +477,7 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
     let input: platform::app::event_sources::EventSourceInput =
         serde_json::from_value(json!({"account": account, "source": "aws.s3", "detail_type": "Object Created"}))
             .unwrap();
-    let registered = s.event_sources.register(&actor, &tenant, input).await.unwrap();
+    let registered = s.event_sources().register(&actor, &tenant, input).await.unwrap();
     let token: Value = serde_json::from_str(registered.challenge["Detail"].as_str().unwrap()).unwrap();
     let rule: RuleInput = serde_json::from_value(
         json!({"name": "New invoice", "module_type": "aws", "trigger_id": "aws.s3:Object Created",
@@ -483,7 +485,7 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
         "actions": [{"type": "create_task", "parameters": {"title": "File the invoice"}}]}),
     )
     .unwrap();
-    s.automation.create_rule(&actor, &tenant, rule).await.unwrap();
+    s.automation().create_rule(&actor, &tenant, rule).await.unwrap();
 
     // The platform bus routes native events to the evaluator (as the template's NativeEvents rule).
     let tap_arn = moto.queue_arn(&tap).await;
@@ -523,13 +525,13 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
     }
     assert_eq!(runs, 1, "once proven, the account's S3 event ran the tenant's rule");
     assert_eq!(
-        s.event_sources.list(&tenant).await.unwrap().items[0].status,
+        s.event_sources().list(&tenant).await.unwrap().items[0].status,
         platform::app::event_sources::SourceStatus::Verified
     );
     let queued = drain(&moto.sqs_client(), &actions).await;
     let batch: SqsEvent = serde_json::from_value(json!({"Records": queued.iter().map(|m| json!({"messageId": m.message_id(), "body": m.body()})).collect::<Vec<_>>()})).unwrap();
     assert!(stages::execute_queue_batch(&s, batch, Default::default()).await.batch_item_failures.is_empty());
-    let tasks = s.automation.tasks(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
+    let tasks = s.automation().tasks(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(tasks.iter().filter(|t| t.title == "File the invoice").count(), 1);
 
     // Another account's events are no tenant's: dropped and counted, never evaluated.
@@ -542,7 +544,7 @@ async fn native_s3_events_from_a_proven_account_run_the_tenants_rules_on_moto() 
     for event in routed {
         assert_eq!(stages::evaluate_bus_event(&s, event).await.unwrap(), 0);
     }
-    let unmapped = s.event_sources.unmapped().await.unwrap();
+    let unmapped = s.event_sources().unmapped().await.unwrap();
     assert_eq!(unmapped.iter().find(|u| u.account == stranger).map(|u| u.count), Some(1));
     assert!(drain(&moto.sqs_client(), &actions).await.is_empty(), "nothing queued for the stranger's event");
 }
@@ -577,14 +579,13 @@ async fn an_export_runs_from_its_schedule_into_s3() {
     let actor = Actor::system("test");
     let tenant = TenantId::parse("acme").unwrap();
     let init: InitializeTenant = serde_json::from_value(json!({"tenant_id": "acme", "name": "Acme", "admin_email": "o@acme.example.com", "admin_password": "owner password 1234"})).unwrap();
-    s.tenants.initialize_tenant(&actor, init).await.unwrap();
+    s.tenants().initialize_tenant(&actor, init).await.unwrap();
     let sales = SystemId::parse("sales").unwrap();
-    s.installs.install(&actor, &tenant, &sales, None).await.unwrap();
+    s.installs().install(&actor, &tenant, &sales, None).await.unwrap();
     let deal = json!({"name": "Exported deal", "value": 7, "stage": "proposal"});
-    s.records.create(&actor, &tenant, &sales, "opportunities", deal.as_object().unwrap().clone()).await.unwrap();
+    s.records().create(&actor, &tenant, &sales, "opportunities", deal.as_object().unwrap().clone()).await.unwrap();
 
-    let job =
-        platform::app::exports::request(s.store.as_ref(), s.engine.timers.as_ref(), &actor, &tenant).await.unwrap();
+    let job = platform::app::exports::request(s.store.as_ref(), s.timers().as_ref(), &actor, &tenant).await.unwrap();
     let scheduler = moto.scheduler_client();
     let listed = scheduler.list_schedules().group_name("export-timers").send().await.unwrap();
     assert_eq!(listed.schedules().len(), 1, "the export's timer is a schedule");
@@ -622,10 +623,10 @@ async fn an_uninstall_out_of_time_resumes_on_dynamodb() {
     let actor = Actor::system("test");
     let removed = [s.sales.clone()];
     let none_yet =
-        s.services.records.purge_systems(&actor, &s.tenant, &removed, std::time::Duration::ZERO).await.unwrap();
+        s.services.records().purge_systems(&actor, &s.tenant, &removed, std::time::Duration::ZERO).await.unwrap();
     assert_eq!((none_yet.deleted_records, none_yet.complete), (0, false));
-    assert!(s.services.records.installed_version(&s.tenant, &s.sales).await.is_ok(), "still installed");
-    let done = s.services.installs.uninstall(&actor, &s.tenant, &s.sales, false).await.unwrap();
+    assert!(s.services.records().installed_version(&s.tenant, &s.sales).await.is_ok(), "still installed");
+    let done = s.services.installs().uninstall(&actor, &s.tenant, &s.sales, false).await.unwrap();
     assert_eq!((done.deleted_records, done.complete), (1, true), "the opportunity went");
     let record =
         s.store.get(&keys::tenant_pk(&s.tenant), &format!("REC#sales#opportunities#{}", s.record.record_id)).await;

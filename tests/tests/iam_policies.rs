@@ -22,7 +22,7 @@ use platform::adapters::dynamo::DynamoStore;
 use platform::adapters::mail_dir::DirectoryMailer;
 use platform::adapters::scheduler::{SchedulerTarget, SchedulerTimers};
 use platform::adapters::ses::SesMailer;
-use platform::app::{keys, Secrets, Services};
+use platform::app::{keys, Secrets};
 use platform::domain::events::BusinessEvent;
 use platform::domain::ids::TenantId;
 use platform::http::{self, ApiRouter};
@@ -32,6 +32,7 @@ use platform::ports::store::{Condition, Item, Page, Query, Store, StoreError, Wr
 use platform::ports::timers::{Timer, Timers};
 use platform::runtime::{state, Delivery, Seed};
 use platform::stages;
+use platform::Services;
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
 
@@ -360,10 +361,11 @@ async fn user_for(iam: &aws_sdk_iam::Client, function: &str, statements: &[State
     (key.access_key_id, key.secret_access_key)
 }
 
-fn sdk_config(endpoint: &str, (id, secret): &(String, String)) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
+fn sdk_config(endpoint: &str, (id, secret): &(String, String)) -> aws_types::SdkConfig {
+    aws_types::SdkConfig::builder()
+        .http_client(platform::runtime::aws_http_client())
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
             aws_sdk_dynamodb::config::Credentials::new(id, secret, None, None, "iam-test"),
@@ -377,7 +379,7 @@ struct Function {
     name: &'static str,
     logical_id: &'static str,
     statements: Vec<Statement>,
-    config: aws_config::SdkConfig,
+    config: aws_types::SdkConfig,
 }
 
 impl Function {
@@ -818,7 +820,7 @@ async fn every_function_works_with_exactly_its_template_policy() {
     let replayed = ctx.admin().post(&format!("/api/v1/operations/dead-letters/{letter_id}/replay"), json!({})).await;
     assert_eq!(replayed.status, 202, "{}", replayed.body);
     assert!(
-        keeper.runs.sweep(platform::domain::time::unix_now() + 7200).await.is_ok(),
+        keeper.runs().sweep(platform::domain::time::unix_now() + 7200).await.is_ok(),
         "the sweep runs with its policy"
     );
 

@@ -184,6 +184,7 @@ async fn every_function_answers_its_sample_event() {
 
     // What the functions wrote is in DynamoDB, under the tenant's partition.
     let config = aws_sdk_dynamodb::Config::builder()
+        .http_client(platform::runtime::aws_http_client())
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "moto"))

@@ -4,5 +4,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    platform::runtime::run_lambda(platform::http::automation_function_routes(), platform::runtime::Seed::No).await
+    platform::runtime::run_lambda(platform::http::automation_function_routes()).await
 }

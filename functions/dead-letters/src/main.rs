@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let aws = platform::runtime::lambda_sdk_config().await;
+    let aws = platform::runtime::lambda_sdk_config()?;
     let streams = StreamBatches::new(aws_sdk_dynamodbstreams::Client::new(&aws));
     platform::runtime::run_stage(move |services, event: Value, _budget| {
         let streams = streams.clone();
@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 return serde_json::to_value(response).map_err(|e| e.to_string());
             }
             // The schedule's event: sweep the run deadlines.
-            let runs = services.runs.sweep(platform::domain::time::unix_now()).await.map_err(|e| e.to_string())?;
+            let runs = services.runs().sweep(platform::domain::time::unix_now()).await.map_err(|e| e.to_string())?;
             Ok(serde_json::json!({"swept_runs": runs}))
         }
     })

@@ -17,3 +17,7 @@ pub mod ports;
 pub mod runtime;
 pub mod stages;
 pub mod telemetry;
+
+/// The services every process runs: the use cases over ports wired from the process's
+/// environment (`adapters::wiring`).
+pub type Services = app::Services<adapters::wiring::Wiring>;

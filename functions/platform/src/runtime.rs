@@ -6,28 +6,42 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::adapters::aws_delivery::{EventBridgeBus, SqsQueue};
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::local_bus::InProcessBus;
 use crate::adapters::local_queue::StoreQueue;
 use crate::adapters::mail_dir::DirectoryMailer;
-use crate::adapters::ses::SesMailer;
+use crate::adapters::wiring::{Aws, AwsResources, Given, Wiring};
 use crate::app::engine::MAX_ATTEMPTS;
 use crate::app::seed::ensure_builtin_catalog;
-use crate::app::{Secrets, Services};
+use crate::app::Secrets;
 use crate::http::{self, ApiRouter, AppState};
 use crate::pipeline::LocalPipeline;
 use crate::ports::mail::Mailer;
 use crate::ports::queue::{ActionQueue, EventBus};
 use crate::ports::store::Store;
+use crate::ports::timers::Timers;
+use crate::Services;
 
 /// Logs through `tracing`: JSON in Lambda (CloudWatch), compact text locally.
-/// The level comes from `RUST_LOG` (default `info`).
+/// The levels come from `RUST_LOG` (default `info`).
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = if json { builder.json().without_time().try_init() } else { builder.compact().try_init() };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `RUST_LOG` as levels by target (`warn`, `platform=debug,info`): the filter without
+    // regular expressions (EnvFilter's field matching would link the regex engine into
+    // every function).
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json {
+        registry.with(fmt.json().without_time()).try_init()
+    } else {
+        registry.with(fmt.compact()).try_init()
+    };
 }
 
 /// Whether a process publishes the built-in catalog when it is missing.
@@ -42,7 +56,7 @@ pub enum Delivery {
     /// In this process: an in-process bus and a durable queue in the store.
     Local,
     /// EventBridge and SQS.
-    Aws { queue: Arc<dyn ActionQueue>, bus: Arc<dyn EventBus>, timers: Arc<dyn crate::ports::timers::Timers> },
+    Aws { queue: Arc<dyn ActionQueue>, bus: Arc<dyn EventBus>, timers: Arc<dyn Timers> },
 }
 
 /// The local durable action queue over a store.
@@ -59,18 +73,28 @@ pub async fn state(
     seed: Seed,
     blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
 ) -> anyhow::Result<AppState> {
-    let services = match delivery {
+    let mut local_bus = None;
+    let given = match delivery {
         Delivery::Local => {
-            let queue = Arc::new(local_queue(store.clone()));
-            let timers = Arc::new(crate::adapters::local_timers::StoreTimers::new(store.clone()));
-            Services::new(store, mailer, secrets, queue, timers, blobs, |evaluator| {
-                Arc::new(InProcessBus::new(evaluator.clone()))
-            })
+            let bus = InProcessBus::unattached();
+            local_bus = Some(bus.clone());
+            let timers = crate::adapters::local_timers::StoreTimers::new(store.clone());
+            Given {
+                mailer,
+                queue: Arc::new(local_queue(store.clone())),
+                bus: Arc::new(bus),
+                timers: Arc::new(timers),
+                blobs,
+            }
         }
-        Delivery::Aws { queue, bus, timers } => Services::new(store, mailer, secrets, queue, timers, blobs, |_| bus),
+        Delivery::Aws { queue, bus, timers } => Given { mailer, queue, bus, timers, blobs },
     };
+    let services = Services::new(store, secrets, Wiring::Given(given));
+    if let Some(bus) = local_bus {
+        bus.attach(services.evaluator().clone());
+    }
     if seed == Seed::Yes {
-        ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
+        ensure_builtin_catalog(services.store.as_ref(), services.catalog())
             .await
             .map_err(|e| anyhow::anyhow!("seeding the built-in catalog failed: {e}"))?;
     }
@@ -99,24 +123,6 @@ fn webhook_policy_from_env(extra: &[String]) -> crate::domain::webhook::WebhookP
 /// Shortest secret (admin token, token-signing key) a process accepts.
 pub const MIN_SECRET_CHARS: usize = 32;
 
-/// EventBridge bus `EVENT_BUS_NAME`, SQS queue `ACTION_QUEUE_URL`, and timers as
-/// EventBridge Scheduler schedules in `SCHEDULE_GROUP` that put on `EVENT_BUS_ARN` as
-/// `SCHEDULER_ROLE_ARN`.
-pub fn aws_delivery(aws: &aws_config::SdkConfig) -> Delivery {
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
-    let bus_name = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
-    let target = crate::adapters::scheduler::SchedulerTarget {
-        group: std::env::var("SCHEDULE_GROUP").unwrap_or_else(|_| "default".to_string()),
-        bus_arn: var("EVENT_BUS_ARN"),
-        role_arn: var("SCHEDULER_ROLE_ARN"),
-    };
-    Delivery::Aws {
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), var("ACTION_QUEUE_URL"))),
-        bus: Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(aws), bus_name)),
-        timers: Arc::new(crate::adapters::scheduler::SchedulerTimers::new(aws_sdk_scheduler::Client::new(aws), target)),
-    }
-}
-
 fn admin_token_from_env() -> Option<String> {
     std::env::var("PLATFORM_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
 }
@@ -124,9 +130,9 @@ fn admin_token_from_env() -> Option<String> {
 /// Runs one resource's routes as a Lambda function behind API Gateway, on DynamoDB
 /// (`TABLE_NAME`) and SES (`MAIL_FROM`); the AWS SDK reads region, credentials and
 /// `AWS_ENDPOINT_URL`. `JWT_SECRET` signs access tokens.
-pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http::Error> {
+pub async fn run_lambda(routes: ApiRouter) -> Result<(), lambda_http::Error> {
     init_tracing(true);
-    let state = lambda_services(seed).await?;
+    let state = AppState { services: Arc::new(lambda_services().await?) };
     lambda_runtime::Runtime::new(lambda_http::Adapter::from(http::finish(routes, state)))
         .layer(lambda_runtime::layers::TracingLayer::new())
         .layer(crate::telemetry::emf_layer())
@@ -138,7 +144,7 @@ pub async fn run_lambda(routes: ApiRouter, seed: Seed) -> Result<(), lambda_http
 pub const SECRET_NAMES: [&str; 3] = ["JWT_SECRET", "PLATFORM_ADMIN_TOKEN", "WEBHOOK_SIGNING_SECRET"];
 
 /// Reads the function's secrets (only those it was given), all at once.
-async fn lambda_secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, String> {
+async fn lambda_secrets(aws: &aws_types::SdkConfig) -> Result<Secrets, String> {
     let client = aws_sdk_secretsmanager::Client::new(aws);
     let [jwt, admin, webhook] = SECRET_NAMES;
     let (jwt_secret, platform_admin_token, webhook_secret) = tokio::try_join!(
@@ -154,52 +160,77 @@ async fn lambda_secrets(aws: &aws_config::SdkConfig) -> Result<Secrets, String> 
     Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env(&[]) })
 }
 
+/// The one HTTPS client every AWS SDK client uses: rustls on ring (the crypto reqwest's
+/// rustls uses too), its trust roots loaded on the first AWS request.
+pub fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    static CLIENT: std::sync::OnceLock<aws_sdk_dynamodb::config::SharedHttpClient> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let https =
+                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+            aws_sdk_dynamodb::config::SharedHttpClient::new(RootsOnFirstRequest(https))
+        })
+        .clone()
+}
+
+/// The SDK's HTTPS client loads the system's trust roots when an SDK client is
+/// constructed (its `validate_base_client_config`); measured with the cold-start
+/// harness, that is about 5 ms of every cold start here, paid even by a function whose
+/// request makes no AWS call (a health probe, a 401). This keeps the client and leaves
+/// out only that early load: the roots load with the first connector, on the first request.
+#[derive(Debug)]
+struct RootsOnFirstRequest(aws_sdk_dynamodb::config::SharedHttpClient);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for RootsOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
 /// The AWS SDK configuration of a Lambda function, read from the environment Lambda
 /// gives it (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 /// `AWS_SESSION_TOKEN`; `AWS_ENDPOINT_URL` for a local endpoint such as moto), without
 /// the SDK's generic provider chain (profile files, IMDS, SSO...), which costs about 5 ms
-/// of every cold start. Outside that environment (no keys), the generic chain.
-pub async fn lambda_sdk_config() -> aws_config::SdkConfig {
-    static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
-    CONFIG.get_or_init(sdk_config_from_env).await.clone()
+/// of every cold start and four more SDK crates in every binary.
+pub fn lambda_sdk_config() -> Result<aws_types::SdkConfig, String> {
+    static CONFIG: std::sync::OnceLock<Result<aws_types::SdkConfig, String>> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(sdk_config_from_env).clone()
 }
 
-async fn sdk_config_from_env() -> aws_config::SdkConfig {
+fn sdk_config_from_env() -> Result<aws_types::SdkConfig, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(region), Some(key), Some(secret)) = (
-        var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
-        var("AWS_ACCESS_KEY_ID"),
-        var("AWS_SECRET_ACCESS_KEY"),
-    ) else {
-        return aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    };
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or("AWS_REGION is not set")?;
+    let key = var("AWS_ACCESS_KEY_ID").ok_or("AWS_ACCESS_KEY_ID is not set")?;
+    let secret = var("AWS_SECRET_ACCESS_KEY").ok_or("AWS_SECRET_ACCESS_KEY is not set")?;
     let credentials = aws_credential_types::Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "lambda");
-    let mut config = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region))
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials));
+    let mut config = aws_types::SdkConfig::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new(region))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+        .http_client(aws_http_client());
     if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
         config = config.endpoint_url(endpoint);
     }
-    config.build()
+    Ok(config.build())
 }
 
-/// The services of a Lambda function, on DynamoDB, SES, EventBridge and SQS.
-async fn lambda_services(seed: Seed) -> Result<AppState, lambda_http::Error> {
+/// The services of a Lambda function: DynamoDB (`TABLE_NAME`) at once, every other AWS
+/// client when a request first needs it.
+async fn lambda_services() -> Result<Services, String> {
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let from = std::env::var("MAIL_FROM").unwrap_or_else(|_| "no-reply@example.com".to_string());
-    let aws = lambda_sdk_config().await;
+    let aws = lambda_sdk_config()?;
     let secrets = lambda_secrets(&aws).await?;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
-    let mailer = Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws), from));
-    let delivery = aws_delivery(&aws);
-    let blobs = std::env::var("FILES_BUCKET").ok().map(|bucket| {
-        let client = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&aws).force_path_style(std::env::var("AWS_ENDPOINT_URL").is_ok()).build(),
-        );
-        Arc::new(crate::adapters::s3::S3Blobs::new(client, bucket)) as Arc<dyn crate::ports::blobs::Blobs>
-    });
-    Ok(state(store, mailer, secrets, delivery, seed, blobs).await.map_err(|e| e.to_string())?)
+    Ok(Services::new(store, secrets, Wiring::Aws(Box::new(Aws { sdk: aws, resources: AwsResources::from_env() }))))
 }
 
 /// Runs an automation stage as a Lambda function (stream, EventBridge or SQS events); the
@@ -212,7 +243,7 @@ where
     Fut: std::future::Future<Output = Result<R, String>> + Send,
 {
     init_tracing(true);
-    let services = lambda_services(Seed::No).await.map_err(|e| e.to_string())?.services;
+    let services = Arc::new(lambda_services().await?);
     let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
         let services = services.clone();
         let handler = handler.clone();
@@ -321,19 +352,19 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
     });
     let files = Arc::new(crate::adapters::local_files::LocalFiles::new(settings.data_dir.join("files")));
     let state = state(store.clone(), mailer, secrets, Delivery::Local, Seed::Yes, Some(files.clone())).await?;
-    let engine = state.services.engine.clone();
+    let services = &state.services;
     LocalPipeline {
         store: store.clone(),
         commits: embedded.commits(),
         failures: Default::default(),
         feed: embedded,
-        publisher: engine.publisher,
+        publisher: services.publisher().clone(),
         queue: local_queue(store.clone()),
-        executor: engine.executor,
-        runs: state.services.runs.clone(),
-        limiter: engine.limiter.clone(),
+        executor: services.executor().clone(),
+        runs: services.runs().clone(),
+        limiter: services.limiter().clone(),
         timers: crate::adapters::local_timers::StoreTimers::new(store.clone()),
-        evaluator: engine.evaluator.clone(),
+        evaluator: services.evaluator().clone(),
     }
     .spawn();
     println!("listening on http://{}", listener.local_addr()?);

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use crate::adapters::stream_batches::image;
 use crate::app::dead_letters::{DeadLetter, Parked};
-use crate::app::Services;
 use crate::domain::events::BusinessEvent;
 use crate::ports::feed::StoreChange;
 use crate::ports::queue::ActionMessage;
+use crate::Services;
 
 /// DynamoDB stream batch -> business events on the bus. An error makes Lambda retry the
 /// batch (the stream is the outbox: nothing is lost; event ids are deterministic).
@@ -21,7 +21,7 @@ pub async fn publish_stream(services: &Services, event: StreamEvent) -> Result<u
         let change = record.change;
         changes.push(StoreChange { seq: seq as u64, old: image(change.old_image)?, new: image(change.new_image)? });
     }
-    services.engine.publisher.publish(&changes).await.map_err(|e| e.to_string())
+    services.publisher().publish(&changes).await.map_err(|e| e.to_string())
 }
 
 /// The platform's own AWS account (`PLATFORM_ACCOUNT`): only events from it may speak
@@ -54,12 +54,12 @@ pub async fn evaluate_bus_event(services: &Services, event: CloudWatchEvent<Valu
     if event.source.as_deref() == Some(crate::ports::timers::TIMER_SOURCE) {
         let timer: crate::ports::timers::Timer =
             serde_json::from_value(detail).map_err(|e| format!("a fired timer of no known shape: {e}"))?;
-        services.engine.evaluator.fire(&timer).await.map_err(|e| e.to_string())?;
+        services.evaluator().fire(&timer).await.map_err(|e| e.to_string())?;
         return Ok(1);
     }
     let detail: BusinessEvent =
         serde_json::from_value(detail).map_err(|e| format!("a business event of no known shape: {e}"))?;
-    let ids = services.engine.evaluator.evaluate(&detail).await.map_err(|e| e.to_string())?;
+    let ids = services.evaluator().evaluate(&detail).await.map_err(|e| e.to_string())?;
     Ok(ids.len())
 }
 
@@ -91,7 +91,7 @@ impl Budget {
 /// How long the message's action must wait for its tenant's action rate, if at all.
 pub async fn over_rate(services: &Services, message: &ActionMessage) -> Result<Option<std::time::Duration>, String> {
     let tenant = crate::domain::ids::TenantId::parse(&message.tenant_id).map_err(|e| e.to_string())?;
-    services.engine.limiter.take(&tenant, crate::app::rate_limits::Flow::Actions).await.map_err(|e| e.to_string())
+    services.limiter().take(&tenant, crate::app::rate_limits::Flow::Actions).await.map_err(|e| e.to_string())
 }
 
 /// An SQS batch of action messages, run concurrently (at most
@@ -99,7 +99,11 @@ pub async fn over_rate(services: &Services, message: &ActionMessage) -> Result<O
 /// redelivery (and after the queue's maximum receives, its dead-letter queue). An action
 /// that would not finish before the invocation's deadline is not started: it is reported
 /// for redelivery without an attempt counted against its run.
-pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
+pub async fn execute_queue_batch(
+    services: &std::sync::Arc<Services>,
+    event: SqsEvent,
+    budget: Budget,
+) -> SqsBatchResponse {
     use std::collections::HashMap;
     use std::sync::Arc;
     let mut tenants: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
@@ -145,9 +149,9 @@ pub async fn execute_queue_batch(services: &Services, event: SqsEvent, budget: B
                     if let Some(wait) = over_rate(&services, &message).await? {
                         // Over the tenant's action rate: queued again with a delay (no receive
                         // counted against it); this delivery is done.
-                        return services.engine.queue.enqueue_after(vec![message], wait).await.map_err(|e| e.0);
+                        return services.queue().enqueue_after(vec![message], wait).await.map_err(|e| e.0);
                     }
-                    services.engine.executor.execute(&message).await.map_err(|e| e.0)
+                    services.executor().execute(&message).await.map_err(|e| e.0)
                 }
                 .await;
                 match &outcome {
@@ -239,7 +243,7 @@ pub async fn keep_dead_letters(
     for record in &event.records {
         let mut kept = true;
         for letter in letters_of(streams, record).await {
-            if let Err(e) = services.dead_letters.park(letter).await {
+            if let Err(e) = services.dead_letters().park(letter).await {
                 tracing::error!(error = %e, "a dead letter could not be kept; the message will come again");
                 kept = false;
                 break;
@@ -270,7 +274,7 @@ pub async fn seed_catalog_resource(
         _ => return Err("an unknown CloudFormation request type".to_string()),
     };
     let outcome = if seed {
-        crate::app::seed::ensure_builtin_catalog(services.store.as_ref(), &services.catalog)
+        crate::app::seed::ensure_builtin_catalog(services.store.as_ref(), services.catalog())
             .await
             .map_err(|e| e.to_string())
     } else {

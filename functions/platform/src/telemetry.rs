@@ -64,11 +64,51 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// The request metrics of one route and method: answers by status, and latency.
+struct RouteMetrics {
+    method: http::Method,
+    by_status: Vec<(u16, ::metrics::Counter)>,
+    duration: ::metrics::Histogram,
+}
+
+/// Handles registered once per route, method and status: the recorder's registry is not
+/// searched, and no label is built, on every request (the local server's hot path).
+static ROUTES: std::sync::LazyLock<std::sync::RwLock<std::collections::HashMap<Box<str>, Vec<RouteMetrics>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn labels(route: &str, method: &http::Method, status: Option<u16>) -> Vec<::metrics::Label> {
+    let mut labels =
+        vec![::metrics::Label::new("route", route.to_string()), ::metrics::Label::new("method", method.to_string())];
+    if let Some(status) = status {
+        labels.push(::metrics::Label::new("status", status.to_string()));
+    }
+    labels
+}
+
 /// One answered request.
-pub fn request(route: &str, method: &str, status: u16, seconds: f64) {
-    let labels = [("route", route.to_string()), ("method", method.to_string()), ("status", status.to_string())];
-    ::metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    ::metrics::histogram!(HTTP_DURATION, &labels[..2]).record(seconds);
+pub fn request(route: &str, method: &http::Method, status: u16, seconds: f64) {
+    {
+        let routes = ROUTES.read().expect("lock");
+        let known = routes.get(route).and_then(|methods| methods.iter().find(|m| m.method == method));
+        if let Some((m, (_, counter))) = known.and_then(|m| Some((m, m.by_status.iter().find(|(s, _)| *s == status)?)))
+        {
+            m.duration.record(seconds);
+            counter.increment(1);
+            return;
+        }
+    }
+    let mut routes = ROUTES.write().expect("lock");
+    let methods = routes.entry(route.into()).or_default();
+    if !methods.iter().any(|m| m.method == method) {
+        let duration = ::metrics::histogram!(HTTP_DURATION, labels(route, method, None));
+        methods.push(RouteMetrics { method: method.clone(), by_status: Vec::new(), duration });
+    }
+    let m = methods.iter_mut().find(|m| m.method == method).expect("registered above");
+    if !m.by_status.iter().any(|(s, _)| *s == status) {
+        m.by_status.push((status, ::metrics::counter!(HTTP_REQUESTS, labels(route, method, Some(status)))));
+    }
+    m.duration.record(seconds);
+    m.by_status.iter().find(|(s, _)| *s == status).expect("registered above").1.increment(1);
 }
 
 /// One event evaluated, and how many rules it matched.

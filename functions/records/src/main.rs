@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    platform::runtime::run_lambda(platform::http::records::routes(), platform::runtime::Seed::No).await
+    platform::runtime::run_lambda(platform::http::records::routes()).await
 }

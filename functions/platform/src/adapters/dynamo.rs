@@ -111,13 +111,6 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
-    /// Builds a client from the standard AWS environment (region, credentials, and
-    /// `AWS_ENDPOINT_URL` for a local endpoint such as moto).
-    pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(Client::new(&config), table)
-    }
-
     /// Creates the table as the SAM template declares it (for local endpoints and tests).
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let attr = |name: &str| {

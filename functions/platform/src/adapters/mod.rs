@@ -15,3 +15,4 @@ pub mod scheduler;
 pub mod secrets;
 pub mod ses;
 pub mod stream_batches;
+pub mod wiring;

@@ -119,6 +119,7 @@ impl TokenSigner {
     pub const DEFAULT_ACCESS_TTL: u64 = 15 * 60;
 
     pub fn new(secret: &str) -> Self {
+        super::hs256::install();
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),

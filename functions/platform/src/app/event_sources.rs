@@ -109,9 +109,12 @@ pub struct Unmapped {
 
 /// Routes a bus event that is not the platform's own to its tenant and evaluates it (or
 /// proves an account, or drops it). Answers the runs started.
-pub async fn evaluate_native(services: &super::Services, event: &NativeEvent) -> AppResult<usize> {
-    match services.event_sources.route(event).await? {
-        Routed::Event(business) => Ok(services.engine.evaluator.evaluate(&business).await?.len()),
+pub async fn evaluate_native<O: crate::ports::Outside>(
+    services: &super::Services<O>,
+    event: &NativeEvent,
+) -> AppResult<usize> {
+    match services.event_sources().route(event).await? {
+        Routed::Event(business) => Ok(services.evaluator().evaluate(&business).await?.len()),
         Routed::Challenge | Routed::Dropped => Ok(0),
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod event_sources;
 pub mod exports;
 pub mod flags;
+pub mod hs256;
 pub mod installs;
 pub mod keys;
 pub mod offboarding;
@@ -34,11 +35,14 @@ pub mod throttle;
 pub mod tools;
 pub mod users;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::ports::blobs::Blobs;
 use crate::ports::mail::Mailer;
 use crate::ports::queue::{ActionQueue, EventBus};
 use crate::ports::store::Store;
+use crate::ports::timers::Timers;
+use crate::ports::Outside;
 
 /// The secrets that establish identity. Never logged.
 #[derive(Clone)]
@@ -59,139 +63,259 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// Everything a request handler needs, cheap to clone.
-#[derive(Clone)]
-pub struct Services {
+/// Everything a request handler needs. Each service is built on its first use, from the
+/// ports `O` builds on theirs: a Lambda function builds (and, since nothing else names
+/// them, links) only the services and AWS clients its requests reach.
+pub struct Services<O: Outside> {
     pub store: Arc<dyn Store>,
-    pub authn: principal::Authenticator,
-    pub catalog: catalog::CatalogService,
-    pub installs: installs::InstallService,
-    pub configs: configs::ConfigService,
-    pub settings: settings::SettingsService,
-    pub flags: flags::FlagService,
-    pub tools: tools::ToolService,
-    pub tenants: tenants::TenantService,
-    pub sessions: sessions::SessionService,
-    pub recovery: recovery::RecoveryService,
-    pub users: users::UserService,
-    pub roles: roles::RoleService,
-    pub teams: teams::TeamService,
-    pub api_keys: api_keys::ApiKeyService,
-    pub signing_keys: signing_keys::SigningKeyService,
-    pub audit: audit::AuditService,
-    pub records: records::RecordService,
-    pub automation: automation::AutomationService,
-    pub engine: Engine,
-    pub runs: runs::Runs,
-    pub dead_letters: dead_letters::DeadLetterService,
-    pub event_sources: event_sources::EventSourceService,
-    /// Attachments and export archives; `None` where no file storage is configured.
-    pub blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
+    secrets: Secrets,
+    outside: O,
+    mailer: OnceLock<Arc<dyn Mailer>>,
+    queue: OnceLock<Arc<dyn ActionQueue>>,
+    bus: OnceLock<Arc<dyn EventBus>>,
+    timers: OnceLock<Arc<dyn Timers>>,
+    blobs: OnceLock<Option<Arc<dyn Blobs>>>,
+    authn: OnceLock<principal::Authenticator>,
+    catalog: OnceLock<catalog::CatalogService>,
+    installs: OnceLock<installs::InstallService>,
+    configs: OnceLock<configs::ConfigService>,
+    settings: OnceLock<settings::SettingsService>,
+    flags: OnceLock<flags::FlagService>,
+    tools: OnceLock<tools::ToolService>,
+    tenants: OnceLock<tenants::TenantService>,
+    sessions: OnceLock<sessions::SessionService>,
+    recovery: OnceLock<recovery::RecoveryService>,
+    users: OnceLock<users::UserService>,
+    roles: OnceLock<roles::RoleService>,
+    teams: OnceLock<teams::TeamService>,
+    api_keys: OnceLock<api_keys::ApiKeyService>,
+    signing_keys: OnceLock<signing_keys::SigningKeyService>,
+    audit: OnceLock<audit::AuditService>,
+    records: OnceLock<records::RecordService>,
+    manifests: OnceLock<engine::Manifests>,
+    limiter: OnceLock<rate_limits::RateLimiter>,
+    evaluator: OnceLock<engine::Evaluator>,
+    publisher: OnceLock<engine::Publisher>,
+    executor: OnceLock<engine::Executor>,
+    runs: OnceLock<runs::Runs>,
+    dead_letters: OnceLock<dead_letters::DeadLetterService>,
+    event_sources: OnceLock<event_sources::EventSourceService>,
+    automation: OnceLock<automation::AutomationService>,
 }
 
-/// The automation stages, with the queue between them and the tenants' rate limits.
-#[derive(Clone)]
-pub struct Engine {
-    pub publisher: engine::Publisher,
-    pub evaluator: engine::Evaluator,
-    pub executor: engine::Executor,
-    pub queue: Arc<dyn ActionQueue>,
-    pub timers: Arc<dyn crate::ports::timers::Timers>,
-    pub limiter: rate_limits::RateLimiter,
-}
-
-impl Services {
-    /// `bus` builds the event bus; the local one hands events to the evaluator it is given.
-    pub fn new(
-        store: Arc<dyn Store>,
-        mailer: Arc<dyn Mailer>,
-        secrets: Secrets,
-        queue: Arc<dyn ActionQueue>,
-        timers: Arc<dyn crate::ports::timers::Timers>,
-        blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
-        bus: impl FnOnce(&engine::Evaluator) -> Arc<dyn EventBus>,
-    ) -> Self {
-        let signer = secrets.jwt_secret.as_deref().map(credentials::TokenSigner::new);
-        let authn = principal::Authenticator::new(store.clone(), signer, secrets.platform_admin_token);
-        let catalog = catalog::CatalogService::new(store.clone());
-        let configs = configs::ConfigService::new(store.clone(), catalog.clone());
-        let settings = settings::SettingsService::new(configs.clone());
-        let flags = flags::FlagService::new(store.clone(), configs.clone());
-        let tools = tools::ToolService::new(store.clone());
-        let installs = installs::InstallService::new(store.clone(), catalog.clone(), configs.clone());
-        let tenants = tenants::TenantService::new(store.clone());
-        let sessions = sessions::SessionService::new(store.clone(), authn.clone());
-        let recovery = recovery::RecoveryService::new(store.clone(), authn.clone(), mailer);
-        let users = users::UserService::new(store.clone(), authn.clone(), recovery.clone());
-        let roles = roles::RoleService::new(store.clone());
-        let teams = teams::TeamService::new(store.clone());
-        let api_keys = api_keys::ApiKeyService::new(store.clone(), authn.clone());
-        let signing_keys = signing_keys::SigningKeyService::new(store.clone());
-        let audit = audit::AuditService::new(store.clone());
-        let records = records::RecordService::new(store.clone(), catalog.clone());
-        let manifests = engine::Manifests::new(store.clone(), catalog.clone());
-        let limiter = rate_limits::RateLimiter::new(store.clone());
-        let evaluator = engine::Evaluator::new(
-            store.clone(),
-            manifests.clone(),
-            queue.clone(),
-            timers.clone(),
-            limiter.clone(),
-            flags.clone(),
-            blobs.clone(),
-        );
-        let bus = bus(&evaluator);
-        let publisher = engine::Publisher::new(store.clone(), manifests.clone(), bus.clone());
-        let executor = engine::Executor::new(
-            store.clone(),
-            records.clone(),
-            secrets.webhook_secret.clone(),
-            secrets.webhook_policy.clone(),
-            timers.clone(),
-        );
-        let runs = runs::Runs::new(store.clone());
-        let dead_letters = dead_letters::DeadLetterService::new(
-            store.clone(),
-            queue.clone(),
-            bus.clone(),
-            publisher.clone(),
-            runs.clone(),
-        );
-        let event_sources = event_sources::EventSourceService::new(store.clone());
-        let automation = automation::AutomationService::new(
-            store.clone(),
-            catalog.clone(),
-            manifests,
-            automation::Outlets { queue: queue.clone(), bus, timers: timers.clone() },
-            event_sources.clone(),
-            secrets.webhook_policy,
-        );
-        let engine = Engine { publisher, evaluator, executor, queue, timers, limiter };
+impl<O: Outside> Services<O> {
+    /// Nothing is built here: every service and port on its first use.
+    pub fn new(store: Arc<dyn Store>, secrets: Secrets, outside: O) -> Self {
         Self {
             store,
-            authn,
-            catalog,
-            installs,
-            configs,
-            settings,
-            flags,
-            tools,
-            tenants,
-            sessions,
-            recovery,
-            users,
-            roles,
-            teams,
-            api_keys,
-            signing_keys,
-            audit,
-            records,
-            automation,
-            engine,
-            runs,
-            dead_letters,
-            event_sources,
-            blobs,
+            secrets,
+            outside,
+            mailer: OnceLock::new(),
+            queue: OnceLock::new(),
+            bus: OnceLock::new(),
+            timers: OnceLock::new(),
+            blobs: OnceLock::new(),
+            authn: OnceLock::new(),
+            catalog: OnceLock::new(),
+            installs: OnceLock::new(),
+            configs: OnceLock::new(),
+            settings: OnceLock::new(),
+            flags: OnceLock::new(),
+            tools: OnceLock::new(),
+            tenants: OnceLock::new(),
+            sessions: OnceLock::new(),
+            recovery: OnceLock::new(),
+            users: OnceLock::new(),
+            roles: OnceLock::new(),
+            teams: OnceLock::new(),
+            api_keys: OnceLock::new(),
+            signing_keys: OnceLock::new(),
+            audit: OnceLock::new(),
+            records: OnceLock::new(),
+            manifests: OnceLock::new(),
+            limiter: OnceLock::new(),
+            evaluator: OnceLock::new(),
+            publisher: OnceLock::new(),
+            executor: OnceLock::new(),
+            runs: OnceLock::new(),
+            dead_letters: OnceLock::new(),
+            event_sources: OnceLock::new(),
+            automation: OnceLock::new(),
         }
+    }
+
+    fn mailer(&self) -> &Arc<dyn Mailer> {
+        self.mailer.get_or_init(|| self.outside.mailer())
+    }
+
+    /// The action queue between the evaluator and the executor.
+    pub fn queue(&self) -> &Arc<dyn ActionQueue> {
+        self.queue.get_or_init(|| self.outside.queue())
+    }
+
+    fn bus(&self) -> &Arc<dyn EventBus> {
+        self.bus.get_or_init(|| self.outside.bus())
+    }
+
+    pub fn timers(&self) -> &Arc<dyn Timers> {
+        self.timers.get_or_init(|| self.outside.timers())
+    }
+
+    /// Attachments and export archives; `None` where no file storage is configured.
+    pub fn blobs(&self) -> Option<&Arc<dyn Blobs>> {
+        self.blobs.get_or_init(|| self.outside.blobs()).as_ref()
+    }
+
+    pub fn authn(&self) -> &principal::Authenticator {
+        self.authn.get_or_init(|| {
+            let signer = self.secrets.jwt_secret.as_deref().map(credentials::TokenSigner::new);
+            principal::Authenticator::new(self.store.clone(), signer, self.secrets.platform_admin_token.clone())
+        })
+    }
+
+    pub fn catalog(&self) -> &catalog::CatalogService {
+        self.catalog.get_or_init(|| catalog::CatalogService::new(self.store.clone()))
+    }
+
+    pub fn configs(&self) -> &configs::ConfigService {
+        self.configs.get_or_init(|| configs::ConfigService::new(self.store.clone(), self.catalog().clone()))
+    }
+
+    pub fn settings(&self) -> &settings::SettingsService {
+        self.settings.get_or_init(|| settings::SettingsService::new(self.configs().clone()))
+    }
+
+    pub fn flags(&self) -> &flags::FlagService {
+        self.flags.get_or_init(|| flags::FlagService::new(self.store.clone(), self.configs().clone()))
+    }
+
+    pub fn tools(&self) -> &tools::ToolService {
+        self.tools.get_or_init(|| tools::ToolService::new(self.store.clone()))
+    }
+
+    pub fn installs(&self) -> &installs::InstallService {
+        self.installs.get_or_init(|| {
+            installs::InstallService::new(self.store.clone(), self.catalog().clone(), self.configs().clone())
+        })
+    }
+
+    pub fn tenants(&self) -> &tenants::TenantService {
+        self.tenants.get_or_init(|| tenants::TenantService::new(self.store.clone()))
+    }
+
+    pub fn sessions(&self) -> &sessions::SessionService {
+        self.sessions.get_or_init(|| sessions::SessionService::new(self.store.clone(), self.authn().clone()))
+    }
+
+    pub fn recovery(&self) -> &recovery::RecoveryService {
+        self.recovery.get_or_init(|| {
+            recovery::RecoveryService::new(self.store.clone(), self.authn().clone(), self.mailer().clone())
+        })
+    }
+
+    pub fn users(&self) -> &users::UserService {
+        self.users
+            .get_or_init(|| users::UserService::new(self.store.clone(), self.authn().clone(), self.recovery().clone()))
+    }
+
+    pub fn roles(&self) -> &roles::RoleService {
+        self.roles.get_or_init(|| roles::RoleService::new(self.store.clone()))
+    }
+
+    pub fn teams(&self) -> &teams::TeamService {
+        self.teams.get_or_init(|| teams::TeamService::new(self.store.clone()))
+    }
+
+    pub fn api_keys(&self) -> &api_keys::ApiKeyService {
+        self.api_keys.get_or_init(|| api_keys::ApiKeyService::new(self.store.clone(), self.authn().clone()))
+    }
+
+    pub fn signing_keys(&self) -> &signing_keys::SigningKeyService {
+        self.signing_keys.get_or_init(|| signing_keys::SigningKeyService::new(self.store.clone()))
+    }
+
+    pub fn audit(&self) -> &audit::AuditService {
+        self.audit.get_or_init(|| audit::AuditService::new(self.store.clone()))
+    }
+
+    pub fn records(&self) -> &records::RecordService {
+        self.records.get_or_init(|| records::RecordService::new(self.store.clone(), self.catalog().clone()))
+    }
+
+    fn manifests(&self) -> &engine::Manifests {
+        self.manifests.get_or_init(|| engine::Manifests::new(self.store.clone(), self.catalog().clone()))
+    }
+
+    /// The tenants' automation rate limits.
+    pub fn limiter(&self) -> &rate_limits::RateLimiter {
+        self.limiter.get_or_init(|| rate_limits::RateLimiter::new(self.store.clone()))
+    }
+
+    pub fn evaluator(&self) -> &engine::Evaluator {
+        self.evaluator.get_or_init(|| {
+            engine::Evaluator::new(
+                self.store.clone(),
+                self.manifests().clone(),
+                self.queue().clone(),
+                self.timers().clone(),
+                self.limiter().clone(),
+                self.flags().clone(),
+                self.blobs().cloned(),
+            )
+        })
+    }
+
+    pub fn publisher(&self) -> &engine::Publisher {
+        self.publisher
+            .get_or_init(|| engine::Publisher::new(self.store.clone(), self.manifests().clone(), self.bus().clone()))
+    }
+
+    pub fn executor(&self) -> &engine::Executor {
+        self.executor.get_or_init(|| {
+            engine::Executor::new(
+                self.store.clone(),
+                self.records().clone(),
+                self.secrets.webhook_secret.clone(),
+                self.secrets.webhook_policy.clone(),
+                self.timers().clone(),
+            )
+        })
+    }
+
+    pub fn runs(&self) -> &runs::Runs {
+        self.runs.get_or_init(|| runs::Runs::new(self.store.clone()))
+    }
+
+    pub fn dead_letters(&self) -> &dead_letters::DeadLetterService {
+        self.dead_letters.get_or_init(|| {
+            dead_letters::DeadLetterService::new(
+                self.store.clone(),
+                self.queue().clone(),
+                self.bus().clone(),
+                self.publisher().clone(),
+                self.runs().clone(),
+            )
+        })
+    }
+
+    pub fn event_sources(&self) -> &event_sources::EventSourceService {
+        self.event_sources.get_or_init(|| event_sources::EventSourceService::new(self.store.clone()))
+    }
+
+    pub fn automation(&self) -> &automation::AutomationService {
+        self.automation.get_or_init(|| {
+            automation::AutomationService::new(
+                self.store.clone(),
+                self.catalog().clone(),
+                self.manifests().clone(),
+                automation::Outlets {
+                    queue: self.queue().clone(),
+                    bus: self.bus().clone(),
+                    timers: self.timers().clone(),
+                },
+                self.event_sources().clone(),
+                self.secrets.webhook_policy.clone(),
+            )
+        })
     }
 }

@@ -35,8 +35,8 @@ pub struct Offboarding {
 }
 
 /// Deletes the tenant's data for at most `budget`. 404 for a tenant that has nothing.
-pub async fn offboard(
-    services: &Services,
+pub async fn offboard<O: crate::ports::Outside>(
+    services: &Services<O>,
     actor: &Actor,
     tenant: &TenantId,
     budget: Duration,
@@ -51,23 +51,23 @@ pub async fn offboard(
         return Err(AppError::NotFound(format!("tenant '{tenant}' does not exist")));
     }
     let mut deleted = 0;
-    for source in services.event_sources.list(tenant).await?.items {
-        services.event_sources.remove(actor, tenant, &source.source_id).await?;
+    for source in services.event_sources().list(tenant).await?.items {
+        services.event_sources().remove(actor, tenant, &source.source_id).await?;
         deleted += 1;
     }
     let filter = DeadLetterFilter { tenant_id: Some(tenant.to_string()), source: None };
     loop {
-        let letters = services.dead_letters.list(&filter, &PageRequest::first(100)).await?;
+        let letters = services.dead_letters().list(&filter, &PageRequest::first(100)).await?;
         if letters.items.is_empty() {
             break;
         }
         for letter in letters.items {
-            services.dead_letters.discard(actor, &letter.dead_letter_id).await?;
+            services.dead_letters().discard(actor, &letter.dead_letter_id).await?;
             deleted += 1;
         }
     }
     // Files by what the store says the tenant has (no listing of the bucket).
-    if let Some(blobs) = &services.blobs {
+    if let Some(blobs) = &services.blobs() {
         let mut kept = store.query_all(&pk, &keys::tool_prefix("attachment")).await?;
         kept.extend(store.query_all(&pk, super::exports::EXPORT_PREFIX).await?);
         for item in kept {

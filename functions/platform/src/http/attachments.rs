@@ -37,7 +37,7 @@ pub fn routes() -> ApiRouter {
 pub const URL_TTL: u64 = 15 * 60;
 
 fn blobs(state: &AppState) -> AppResult<Arc<dyn Blobs>> {
-    state.services.blobs.clone().ok_or_else(|| AppError::Unavailable("no file storage is configured".to_string()))
+    state.services.blobs().cloned().ok_or_else(|| AppError::Unavailable("no file storage is configured".to_string()))
 }
 
 fn storage(e: crate::ports::blobs::BlobError) -> AppError {
@@ -83,7 +83,7 @@ async fn list_attachments(
     params: Params,
 ) -> AppResult<Json<Listed<Attachment>>> {
     let filter = tool_filter(&params);
-    Ok(Json(state.services.tools.list::<Attachment>(auth.tenant()?, &filter, &params.page()?, |_| true).await?))
+    Ok(Json(state.services.tools().list::<Attachment>(auth.tenant()?, &filter, &params.page()?, |_| true).await?))
 }
 
 /// Announce an attachment: the answer says where to upload it, within 15 minutes. It is
@@ -112,7 +112,7 @@ async fn create_attachment(
         status: AttachmentStatus::Pending,
         file_key,
     };
-    let attachment = state.services.tools.create(&auth.actor(), tenant, attachment).await?;
+    let attachment = state.services.tools().create(&auth.actor(), tenant, attachment).await?;
     let upload = store
         .upload(&attachment.file_key, &attachment.content_type, attachment.size, URL_TTL)
         .await
@@ -132,7 +132,7 @@ async fn complete_attachment(
     Path(id): Path<String>,
 ) -> AppResult<Json<AttachmentView>> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<Attachment>(tenant, &id).await?;
+    let (before, version) = state.services.tools().get::<Attachment>(tenant, &id).await?;
     let store = blobs(&state)?;
     if before.status == AttachmentStatus::Available {
         return view(&*store, before).await.map(Json);
@@ -148,7 +148,7 @@ async fn complete_attachment(
     store.keep(&before.file_key).await.map_err(storage)?;
     let mut after = before.clone();
     after.status = AttachmentStatus::Available;
-    let after = state.services.tools.replace(&auth.actor(), tenant, &before, version, after).await?;
+    let after = state.services.tools().replace(&auth.actor(), tenant, &before, version, after).await?;
     view(&*store, after).await.map(Json)
 }
 
@@ -172,7 +172,7 @@ async fn get_attachment(
     auth: Authorized<need::RecordsRead>,
     Path(id): Path<String>,
 ) -> AppResult<Json<AttachmentView>> {
-    let (attachment, _) = state.services.tools.get::<Attachment>(auth.tenant()?, &id).await?;
+    let (attachment, _) = state.services.tools().get::<Attachment>(auth.tenant()?, &id).await?;
     view(&*blobs(&state)?, attachment).await.map(Json)
 }
 
@@ -187,9 +187,9 @@ async fn delete_attachment(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<Attachment>(tenant, &id).await?;
+    let (before, version) = state.services.tools().get::<Attachment>(tenant, &id).await?;
     blobs(&state)?.delete(&before.file_key).await.map_err(storage)?;
-    state.services.tools.delete(&auth.actor(), tenant, &before, version).await?;
+    state.services.tools().delete(&auth.actor(), tenant, &before, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -43,7 +43,7 @@ async fn list(
     auth: Authorized<need::AuditRead>,
     params: Params,
 ) -> AppResult<Json<Listed<AuditEntry>>> {
-    Ok(Json(state.services.audit.list(auth.tenant()?, &filter(&params), &params.page()?).await?))
+    Ok(Json(state.services.audit().list(auth.tenant()?, &filter(&params), &params.page()?).await?))
 }
 
 /// The audit trail's export formats.
@@ -69,7 +69,7 @@ async fn export(
         Some("csv") => ExportFormat::Csv,
         Some(_) => return Err(AppError::BadRequest(Invalid::one("format", "must be jsonl or csv"))),
     };
-    let entries = state.services.audit.export(auth.tenant()?, &filter(&params)).await?;
+    let entries = state.services.audit().export(auth.tenant()?, &filter(&params)).await?;
     let (content_type, name, body) = match format {
         ExportFormat::Jsonl => ("application/x-ndjson", "audit-log.jsonl", to_json_lines(&entries)),
         ExportFormat::Csv => ("text/csv; charset=utf-8", "audit-log.csv", to_csv(&entries)),
@@ -95,5 +95,5 @@ async fn list_platform(
     _auth: Authorized<need::PlatformOperate>,
     params: Params,
 ) -> AppResult<Json<Listed<AuditEntry>>> {
-    Ok(Json(state.services.audit.list_platform(&filter(&params), &params.page()?).await?))
+    Ok(Json(state.services.audit().list_platform(&filter(&params), &params.page()?).await?))
 }

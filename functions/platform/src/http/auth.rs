@@ -110,7 +110,7 @@ async fn initialize_tenant(
     admin: Authorized<need::CatalogManage>,
     JsonBody(request): JsonBody<InitializeTenant>,
 ) -> AppResult<impl IntoResponse> {
-    let done = state.services.tenants.initialize_tenant(&admin.actor(), request).await?;
+    let done = state.services.tenants().initialize_tenant(&admin.actor(), request).await?;
     Ok((StatusCode::CREATED, Json(done)))
 }
 
@@ -123,7 +123,7 @@ async fn verify_tenant(
     _admin: Authorized<need::CatalogManage>,
     JsonBody(request): JsonBody<VerifyTenant>,
 ) -> AppResult<Json<TenantStatus>> {
-    Ok(Json(state.services.tenants.verify_tenant(&request.tenant_id).await?))
+    Ok(Json(state.services.tenants().verify_tenant(&request.tenant_id).await?))
 }
 
 /// Sign in. Every failure is the same 401; repeated failures lock the email with growing delays (429).
@@ -144,7 +144,7 @@ async fn login(
         address: caller.address,
         request: &caller.request,
     };
-    let pair = state.services.sessions.login(sign_in).await?;
+    let pair = state.services.sessions().login(sign_in).await?;
     Ok(Json(pair))
 }
 
@@ -157,14 +157,14 @@ async fn refresh(
     caller: Caller,
     JsonBody(request): JsonBody<Refresh>,
 ) -> AppResult<Json<TokenPair>> {
-    Ok(Json(state.services.sessions.refresh(&request.refresh_token, &caller.request).await?))
+    Ok(Json(state.services.sessions().refresh(&request.refresh_token, &caller.request).await?))
 }
 
 /// Sign out: the session is revoked server-side and its tokens stop working.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
 async fn logout(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<StatusCode> {
-    state.services.sessions.revoke_session(&auth.principal, None, &auth.request).await?;
+    state.services.sessions().revoke_session(&auth.principal, None, &auth.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,7 +172,7 @@ async fn logout(State(state): State<AppState>, auth: Authorized<need::SignedIn>)
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
 async fn me(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<Json<Me>> {
-    let (user, permissions) = state.services.sessions.me(&auth.principal).await?;
+    let (user, permissions) = state.services.sessions().me(&auth.principal).await?;
     Ok(Json(Me { user, permissions }))
 }
 
@@ -197,7 +197,7 @@ async fn test(auth: Authorized<need::SignedIn>) -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Vec<Session>), (status = 401, body = Problem)))]
 async fn sessions(State(state): State<AppState>, auth: Authorized<need::SignedIn>) -> AppResult<Json<Vec<Session>>> {
-    Ok(Json(state.services.sessions.sessions(&auth.principal).await?))
+    Ok(Json(state.services.sessions().sessions(&auth.principal).await?))
 }
 
 /// Revoke one of the caller's sessions.
@@ -209,7 +209,7 @@ async fn revoke_session(
     auth: Authorized<need::SignedIn>,
     Path(session_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.sessions.revoke_session(&auth.principal, Some(&session_id), &auth.request).await?;
+    state.services.sessions().revoke_session(&auth.principal, Some(&session_id), &auth.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -232,7 +232,7 @@ async fn change_password(
 ) -> AppResult<Json<TokenPair>> {
     let pair = state
         .services
-        .sessions
+        .sessions()
         .change_password(
             &auth.principal,
             &request.current_password,
@@ -253,7 +253,7 @@ async fn request_password_reset(
     JsonBody(request): JsonBody<ResetRequest>,
 ) -> AppResult<impl IntoResponse> {
     let tenant = tenant_of(request.tenant_id, &caller)?;
-    state.services.recovery.request_password_reset(&tenant, &request.email).await?;
+    state.services.recovery().request_password_reset(&tenant, &request.email).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "if the account exists, a message is on its way" })))
 }
 
@@ -265,7 +265,7 @@ async fn confirm_password_reset(
     caller: Caller,
     JsonBody(request): JsonBody<ResetConfirm>,
 ) -> AppResult<StatusCode> {
-    state.services.recovery.confirm_password_reset(&request.token, &request.new_password, &caller.request).await?;
+    state.services.recovery().confirm_password_reset(&request.token, &request.new_password, &caller.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -276,8 +276,8 @@ async fn request_email_verification(
     State(state): State<AppState>,
     auth: Authorized<need::SignedIn>,
 ) -> AppResult<impl IntoResponse> {
-    let (user, _) = state.services.sessions.me(&auth.principal).await?;
-    state.services.recovery.request_email_verification(auth.tenant()?, &user).await?;
+    let (user, _) = state.services.sessions().me(&auth.principal).await?;
+    state.services.recovery().request_email_verification(auth.tenant()?, &user).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "a verification message is on its way" })))
 }
 
@@ -289,6 +289,6 @@ async fn confirm_email(
     caller: Caller,
     JsonBody(request): JsonBody<TokenOnly>,
 ) -> AppResult<StatusCode> {
-    state.services.recovery.confirm_email(&request.token, &caller.request).await?;
+    state.services.recovery().confirm_email(&request.token, &caller.request).await?;
     Ok(StatusCode::NO_CONTENT)
 }

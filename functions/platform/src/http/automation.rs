@@ -68,7 +68,9 @@ async fn list_triggers(
     auth: Authorized<need::AutomationRead>,
     params: Params,
 ) -> AppResult<Json<Vec<TriggerInfo>>> {
-    Ok(Json(state.services.automation.triggers(auth.tenant()?, params.0.get("module_type").map(String::as_str)).await?))
+    Ok(Json(
+        state.services.automation().triggers(auth.tenant()?, params.0.get("module_type").map(String::as_str)).await?,
+    ))
 }
 
 /// List rules (filters `module_type`, `trigger_id`, `is_active`).
@@ -86,7 +88,7 @@ async fn list_rules(
         trigger_id: params.0.get("trigger_id").cloned(),
         is_active: flag(&params, "is_active")?,
     };
-    let listed = state.services.automation.list_rules(auth.tenant()?, &filter, &params.page()?).await?;
+    let listed = state.services.automation().list_rules(auth.tenant()?, &filter, &params.page()?).await?;
     Ok(Json(Listed { items: listed.items.into_iter().map(Rule::redacted).collect(), next_cursor: listed.next_cursor }))
 }
 
@@ -98,7 +100,7 @@ async fn create_rule(
     auth: Authorized<need::AutomationManage>,
     JsonBody(input): JsonBody<RuleInput>,
 ) -> AppResult<impl IntoResponse> {
-    let rule = state.services.automation.create_rule(&auth.actor(), auth.tenant()?, input).await?;
+    let rule = state.services.automation().create_rule(&auth.actor(), auth.tenant()?, input).await?;
     Ok((StatusCode::CREATED, Json(rule.redacted())))
 }
 
@@ -110,7 +112,7 @@ async fn get_rule(
     auth: Authorized<need::AutomationRead>,
     Path(rule_id): Path<String>,
 ) -> AppResult<Json<Rule>> {
-    Ok(Json(state.services.automation.get_rule(auth.tenant()?, &rule_id).await?.redacted()))
+    Ok(Json(state.services.automation().get_rule(auth.tenant()?, &rule_id).await?.redacted()))
 }
 
 /// Replace a rule.
@@ -122,7 +124,7 @@ async fn update_rule(
     Path(rule_id): Path<String>,
     JsonBody(input): JsonBody<RuleInput>,
 ) -> AppResult<Json<Rule>> {
-    Ok(Json(state.services.automation.update_rule(&auth.actor(), auth.tenant()?, &rule_id, input).await?.redacted()))
+    Ok(Json(state.services.automation().update_rule(&auth.actor(), auth.tenant()?, &rule_id, input).await?.redacted()))
 }
 
 /// Delete a rule.
@@ -133,7 +135,7 @@ async fn delete_rule(
     auth: Authorized<need::AutomationManage>,
     Path(rule_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.automation.delete_rule(&auth.actor(), auth.tenant()?, &rule_id).await?;
+    state.services.automation().delete_rule(&auth.actor(), auth.tenant()?, &rule_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,7 +150,7 @@ async fn toggle_rule(
 ) -> AppResult<Json<Rule>> {
     let active = flag(&params, "is_active")?
         .ok_or_else(|| AppError::BadRequest(Invalid::one("is_active", "is required: true or false")))?;
-    Ok(Json(state.services.automation.toggle_rule(&auth.actor(), auth.tenant()?, &rule_id, active).await?.redacted()))
+    Ok(Json(state.services.automation().toggle_rule(&auth.actor(), auth.tenant()?, &rule_id, active).await?.redacted()))
 }
 
 /// A rule's immutable versions, newest first.
@@ -161,7 +163,7 @@ async fn list_rule_versions(
     Path(rule_id): Path<String>,
     params: Params,
 ) -> AppResult<Json<Listed<Rule>>> {
-    let listed = state.services.automation.rule_versions(auth.tenant()?, &rule_id, &params.page()?).await?;
+    let listed = state.services.automation().rule_versions(auth.tenant()?, &rule_id, &params.page()?).await?;
     Ok(Json(Listed { items: listed.items.into_iter().map(Rule::redacted).collect(), next_cursor: listed.next_cursor }))
 }
 
@@ -176,7 +178,7 @@ async fn get_rule_version(
     // A version that is no number names no version: 404 (problem+json), never axum's text answer.
     let version: u64 =
         version.parse().map_err(|_| AppError::NotFound(format!("rule '{rule_id}' has no version '{version}'")))?;
-    Ok(Json(state.services.automation.rule_version(auth.tenant()?, &rule_id, version).await?.redacted()))
+    Ok(Json(state.services.automation().rule_version(auth.tenant()?, &rule_id, version).await?.redacted()))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
@@ -196,7 +198,7 @@ async fn rollback_rule(
     Path(rule_id): Path<String>,
     JsonBody(to): JsonBody<RollbackTo>,
 ) -> AppResult<Json<Rule>> {
-    let rule = state.services.automation.rollback_rule(&auth.actor(), auth.tenant()?, &rule_id, to.version).await?;
+    let rule = state.services.automation().rollback_rule(&auth.actor(), auth.tenant()?, &rule_id, to.version).await?;
     Ok(Json(rule.redacted()))
 }
 
@@ -209,7 +211,7 @@ async fn test_rule(
     Path(rule_id): Path<String>,
     JsonBody(sample): JsonBody<SampleEvent>,
 ) -> AppResult<Json<RuleTest>> {
-    Ok(Json(state.services.automation.test_rule(auth.tenant()?, &rule_id, sample).await?))
+    Ok(Json(state.services.automation().test_rule(auth.tenant()?, &rule_id, sample).await?))
 }
 
 /// The `?status=` filter of run lists.
@@ -236,10 +238,10 @@ async fn rule_executions(
     params: Params,
 ) -> AppResult<Json<Listed<Execution>>> {
     let tenant = auth.tenant()?;
-    state.services.automation.get_rule(tenant, &rule_id).await?;
+    state.services.automation().get_rule(tenant, &rule_id).await?;
     let status = status_filter(&params)?;
     Ok(Json(redacted_list(
-        state.services.automation.executions(tenant, Some(&rule_id), status, &params.page()?).await?,
+        state.services.automation().executions(tenant, Some(&rule_id), status, &params.page()?).await?,
     )))
 }
 
@@ -253,7 +255,9 @@ async fn list_executions(
     params: Params,
 ) -> AppResult<Json<Listed<Execution>>> {
     let status = status_filter(&params)?;
-    Ok(Json(redacted_list(state.services.automation.executions(auth.tenant()?, None, status, &params.page()?).await?)))
+    Ok(Json(redacted_list(
+        state.services.automation().executions(auth.tenant()?, None, status, &params.page()?).await?,
+    )))
 }
 
 /// One run: the event, which conditions held, each action's outcome and attempts.
@@ -264,7 +268,7 @@ async fn get_execution(
     auth: Authorized<need::AutomationRead>,
     Path(execution_id): Path<String>,
 ) -> AppResult<Json<Execution>> {
-    Ok(Json(redacted(state.services.automation.execution(auth.tenant()?, &execution_id).await?.0)))
+    Ok(Json(redacted(state.services.automation().execution(auth.tenant()?, &execution_id).await?.0)))
 }
 
 /// Replay the failed actions of a run.
@@ -275,7 +279,7 @@ async fn retry_execution(
     auth: Authorized<need::AutomationManage>,
     Path(execution_id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
-    let execution = state.services.automation.retry(&auth.actor(), auth.tenant()?, &execution_id).await?;
+    let execution = state.services.automation().retry(&auth.actor(), auth.tenant()?, &execution_id).await?;
     Ok((StatusCode::ACCEPTED, Json(redacted(execution))))
 }
 
@@ -287,7 +291,7 @@ async fn publish_event(
     auth: Authorized<need::AutomationManage>,
     JsonBody(event): JsonBody<IncomingEvent>,
 ) -> AppResult<impl IntoResponse> {
-    let event = state.services.automation.publish(auth.tenant()?, event).await?;
+    let event = state.services.automation().publish(auth.tenant()?, event).await?;
     Ok((StatusCode::ACCEPTED, Json(event)))
 }
 
@@ -299,7 +303,7 @@ async fn rotate_signing_key(
     State(state): State<AppState>,
     auth: Authorized<need::AutomationManage>,
 ) -> AppResult<(StatusCode, Json<NewSigningKey>)> {
-    Ok((StatusCode::CREATED, Json(state.services.signing_keys.rotate(&auth.actor(), auth.tenant()?).await?)))
+    Ok((StatusCode::CREATED, Json(state.services.signing_keys().rotate(&auth.actor(), auth.tenant()?).await?)))
 }
 
 /// Notifications sent by automations, newest first.
@@ -311,7 +315,7 @@ async fn list_notifications(
     auth: Authorized<need::RecordsRead>,
     params: Params,
 ) -> AppResult<Json<Listed<Notification>>> {
-    Ok(Json(state.services.automation.notifications(auth.tenant()?, &params.page()?).await?))
+    Ok(Json(state.services.automation().notifications(auth.tenant()?, &params.page()?).await?))
 }
 
 /// Tasks (a tool of the system service), created by people or by automations, newest
@@ -341,7 +345,7 @@ async fn list_tasks(
         overdue: params.flag("overdue")?,
         tools,
     };
-    Ok(Json(state.services.automation.tasks(auth.tenant()?, &filter, &params.page()?).await?))
+    Ok(Json(state.services.automation().tasks(auth.tenant()?, &filter, &params.page()?).await?))
 }
 
 /// Create a task (a `task_created` event of the `tools` module; `task_overdue` fires at
@@ -354,7 +358,7 @@ async fn create_task(
     JsonBody(input): JsonBody<TaskInput>,
 ) -> AppResult<impl IntoResponse> {
     let creator = auth.principal.user_id();
-    let task = state.services.automation.create_task(&auth.actor(), creator, auth.tenant()?, input).await?;
+    let task = state.services.automation().create_task(&auth.actor(), creator, auth.tenant()?, input).await?;
     Ok((StatusCode::CREATED, Json(task)))
 }
 
@@ -367,7 +371,7 @@ async fn get_task(
     auth: Authorized<need::RecordsRead>,
     Path(task_id): Path<String>,
 ) -> AppResult<Json<Task>> {
-    Ok(Json(state.services.automation.task(auth.tenant()?, &task_id).await?.0))
+    Ok(Json(state.services.automation().task(auth.tenant()?, &task_id).await?.0))
 }
 
 /// Change a task; the status follows the workflow (todo, in_progress, done, cancelled;
@@ -382,7 +386,7 @@ async fn update_task(
     Path(task_id): Path<String>,
     JsonBody(input): JsonBody<TaskInput>,
 ) -> AppResult<Json<Task>> {
-    Ok(Json(state.services.automation.update_task(&auth.actor(), auth.tenant()?, &task_id, input).await?))
+    Ok(Json(state.services.automation().update_task(&auth.actor(), auth.tenant()?, &task_id, input).await?))
 }
 
 /// Delete a task.
@@ -394,6 +398,6 @@ async fn delete_task(
     auth: Authorized<need::RecordsWrite>,
     Path(task_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.automation.delete_task(&auth.actor(), auth.tenant()?, &task_id).await?;
+    state.services.automation().delete_task(&auth.actor(), auth.tenant()?, &task_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -110,7 +110,7 @@ async fn check(state: &AppState, tenant: &TenantId, event: &CalendarEvent) -> Ap
     if !issues.is_empty() {
         return Err(Invalid(issues).into());
     }
-    let tools = &state.services.tools;
+    let tools = &state.services.tools();
     tools.check_subject(tenant, event.common.subject.as_ref()).await?;
     for (i, a) in event.attendees.iter().enumerate() {
         if let Some(user) = &a.user_id {
@@ -156,7 +156,8 @@ async fn list_events(
     let (from, to) = (bound(&params, "from")?, bound(&params, "to")?);
     let (from, to) = match (from, to) {
         (None, None) => {
-            let listed = state.services.tools.list::<CalendarEvent>(tenant, &filter, &params.page()?, |_| true).await?;
+            let listed =
+                state.services.tools().list::<CalendarEvent>(tenant, &filter, &params.page()?, |_| true).await?;
             return Ok(Json(listed).into_response());
         }
         (Some(f), Some(t)) => (f, t),
@@ -169,7 +170,7 @@ async fn list_events(
         )));
     }
     filter.check().map_err(AppError::BadRequest)?;
-    let events = state.services.tools.all::<CalendarEvent>(tenant, MAX_EVENTS, |e| filter.matches(&e.common)).await?;
+    let events = state.services.tools().all::<CalendarEvent>(tenant, MAX_EVENTS, |e| filter.matches(&e.common)).await?;
     let mut found: Vec<(Timestamp, Occurrence)> = Vec::new();
     for event in events {
         for (start, end) in event.occurrences(from, to, MAX_OCCURRENCES) {
@@ -229,7 +230,7 @@ async fn create_event(
     };
     apply(&mut event, input)?;
     check(&state, tenant, &event).await?;
-    Ok((StatusCode::CREATED, Json(state.services.tools.create(&auth.actor(), tenant, event).await?)))
+    Ok((StatusCode::CREATED, Json(state.services.tools().create(&auth.actor(), tenant, event).await?)))
 }
 
 /// The calendar's export formats (declares the parameter; there is only one).
@@ -255,7 +256,7 @@ async fn export_events(
     let tenant = auth.tenant()?;
     let filter = tool_filter(&params);
     filter.check().map_err(AppError::BadRequest)?;
-    let events = state.services.tools.all::<CalendarEvent>(tenant, MAX_EVENTS, |e| filter.matches(&e.common)).await?;
+    let events = state.services.tools().all::<CalendarEvent>(tenant, MAX_EVENTS, |e| filter.matches(&e.common)).await?;
     let mut mails = std::collections::HashMap::new();
     let mut users: Vec<String> = Vec::new();
     for event in &events {
@@ -268,7 +269,7 @@ async fn export_events(
     users.sort();
     users.dedup();
     for user in users {
-        let found = state.services.users.get(tenant, &user).await.ok().map(|u| u.user.email);
+        let found = state.services.users().get(tenant, &user).await.ok().map(|u| u.user.email);
         mails.insert(user, found);
     }
     let ics = to_ics(&events, &format!("{tenant}.business-platform"), |user| mails.get(user).cloned().flatten());
@@ -290,7 +291,7 @@ async fn get_event(
     auth: Authorized<need::RecordsRead>,
     Path(id): Path<String>,
 ) -> AppResult<Json<CalendarEvent>> {
-    Ok(Json(state.services.tools.get::<CalendarEvent>(auth.tenant()?, &id).await?.0))
+    Ok(Json(state.services.tools().get::<CalendarEvent>(auth.tenant()?, &id).await?.0))
 }
 
 /// Change an event; the fields given replace the current ones.
@@ -305,11 +306,11 @@ async fn update_event(
     JsonBody(input): JsonBody<EventInput>,
 ) -> AppResult<Json<CalendarEvent>> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<CalendarEvent>(tenant, &id).await?;
+    let (before, version) = state.services.tools().get::<CalendarEvent>(tenant, &id).await?;
     let mut after = before.clone();
     apply(&mut after, input)?;
     check(&state, tenant, &after).await?;
-    Ok(Json(state.services.tools.replace(&auth.actor(), tenant, &before, version, after).await?))
+    Ok(Json(state.services.tools().replace(&auth.actor(), tenant, &before, version, after).await?))
 }
 
 /// Delete an event.
@@ -322,7 +323,7 @@ async fn delete_event(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<CalendarEvent>(tenant, &id).await?;
-    state.services.tools.delete(&auth.actor(), tenant, &before, version).await?;
+    let (before, version) = state.services.tools().get::<CalendarEvent>(tenant, &id).await?;
+    state.services.tools().delete(&auth.actor(), tenant, &before, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for Caller {
         let principal =
             match bearer(parts) {
                 None => None,
-                Some(token) => Some(state.services.authn.authenticate(token).await?.ok_or_else(|| {
+                Some(token) => Some(state.services.authn().authenticate(token).await?.ok_or_else(|| {
                     AppError::Unauthorized("the credentials are not valid or have expired".to_string())
                 })?),
             };

@@ -40,7 +40,7 @@ async fn list_systems(
     _auth: Authorized<need::SystemsRead>,
     params: Params,
 ) -> AppResult<Json<Listed<System>>> {
-    Ok(Json(state.services.catalog.list_systems(&params.page()?).await?))
+    Ok(Json(state.services.catalog().list_systems(&params.page()?).await?))
 }
 
 /// Add a system to the catalog (platform administrator).
@@ -52,7 +52,7 @@ async fn create_system(
     admin: Authorized<need::CatalogManage>,
     JsonBody(new): JsonBody<NewSystem>,
 ) -> AppResult<impl IntoResponse> {
-    let system = state.services.catalog.create_system(&admin.actor(), new).await?;
+    let system = state.services.catalog().create_system(&admin.actor(), new).await?;
     let location = format!("/api/v1/systems/{}", system.system_id);
     Ok((StatusCode::CREATED, etag_header(1), [(header::LOCATION, location)], Json(system)))
 }
@@ -67,7 +67,7 @@ async fn get_system(
     _auth: Authorized<need::SystemsRead>,
     Path(system_id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
-    let (system, version) = state.services.catalog.get_system(&system_in_path(&system_id)?).await?;
+    let (system, version) = state.services.catalog().get_system(&system_in_path(&system_id)?).await?;
     Ok((etag_header(version), Json(system)))
 }
 
@@ -85,7 +85,7 @@ async fn update_system(
 ) -> AppResult<impl IntoResponse> {
     let (system, version) = state
         .services
-        .catalog
+        .catalog()
         .update_system(&admin.actor(), &system_in_path(&system_id)?, update, if_match.version())
         .await?;
     Ok((etag_header(version), Json(system)))
@@ -102,7 +102,7 @@ async fn list_versions(
     Path(system_id): Path<String>,
     params: Params,
 ) -> AppResult<Json<Listed<SystemVersion>>> {
-    Ok(Json(state.services.catalog.list_versions(&system_in_path(&system_id)?, &params.page()?).await?))
+    Ok(Json(state.services.catalog().list_versions(&system_in_path(&system_id)?, &params.page()?).await?))
 }
 
 /// Publish a new immutable version (platform administrator).
@@ -116,7 +116,7 @@ async fn publish_version(
     Path(system_id): Path<String>,
     JsonBody(new): JsonBody<NewVersion>,
 ) -> AppResult<impl IntoResponse> {
-    let published = state.services.catalog.publish_version(&admin.actor(), &system_in_path(&system_id)?, new).await?;
+    let published = state.services.catalog().publish_version(&admin.actor(), &system_in_path(&system_id)?, new).await?;
     let location = format!("/api/v1/systems/{}/versions/{}", published.system_id, published.version);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(published)))
 }
@@ -134,5 +134,5 @@ async fn get_version(
     let id = system_in_path(&system_id)?;
     let version = semver::Version::parse(&version)
         .map_err(|_| AppError::NotFound(format!("system '{id}' has no version {version}")))?;
-    Ok(Json(state.services.catalog.get_version(&id, &version).await?))
+    Ok(Json(state.services.catalog().get_version(&id, &version).await?))
 }

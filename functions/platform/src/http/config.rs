@@ -121,7 +121,7 @@ async fn get_tenant_config(
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let scope = key_in_path(&key)?;
-    let current = state.services.configs.get(tenant, &scope).await?;
+    let current = state.services.configs().get(tenant, &scope).await?;
     Ok(tenant_view(tenant, &scope, current))
 }
 
@@ -139,7 +139,7 @@ async fn put_tenant_config(
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let scope = ConfigKey::parse(&key).map(ConfigScope::Tenant)?;
-    let current = state.services.configs.put(&auth.actor(), tenant, &scope, body.value, if_match.0).await?;
+    let current = state.services.configs().put(&auth.actor(), tenant, &scope, body.value, if_match.0).await?;
     Ok(tenant_view(tenant, &scope, current))
 }
 
@@ -155,7 +155,7 @@ async fn list_tenant_config_versions(
     params: Params,
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
     let tenant = auth.tenant()?;
-    Ok(Json(state.services.configs.list_versions(tenant, &key_in_path(&key)?, &params.page()?).await?))
+    Ok(Json(state.services.configs().list_versions(tenant, &key_in_path(&key)?, &params.page()?).await?))
 }
 
 /// Get one version of a tenant configuration.
@@ -169,7 +169,7 @@ async fn get_tenant_config_version(
     Path((_tenant_id, key, version)): Path<(String, String, String)>,
 ) -> AppResult<Json<ConfigVersion>> {
     let tenant = auth.tenant()?;
-    Ok(Json(state.services.configs.get_version(tenant, &key_in_path(&key)?, version_in_path(&version)?).await?))
+    Ok(Json(state.services.configs().get_version(tenant, &key_in_path(&key)?, version_in_path(&version)?).await?))
 }
 
 /// Roll back to an earlier version; the rollback is itself a new version.
@@ -186,7 +186,7 @@ async fn rollback_tenant_config(
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let scope = key_in_path(&key)?;
-    let current = state.services.configs.rollback(&auth.actor(), tenant, &scope, body.version, if_match.0).await?;
+    let current = state.services.configs().rollback(&auth.actor(), tenant, &scope, body.version, if_match.0).await?;
     Ok(tenant_view(tenant, &scope, current))
 }
 
@@ -202,7 +202,7 @@ async fn get_system_config(
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    let current = state.services.configs.get(tenant, &scope).await?;
+    let current = state.services.configs().get(tenant, &scope).await?;
     Ok(system_view(tenant, &scope, current))
 }
 
@@ -220,7 +220,7 @@ async fn put_system_config(
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    let current = state.services.configs.put(&auth.actor(), tenant, &scope, body.configuration, if_match.0).await?;
+    let current = state.services.configs().put(&auth.actor(), tenant, &scope, body.configuration, if_match.0).await?;
     Ok(system_view(tenant, &scope, current))
 }
 
@@ -237,7 +237,7 @@ async fn list_system_config_versions(
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
     let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    Ok(Json(state.services.configs.list_versions(tenant, &scope, &params.page()?).await?))
+    Ok(Json(state.services.configs().list_versions(tenant, &scope, &params.page()?).await?))
 }
 
 /// Get one version of an installed system's configuration.
@@ -252,7 +252,7 @@ async fn get_system_config_version(
 ) -> AppResult<Json<ConfigVersion>> {
     let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    Ok(Json(state.services.configs.get_version(tenant, &scope, version_in_path(&version)?).await?))
+    Ok(Json(state.services.configs().get_version(tenant, &scope, version_in_path(&version)?).await?))
 }
 
 /// Roll an installed system's configuration back to an earlier version (checked against
@@ -270,6 +270,6 @@ async fn rollback_system_config(
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
     let scope = ConfigScope::System(system_in_path(&system_id)?);
-    let current = state.services.configs.rollback(&auth.actor(), tenant, &scope, body.version, if_match.0).await?;
+    let current = state.services.configs().rollback(&auth.actor(), tenant, &scope, body.version, if_match.0).await?;
     Ok(system_view(tenant, &scope, current))
 }

@@ -34,7 +34,7 @@ async fn list_sources(
     State(state): State<AppState>,
     auth: Authorized<need::AutomationRead>,
 ) -> AppResult<Json<Listed<EventSource>>> {
-    Ok(Json(state.services.event_sources.list(auth.tenant()?).await?))
+    Ok(Json(state.services.event_sources().list(auth.tenant()?).await?))
 }
 
 /// Register an AWS event source (account, source, detail-type, optional pre-filter
@@ -47,7 +47,7 @@ async fn register_source(
     auth: Authorized<need::AutomationManage>,
     JsonBody(input): JsonBody<EventSourceInput>,
 ) -> AppResult<impl IntoResponse> {
-    let registered = state.services.event_sources.register(&auth.actor(), auth.tenant()?, input).await?;
+    let registered = state.services.event_sources().register(&auth.actor(), auth.tenant()?, input).await?;
     Ok((StatusCode::CREATED, Json(registered)))
 }
 
@@ -59,7 +59,7 @@ async fn remove_source(
     auth: Authorized<need::AutomationManage>,
     Path(source_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.event_sources.remove(&auth.actor(), auth.tenant()?, &source_id).await?;
+    state.services.event_sources().remove(&auth.actor(), auth.tenant()?, &source_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -71,7 +71,7 @@ async fn list_unmapped(
     State(state): State<AppState>,
     _operator: Authorized<need::PlatformOperate>,
 ) -> AppResult<Json<Vec<Unmapped>>> {
-    Ok(Json(state.services.event_sources.unmapped().await?))
+    Ok(Json(state.services.event_sources().unmapped().await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

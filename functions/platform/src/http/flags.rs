@@ -92,7 +92,7 @@ async fn list_flags(
     params: Params,
 ) -> AppResult<Json<Listed<Flag>>> {
     let owner = owner_of(&auth.principal, &params, false)?;
-    let listed = state.services.flags.list(owner, &params.page()?).await?;
+    let listed = state.services.flags().list(owner, &params.page()?).await?;
     let items = listed.items.into_iter().map(|f| seen_by(&auth.principal, f)).collect();
     Ok(Json(Listed { items, next_cursor: listed.next_cursor }))
 }
@@ -120,7 +120,7 @@ async fn create_flag(
         None => return Err(AppError::Invalid(Invalid::one("key", "is required"))),
     };
     let definition = definition_of(body)?;
-    let flag = state.services.flags.put(&auth.actor(), owner, &key, definition, None, Expect::Absent).await?;
+    let flag = state.services.flags().put(&auth.actor(), owner, &key, definition, None, Expect::Absent).await?;
     Ok((StatusCode::CREATED, view(flag)))
 }
 
@@ -136,7 +136,7 @@ async fn get_flag(
     params: Params,
 ) -> AppResult<impl IntoResponse> {
     let owner = owner_of(&auth.principal, &params, false)?;
-    Ok(view(seen_by(&auth.principal, state.services.flags.get(owner, &key_in_path(&key)?).await?)))
+    Ok(view(seen_by(&auth.principal, state.services.flags().get(owner, &key_in_path(&key)?).await?)))
 }
 
 /// Replace a flag's definition (created when absent); `If-Match` makes it conditional.
@@ -159,7 +159,7 @@ async fn put_flag(
         return Err(AppError::Invalid(Invalid::one("flag_key", format!("'{key}' is reserved"))));
     }
     let key = flag_key(&key)?;
-    Ok(view(state.services.flags.put(&auth.actor(), owner, &key, definition, if_match.0, Expect::Any).await?))
+    Ok(view(state.services.flags().put(&auth.actor(), owner, &key, definition, if_match.0, Expect::Any).await?))
 }
 
 /// Delete a flag: evaluation no longer sees it (a tenant's override falls back to the platform flag).
@@ -175,7 +175,7 @@ async fn delete_flag(
     if_match: IfMatchHeader,
 ) -> AppResult<StatusCode> {
     let owner = owner_of(&auth.principal, &params, true)?;
-    state.services.flags.delete(&auth.actor(), owner, &key_in_path(&key)?, if_match.0).await?;
+    state.services.flags().delete(&auth.actor(), owner, &key_in_path(&key)?, if_match.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,7 +192,7 @@ async fn list_flag_versions(
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
     // Versions hold whole definitions (every tenant's override): not for tenants.
     let owner = owner_of(&auth.principal, &params, true)?;
-    Ok(Json(state.services.flags.versions(owner, &key_in_path(&key)?, &params.page()?).await?))
+    Ok(Json(state.services.flags().versions(owner, &key_in_path(&key)?, &params.page()?).await?))
 }
 
 /// The caller as an evaluation context: user id, e-mail, roles and teams.
@@ -204,7 +204,7 @@ async fn caller_context(state: &AppState, principal: &Principal) -> AppResult<Co
         _ => None,
     };
     let teams = match &user_id {
-        Some(user) => state.services.flags.teams_of(tenant, user).await?,
+        Some(user) => state.services.flags().teams_of(tenant, user).await?,
         None => Vec::new(),
     };
     Ok(Context {
@@ -230,7 +230,7 @@ async fn evaluate_for_caller(
     auth: Authorized<need::SignedIn>,
 ) -> AppResult<Json<Evaluations>> {
     let context = caller_context(&state, &auth.principal).await?;
-    Ok(Json(Evaluations { items: state.services.flags.evaluate_all(auth.tenant()?, &context).await? }))
+    Ok(Json(Evaluations { items: state.services.flags().evaluate_all(auth.tenant()?, &context).await? }))
 }
 
 /// An OFREP error body (`{"key"?, "errorCode", "errorDetails"}`), which is also a
@@ -318,7 +318,7 @@ async fn ofrep_evaluate_flag(
         Ok(c) => c,
         Err((code, details)) => return Ok(ofrep_error(StatusCode::BAD_REQUEST, Some(&key), code, details)),
     };
-    match state.services.flags.evaluate(auth.tenant()?, &key, &context).await? {
+    match state.services.flags().evaluate(auth.tenant()?, &key, &context).await? {
         Some(e) => {
             let mut answer = ofrep_success(e);
             answer["cacheable"] = json!(true);
@@ -349,7 +349,7 @@ async fn ofrep_evaluate_flags(
         Err((code, details)) => return Ok(ofrep_error(StatusCode::BAD_REQUEST, None, code, details)),
     };
     let flags: Vec<Value> =
-        state.services.flags.evaluate_all(auth.tenant()?, &context).await?.into_iter().map(ofrep_success).collect();
+        state.services.flags().evaluate_all(auth.tenant()?, &context).await?.into_iter().map(ofrep_success).collect();
     let answer = json!({"flags": flags});
     let digest = crate::app::credentials::sha256_hex(&answer.to_string());
     let etag = format!("\"{}\"", &digest[..32]);

@@ -30,7 +30,7 @@ use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::Services;
+use crate::Services;
 pub use caller::{need, Authorized, Caller};
 
 #[derive(Clone)]
@@ -124,13 +124,11 @@ pub fn finish(routes: ApiRouter, state: AppState) -> Router {
 /// make the labels unbounded), method and status.
 async fn measure(request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
     let started = std::time::Instant::now();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    crate::telemetry::request(&route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |m| m.as_str());
+    crate::telemetry::request(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 

@@ -42,7 +42,7 @@ async fn get_tenant_limits(
     _operator: Authorized<need::PlatformOperate>,
     Path(tenant): Path<String>,
 ) -> AppResult<Json<LimitsView>> {
-    Ok(Json(state.services.engine.limiter.view(&tenant_of(&tenant)?).await?))
+    Ok(Json(state.services.limiter().view(&tenant_of(&tenant)?).await?))
 }
 
 /// Set a tenant's automation rate limits (token buckets: `per_second` sustained, `burst`
@@ -56,7 +56,7 @@ async fn set_tenant_limits(
     Path(tenant): Path<String>,
     JsonBody(limits): JsonBody<TenantLimits>,
 ) -> AppResult<Json<LimitsView>> {
-    Ok(Json(state.services.engine.limiter.set(&operator.actor(), &tenant_of(&tenant)?, Some(limits)).await?))
+    Ok(Json(state.services.limiter().set(&operator.actor(), &tenant_of(&tenant)?, Some(limits)).await?))
 }
 
 /// Put a tenant back on the default limits.
@@ -67,7 +67,7 @@ async fn reset_tenant_limits(
     operator: Authorized<need::PlatformOperate>,
     Path(tenant): Path<String>,
 ) -> AppResult<Json<LimitsView>> {
-    Ok(Json(state.services.engine.limiter.set(&operator.actor(), &tenant_of(&tenant)?, None).await?))
+    Ok(Json(state.services.limiter().set(&operator.actor(), &tenant_of(&tenant)?, None).await?))
 }
 
 /// Dead letters of every stage, oldest first (filters `tenant_id`, `source`).
@@ -82,7 +82,7 @@ async fn list_dead_letters(
 ) -> AppResult<Json<Listed<DeadLetter>>> {
     let filter =
         DeadLetterFilter { tenant_id: params.0.get("tenant_id").cloned(), source: params.0.get("source").cloned() };
-    Ok(Json(state.services.dead_letters.list(&filter, &params.page()?).await?))
+    Ok(Json(state.services.dead_letters().list(&filter, &params.page()?).await?))
 }
 
 /// Send a dead letter back into the stage it left (an action's run is reopened).
@@ -94,7 +94,7 @@ async fn replay_dead_letter(
     operator: Authorized<need::PlatformOperate>,
     Path(dead_letter_id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
-    let letter = state.services.dead_letters.replay(&operator.actor(), &dead_letter_id).await?;
+    let letter = state.services.dead_letters().replay(&operator.actor(), &dead_letter_id).await?;
     Ok((StatusCode::ACCEPTED, Json(letter)))
 }
 
@@ -107,7 +107,7 @@ async fn discard_dead_letter(
     operator: Authorized<need::PlatformOperate>,
     Path(dead_letter_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.dead_letters.discard(&operator.actor(), &dead_letter_id).await?;
+    state.services.dead_letters().discard(&operator.actor(), &dead_letter_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,7 +125,7 @@ async fn sweep_runs(
     State(state): State<AppState>,
     _operator: Authorized<need::PlatformOperate>,
 ) -> AppResult<Json<Swept>> {
-    let runs = state.services.runs.sweep(crate::domain::time::unix_now()).await?;
+    let runs = state.services.runs().sweep(crate::domain::time::unix_now()).await?;
     Ok(Json(Swept { runs }))
 }
 
@@ -144,6 +144,6 @@ async fn seed_catalog(
     State(state): State<AppState>,
     _operator: Authorized<need::PlatformOperate>,
 ) -> AppResult<Json<Seeded>> {
-    crate::app::seed::ensure_builtin_catalog(state.services.store.as_ref(), &state.services.catalog).await?;
+    crate::app::seed::ensure_builtin_catalog(state.services.store.as_ref(), state.services.catalog()).await?;
     Ok(Json(Seeded { seeded: true }))
 }

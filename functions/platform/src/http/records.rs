@@ -43,7 +43,7 @@ async fn list_records(
         .collect();
     let listed = state
         .services
-        .records
+        .records()
         .list(auth.tenant()?, &system_in_path(&system_id)?, &entity, &filters, &params.page()?)
         .await?;
     Ok(Json(listed))
@@ -60,7 +60,7 @@ async fn create_record(
     JsonBody(data): JsonBody<Map<String, Value>>,
 ) -> AppResult<impl IntoResponse> {
     let system = system_in_path(&system_id)?;
-    let record = state.services.records.create(&auth.actor(), auth.tenant()?, &system, &entity, data).await?;
+    let record = state.services.records().create(&auth.actor(), auth.tenant()?, &system, &entity, data).await?;
     let location = format!("/api/v1/systems/{system}/records/{entity}/{}", record.record_id);
     Ok((StatusCode::CREATED, etag_header(1), [(header::LOCATION, location)], Json(record)))
 }
@@ -75,7 +75,7 @@ async fn get_record(
     Path((system_id, entity, record_id)): Path<(String, String, String)>,
 ) -> AppResult<impl IntoResponse> {
     let (record, version) =
-        state.services.records.get(auth.tenant()?, &system_in_path(&system_id)?, &entity, &record_id).await?;
+        state.services.records().get(auth.tenant()?, &system_in_path(&system_id)?, &entity, &record_id).await?;
     Ok((etag_header(version), Json(record)))
 }
 
@@ -94,7 +94,7 @@ async fn patch_record(
     let system = system_in_path(&system_id)?;
     let (record, version) = state
         .services
-        .records
+        .records()
         .patch(
             &auth.actor(),
             auth.tenant()?,
@@ -117,7 +117,7 @@ async fn delete_record(
 ) -> AppResult<StatusCode> {
     state
         .services
-        .records
+        .records()
         .delete(&auth.actor(), auth.tenant()?, &system_in_path(&system_id)?, &entity, &record_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)

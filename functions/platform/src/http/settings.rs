@@ -62,7 +62,7 @@ async fn list_settings(
 ) -> AppResult<Json<Listed<Setting>>> {
     let page = params.page()?;
     let category = params.0.get("category").map(String::as_str).filter(|c| !c.is_empty());
-    let settings = &state.services.settings;
+    let settings = &state.services.settings();
     let listed = match Scope::of(&auth.principal, &params)? {
         Scope::Tenant => settings.list(Owner::Tenant(auth.tenant()?), category, false, &page).await?,
         Scope::Platform => {
@@ -86,7 +86,7 @@ async fn create_setting(
     JsonBody(input): JsonBody<NewSetting>,
 ) -> AppResult<impl IntoResponse> {
     let owner = owner_of(&auth.principal, &params)?;
-    let setting = state.services.settings.create(&auth.actor(), owner, input).await?;
+    let setting = state.services.settings().create(&auth.actor(), owner, input).await?;
     Ok((StatusCode::CREATED, view(setting)))
 }
 
@@ -103,7 +103,7 @@ async fn get_setting(
     params: Params,
 ) -> AppResult<impl IntoResponse> {
     let key = key_in_path(&key)?;
-    let settings = &state.services.settings;
+    let settings = &state.services.settings();
     let explicit = Scope::named(&params)?.is_some();
     let setting = match Scope::of(&auth.principal, &params)? {
         Scope::Tenant if explicit => settings.get_in(Owner::Tenant(auth.tenant()?), &key, false).await?,
@@ -131,7 +131,7 @@ async fn put_setting(
 ) -> AppResult<impl IntoResponse> {
     let key = setting_key(&key)?;
     let owner = owner_of(&auth.principal, &params)?;
-    Ok(view(state.services.settings.update(&auth.actor(), owner, &key, input, if_match.0).await?))
+    Ok(view(state.services.settings().update(&auth.actor(), owner, &key, input, if_match.0).await?))
 }
 
 /// Delete a setting. Its versions stay readable; writing the key again continues them.
@@ -148,7 +148,7 @@ async fn delete_setting(
 ) -> AppResult<StatusCode> {
     let key = key_in_path(&key)?;
     let owner = owner_of(&auth.principal, &params)?;
-    state.services.settings.delete(&auth.actor(), owner, &key, if_match.0).await?;
+    state.services.settings().delete(&auth.actor(), owner, &key, if_match.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -165,7 +165,7 @@ async fn list_setting_versions(
 ) -> AppResult<Json<Listed<ConfigVersion>>> {
     let key = key_in_path(&key)?;
     let owner = owner_of(&auth.principal, &params)?;
-    Ok(Json(state.services.settings.versions(owner, &key, &params.page()?).await?))
+    Ok(Json(state.services.settings().versions(owner, &key, &params.page()?).await?))
 }
 
 /// Roll a setting back to an earlier version; the rollback is itself a new version.
@@ -184,5 +184,5 @@ async fn rollback_setting(
 ) -> AppResult<impl IntoResponse> {
     let key = key_in_path(&key)?;
     let owner = owner_of(&auth.principal, &params)?;
-    Ok(view(state.services.settings.rollback(&auth.actor(), owner, &key, body.version, if_match.0).await?))
+    Ok(view(state.services.settings().rollback(&auth.actor(), owner, &key, body.version, if_match.0).await?))
 }

@@ -54,7 +54,7 @@ async fn list_installed(
     params: Params,
 ) -> AppResult<Json<Listed<Install>>> {
     let tenant = auth.tenant()?;
-    Ok(Json(state.services.installs.list(tenant, &params.page()?).await?))
+    Ok(Json(state.services.installs().list(tenant, &params.page()?).await?))
 }
 
 /// Install a system and, in the same atomic operation, its missing dependencies.
@@ -68,8 +68,11 @@ async fn install(
     JsonBody(request): JsonBody<InstallRequest>,
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
-    let outcome =
-        state.services.installs.install(&auth.actor(), tenant, &request.system_id, request.version.as_deref()).await?;
+    let outcome = state
+        .services
+        .installs()
+        .install(&auth.actor(), tenant, &request.system_id, request.version.as_deref())
+        .await?;
     let location = format!("/api/v1/tenants/{tenant}/systems/{}", request.system_id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(outcome)))
 }
@@ -85,7 +88,7 @@ async fn get_installed(
     Path((_tenant_id, system_id)): Path<(String, String)>,
 ) -> AppResult<impl IntoResponse> {
     let tenant = auth.tenant()?;
-    let (install, version) = state.services.installs.get(tenant, &system_in_path(&system_id)?).await?;
+    let (install, version) = state.services.installs().get(tenant, &system_in_path(&system_id)?).await?;
     Ok((etag_header(version), Json(install)))
 }
 
@@ -105,7 +108,7 @@ async fn change_version(
     let system = system_in_path(&system_id)?;
     let (install, version) = state
         .services
-        .installs
+        .installs()
         .change_version(&auth.actor(), tenant, &system, &request.version, if_match.version())
         .await?;
     Ok((etag_header(version), Json(install)))
@@ -128,7 +131,7 @@ async fn uninstall(
     let tenant = auth.tenant()?;
     let cascade = params.flag("cascade")?;
     let outcome =
-        state.services.installs.uninstall(&auth.actor(), tenant, &system_in_path(&system_id)?, cascade).await?;
+        state.services.installs().uninstall(&auth.actor(), tenant, &system_in_path(&system_id)?, cascade).await?;
     let status = if outcome.complete { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, Json(outcome)))
 }
@@ -145,5 +148,5 @@ async fn history(
     params: Params,
 ) -> AppResult<Json<Listed<HistoryEntry>>> {
     let tenant = auth.tenant()?;
-    Ok(Json(state.services.installs.history(tenant, &system_in_path(&system_id)?, &params.page()?).await?))
+    Ok(Json(state.services.installs().history(tenant, &system_in_path(&system_id)?, &params.page()?).await?))
 }

@@ -49,7 +49,7 @@ async fn export_tenant(
     owner_only(&auth.principal)?;
     let tenant = auth.tenant()?;
     let services = &state.services;
-    let job = exports::request(services.store.as_ref(), services.engine.timers.as_ref(), &auth.actor(), tenant).await?;
+    let job = exports::request(services.store.as_ref(), services.timers().as_ref(), &auth.actor(), tenant).await?;
     Ok((StatusCode::ACCEPTED, Json(ExportView { job, download: None })))
 }
 
@@ -65,7 +65,7 @@ async fn get_export(
 ) -> AppResult<Json<ExportView>> {
     owner_only(&auth.principal)?;
     let (job, _) = exports::get(state.services.store.as_ref(), auth.tenant()?, &export_id).await?;
-    let download = match (job.status, &state.services.blobs) {
+    let download = match (job.status, &state.services.blobs()) {
         (ExportStatus::Complete, Some(blobs)) => Some(
             blobs
                 .download(&job.file_key, "export.zip", super::attachments::URL_TTL)

@@ -143,8 +143,8 @@ fn may_read(note: &Note, user: &str, teams: &[String]) -> bool {
 async fn readable_note(state: &AppState, principal: &Principal, id: &str) -> AppResult<(Note, u64)> {
     let tenant = principal.tenant()?;
     let user = user_of(principal)?;
-    let (note, version) = state.services.tools.get::<Note>(tenant, id).await?;
-    let teams = state.services.teams.teams_of(tenant, user).await?;
+    let (note, version) = state.services.tools().get::<Note>(tenant, id).await?;
+    let teams = state.services.teams().teams_of(tenant, user).await?;
     if !may_read(&note, user, &teams) {
         // Refused alike whether or not it exists.
         return Err(AppError::NotFound(format!("note '{id}' does not exist")));
@@ -173,12 +173,12 @@ async fn list_notes(
 ) -> AppResult<Json<Listed<Note>>> {
     let tenant = auth.tenant()?;
     let user = user_of(&auth.principal)?;
-    let teams = state.services.teams.teams_of(tenant, user).await?;
+    let teams = state.services.teams().teams_of(tenant, user).await?;
     let pinned = params.0.contains_key("pinned").then(|| params.flag("pinned")).transpose()?;
     let filter = tool_filter(&params);
     let listed = state
         .services
-        .tools
+        .tools()
         .list::<Note>(tenant, &filter, &params.page()?, |n| {
             may_read(n, user, &teams) && pinned.is_none_or(|p| n.pinned == p)
         })
@@ -207,12 +207,12 @@ async fn create_note(
     apply_note(&mut note, input);
     invalid(check_note(&note))?;
     check_team(&state, tenant, note.team_id.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(state.services.tools.create(&auth.actor(), tenant, note).await?)))
+    Ok((StatusCode::CREATED, Json(state.services.tools().create(&auth.actor(), tenant, note).await?)))
 }
 
 async fn check_team(state: &AppState, tenant: &crate::domain::ids::TenantId, team: Option<&str>) -> AppResult<()> {
     let Some(team) = team else { return Ok(()) };
-    match state.services.teams.get(tenant, team).await {
+    match state.services.teams().get(tenant, team).await {
         Ok(_) => Ok(()),
         Err(AppError::NotFound(_)) => {
             Err(Invalid::one("team_id", format!("'{team}' is not a team of this tenant")).into())
@@ -250,7 +250,7 @@ async fn update_note(
     apply_note(&mut after, input);
     invalid(check_note(&after))?;
     check_team(&state, tenant, after.team_id.as_deref()).await?;
-    Ok(Json(state.services.tools.replace(&auth.actor(), tenant, &before, version, after).await?))
+    Ok(Json(state.services.tools().replace(&auth.actor(), tenant, &before, version, after).await?))
 }
 
 /// Delete a note (its owner only).
@@ -263,7 +263,7 @@ async fn delete_note(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let (before, version) = own_note(&state, &auth.principal, &id).await?;
-    state.services.tools.delete(&auth.actor(), auth.tenant()?, &before, version).await?;
+    state.services.tools().delete(&auth.actor(), auth.tenant()?, &before, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -343,7 +343,7 @@ async fn list_calls(
     let filter = tool_filter(&params);
     let listed = state
         .services
-        .tools
+        .tools()
         .list::<Call>(auth.tenant()?, &filter, &params.page()?, |c| {
             direction.is_none_or(|d| c.direction == d) && outcome.is_none_or(|o| c.outcome == o)
         })
@@ -385,7 +385,7 @@ async fn create_call(
     };
     apply_call(&mut call, input);
     invalid(check_call(&call))?;
-    Ok((StatusCode::CREATED, Json(state.services.tools.create(&auth.actor(), tenant, call).await?)))
+    Ok((StatusCode::CREATED, Json(state.services.tools().create(&auth.actor(), tenant, call).await?)))
 }
 
 /// A call log.
@@ -397,7 +397,7 @@ async fn get_call(
     auth: Authorized<need::RecordsRead>,
     Path(id): Path<String>,
 ) -> AppResult<Json<Call>> {
-    Ok(Json(state.services.tools.get::<Call>(auth.tenant()?, &id).await?.0))
+    Ok(Json(state.services.tools().get::<Call>(auth.tenant()?, &id).await?.0))
 }
 
 /// Change a call log; the fields given replace the current ones.
@@ -412,11 +412,11 @@ async fn update_call(
     JsonBody(input): JsonBody<CallInput>,
 ) -> AppResult<Json<Call>> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<Call>(tenant, &id).await?;
+    let (before, version) = state.services.tools().get::<Call>(tenant, &id).await?;
     let mut after = before.clone();
     apply_call(&mut after, input);
     invalid(check_call(&after))?;
-    Ok(Json(state.services.tools.replace(&auth.actor(), tenant, &before, version, after).await?))
+    Ok(Json(state.services.tools().replace(&auth.actor(), tenant, &before, version, after).await?))
 }
 
 /// Delete a call log.
@@ -429,8 +429,8 @@ async fn delete_call(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<Call>(tenant, &id).await?;
-    state.services.tools.delete(&auth.actor(), tenant, &before, version).await?;
+    let (before, version) = state.services.tools().get::<Call>(tenant, &id).await?;
+    state.services.tools().delete(&auth.actor(), tenant, &before, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -496,7 +496,7 @@ async fn list_reviews(
     let principal = &auth.principal;
     let listed = state
         .services
-        .tools
+        .tools()
         .list::<Review>(auth.tenant()?, &filter, &params.page()?, |r| {
             may_see(r, principal) && status.is_none_or(|s| r.status == s) && rating.is_none_or(|n| r.rating == n)
         })
@@ -530,7 +530,7 @@ async fn create_review(
         status: input.status.unwrap_or_default(),
     };
     invalid(check_review(&review))?;
-    Ok((StatusCode::CREATED, Json(state.services.tools.create(&auth.actor(), tenant, review).await?)))
+    Ok((StatusCode::CREATED, Json(state.services.tools().create(&auth.actor(), tenant, review).await?)))
 }
 
 /// Count, average and distribution of a subject's published reviews.
@@ -569,7 +569,7 @@ async fn review_summary(
     }
     let reviews = state
         .services
-        .tools
+        .tools()
         .all::<Review>(auth.tenant()?, MAX_SUMMARIZED, |r| {
             r.status == ReviewStatus::Published && filter.matches(&r.common)
         })
@@ -592,7 +592,7 @@ async fn get_review(
     auth: Authorized<need::RecordsRead>,
     Path(id): Path<String>,
 ) -> AppResult<Json<Review>> {
-    let (review, _) = state.services.tools.get::<Review>(auth.tenant()?, &id).await?;
+    let (review, _) = state.services.tools().get::<Review>(auth.tenant()?, &id).await?;
     if !may_see(&review, &auth.principal) {
         return Err(AppError::NotFound(format!("review '{id}' does not exist")));
     }
@@ -611,7 +611,7 @@ async fn update_review(
     JsonBody(input): JsonBody<ReviewInput>,
 ) -> AppResult<Json<Review>> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<Review>(tenant, &id).await?;
+    let (before, version) = state.services.tools().get::<Review>(tenant, &id).await?;
     if !may_see(&before, &auth.principal) {
         return Err(AppError::NotFound(format!("review '{id}' does not exist")));
     }
@@ -643,7 +643,7 @@ async fn update_review(
         after.status = v;
     }
     invalid(check_review(&after))?;
-    Ok(Json(state.services.tools.replace(&auth.actor(), tenant, &before, version, after).await?))
+    Ok(Json(state.services.tools().replace(&auth.actor(), tenant, &before, version, after).await?))
 }
 
 /// Delete a review (its author or a moderator).
@@ -656,13 +656,13 @@ async fn delete_review(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let tenant = auth.tenant()?;
-    let (before, version) = state.services.tools.get::<Review>(tenant, &id).await?;
+    let (before, version) = state.services.tools().get::<Review>(tenant, &id).await?;
     if !may_see(&before, &auth.principal) {
         return Err(AppError::NotFound(format!("review '{id}' does not exist")));
     }
     if !(moderates(&auth.principal) || auth.principal.user_id() == Some(before.author.as_str())) {
         return Err(AppError::Forbidden("only a review's author or a moderator deletes it".to_string()));
     }
-    state.services.tools.delete(&auth.actor(), tenant, &before, version).await?;
+    state.services.tools().delete(&auth.actor(), tenant, &before, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,7 +49,7 @@ async fn list_users(
     auth: Authorized<need::UsersRead>,
     params: Params,
 ) -> AppResult<Json<Listed<User>>> {
-    Ok(Json(state.services.users.list(auth.tenant()?, &params.page()?).await?))
+    Ok(Json(state.services.users().list(auth.tenant()?, &params.page()?).await?))
 }
 
 /// Create a user (a verification message is sent to them).
@@ -60,7 +60,7 @@ async fn create_user(
     auth: Authorized<need::UsersManage>,
     JsonBody(new): JsonBody<NewUser>,
 ) -> AppResult<impl IntoResponse> {
-    let user = state.services.users.create(&auth.principal, &auth.actor(), new).await?;
+    let user = state.services.users().create(&auth.principal, &auth.actor(), new).await?;
     let location = format!("/api/v1/users/{}", user.user_id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(user)))
 }
@@ -74,7 +74,7 @@ async fn get_user(
     auth: Authorized<need::UsersRead>,
     Path(user_id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
-    let record = state.services.users.get(auth.tenant()?, &user_id).await?;
+    let record = state.services.users().get(auth.tenant()?, &user_id).await?;
     Ok((etag_header(record.user_version), Json(record.user)))
 }
 
@@ -90,7 +90,7 @@ async fn update_user(
     JsonBody(update): JsonBody<UserUpdate>,
 ) -> AppResult<impl IntoResponse> {
     let (user, version) =
-        state.services.users.update(&auth.principal, &auth.actor(), &user_id, update, if_match.version()).await?;
+        state.services.users().update(&auth.principal, &auth.actor(), &user_id, update, if_match.version()).await?;
     Ok((etag_header(version), Json(user)))
 }
 
@@ -103,7 +103,7 @@ async fn delete_user(
     auth: Authorized<need::UsersManage>,
     Path(user_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.users.delete(&auth.principal, &auth.actor(), &user_id).await?;
+    state.services.users().delete(&auth.principal, &auth.actor(), &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,7 +111,7 @@ async fn delete_user(
 #[utoipa::path(get, path = "/api/v1/users/roles", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Vec<Role>)))]
 async fn list_roles(State(state): State<AppState>, auth: Authorized<need::UsersRead>) -> AppResult<Json<Vec<Role>>> {
-    Ok(Json(state.services.roles.list(auth.tenant()?).await?))
+    Ok(Json(state.services.roles().list(auth.tenant()?).await?))
 }
 
 /// Create a custom role from permissions.
@@ -122,7 +122,7 @@ async fn create_role(
     auth: Authorized<need::RolesManage>,
     JsonBody(new): JsonBody<NewRole>,
 ) -> AppResult<impl IntoResponse> {
-    let role = state.services.roles.create(&auth.principal, &auth.actor(), new).await?;
+    let role = state.services.roles().create(&auth.principal, &auth.actor(), new).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -137,7 +137,7 @@ async fn update_role(
     Path(name): Path<String>,
     JsonBody(update): JsonBody<RoleUpdate>,
 ) -> AppResult<Json<Role>> {
-    Ok(Json(state.services.roles.update(&auth.principal, &auth.actor(), &name, update).await?))
+    Ok(Json(state.services.roles().update(&auth.principal, &auth.actor(), &name, update).await?))
 }
 
 /// Every permission a role can hold.
@@ -156,7 +156,7 @@ async fn list_teams(
     auth: Authorized<need::UsersRead>,
     params: Params,
 ) -> AppResult<Json<Listed<Team>>> {
-    Ok(Json(state.services.teams.list(auth.tenant()?, &params.page()?).await?))
+    Ok(Json(state.services.teams().list(auth.tenant()?, &params.page()?).await?))
 }
 
 /// Create a team, optionally with members.
@@ -167,7 +167,7 @@ async fn create_team(
     auth: Authorized<need::TeamsManage>,
     JsonBody(new): JsonBody<NewTeam>,
 ) -> AppResult<impl IntoResponse> {
-    let team = state.services.teams.create(&auth.principal, &auth.actor(), new).await?;
+    let team = state.services.teams().create(&auth.principal, &auth.actor(), new).await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
 
@@ -180,7 +180,7 @@ async fn get_team(
     auth: Authorized<need::UsersRead>,
     Path(team_id): Path<String>,
 ) -> AppResult<Json<Team>> {
-    Ok(Json(state.services.teams.get(auth.tenant()?, &team_id).await?))
+    Ok(Json(state.services.teams().get(auth.tenant()?, &team_id).await?))
 }
 
 /// Add a member to a team.
@@ -193,7 +193,9 @@ async fn add_member(
     Path(team_id): Path<String>,
     JsonBody(member): JsonBody<NewMember>,
 ) -> AppResult<Json<Team>> {
-    Ok(Json(state.services.teams.change_member(&auth.principal, &auth.actor(), &team_id, &member.user_id, true).await?))
+    Ok(Json(
+        state.services.teams().change_member(&auth.principal, &auth.actor(), &team_id, &member.user_id, true).await?,
+    ))
 }
 
 /// Remove a member from a team.
@@ -205,7 +207,7 @@ async fn remove_member(
     auth: Authorized<need::TeamsManage>,
     Path((team_id, user_id)): Path<(String, String)>,
 ) -> AppResult<Json<Team>> {
-    Ok(Json(state.services.teams.change_member(&auth.principal, &auth.actor(), &team_id, &user_id, false).await?))
+    Ok(Json(state.services.teams().change_member(&auth.principal, &auth.actor(), &team_id, &user_id, false).await?))
 }
 
 /// The caller's API keys (never their secrets).
@@ -215,7 +217,7 @@ async fn list_api_keys(
     State(state): State<AppState>,
     auth: Authorized<need::ApiKeysManage>,
 ) -> AppResult<Json<Vec<ApiKey>>> {
-    Ok(Json(state.services.api_keys.list(&auth.principal).await?))
+    Ok(Json(state.services.api_keys().list(&auth.principal).await?))
 }
 
 /// Create an API key; its secret is in this answer only.
@@ -226,7 +228,7 @@ async fn create_api_key(
     auth: Authorized<need::ApiKeysManage>,
     JsonBody(new): JsonBody<NewApiKey>,
 ) -> AppResult<impl IntoResponse> {
-    let created = state.services.api_keys.create(&auth.principal, &auth.actor(), new).await?;
+    let created = state.services.api_keys().create(&auth.principal, &auth.actor(), new).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -239,6 +241,6 @@ async fn revoke_api_key(
     auth: Authorized<need::ApiKeysManage>,
     Path(key_id): Path<String>,
 ) -> AppResult<StatusCode> {
-    state.services.api_keys.revoke(&auth.principal, &auth.actor(), &key_id).await?;
+    state.services.api_keys().revoke(&auth.principal, &auth.actor(), &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

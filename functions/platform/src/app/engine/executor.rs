@@ -32,7 +32,8 @@ pub struct ActionFailed(pub String);
 pub struct Executor {
     store: Arc<dyn Store>,
     records: RecordService,
-    http: reqwest::Client,
+    /// The webhook client, built on the first webhook (its TLS set-up is not free).
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
     webhook_secret: Option<String>,
     webhooks: WebhookPolicy,
     /// For the due-time timers of the tasks actions create.
@@ -78,14 +79,26 @@ impl Executor {
         webhooks: WebhookPolicy,
         timers: Arc<dyn Timers>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            // A redirect would take the signed request somewhere the rule did not name.
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(CheckedResolver(webhooks.clone())))
-            .build()
-            .expect("an HTTP client");
-        Self { store, records, http, webhook_secret: webhook_secret.filter(|s| !s.is_empty()), webhooks, timers }
+        Self {
+            store,
+            records,
+            http: Default::default(),
+            webhook_secret: webhook_secret.filter(|s| !s.is_empty()),
+            webhooks,
+            timers,
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                // A redirect would take the signed request somewhere the rule did not name.
+                .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(Arc::new(CheckedResolver(self.webhooks.clone())))
+                .build()
+                .expect("an HTTP client")
+        })
     }
 
     async fn execution(&self, tenant: &TenantId, id: &str) -> AppResult<Option<(Execution, u64)>> {
@@ -333,7 +346,7 @@ impl Executor {
         mac.update(&bytes);
         let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         let mut request = self
-            .http
+            .http()
             .post(&url)
             .header("content-type", "application/json")
             .header("x-signature-256", format!("sha256={signature}"))
