@@ -15,7 +15,7 @@ use crate::adapters::wiring::{Aws, AwsResources, Given, Wiring};
 use crate::app::engine::MAX_ATTEMPTS;
 use crate::app::seed::ensure_builtin_catalog;
 use crate::app::Secrets;
-use crate::http::{self, ApiRouter, AppState};
+use crate::http::{self, AppState, BareRouter};
 use crate::pipeline::LocalPipeline;
 use crate::ports::mail::Mailer;
 use crate::ports::queue::{ActionQueue, EventBus};
@@ -130,7 +130,7 @@ fn admin_token_from_env() -> Option<String> {
 /// Runs one resource's routes as a Lambda function behind API Gateway, on DynamoDB
 /// (`TABLE_NAME`) and SES (`MAIL_FROM`); the AWS SDK reads region, credentials and
 /// `AWS_ENDPOINT_URL`. `JWT_SECRET` signs access tokens.
-pub async fn run_lambda(routes: ApiRouter) -> Result<(), lambda_http::Error> {
+pub async fn run_lambda(routes: BareRouter) -> Result<(), lambda_http::Error> {
     init_tracing(true);
     let state = AppState { services: Arc::new(lambda_services().await?) };
     lambda_runtime::Runtime::new(lambda_http::Adapter::from(http::finish(routes, state)))

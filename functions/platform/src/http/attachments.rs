@@ -11,13 +11,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{JsonBody, Params};
 use super::problem::Problem;
 use super::tools::tool_filter;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::adapters::local_files::{accept_upload, LocalFiles};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
@@ -26,11 +25,11 @@ use crate::domain::invalid::Invalid;
 use crate::domain::tools::{check_attachment, Attachment, AttachmentStatus, Subject};
 use crate::ports::blobs::{Blobs, Upload};
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_attachments, create_attachment))
-        .routes(routes!(get_attachment, delete_attachment))
-        .routes(routes!(complete_attachment))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_attachments, create_attachment))
+        .with(routes!(get_attachment, delete_attachment))
+        .with(routes!(complete_attachment))
 }
 
 /// How long presigned URLs work, in seconds.

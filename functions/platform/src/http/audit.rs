@@ -5,19 +5,18 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::Params;
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::audit::{to_csv, to_json_lines, AuditEntry, AuditFilter};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::domain::invalid::Invalid;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(export)).routes(routes!(list_platform))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(list)).with(routes!(export)).with(routes!(list_platform))
 }
 
 fn filter(params: &Params) -> AuditFilter {

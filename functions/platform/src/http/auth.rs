@@ -6,12 +6,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized, Caller};
 use super::extract::JsonBody;
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::principal::Subject;
 use crate::app::sessions::{check_login_fields, SignIn, TokenPair};
@@ -21,22 +20,22 @@ use crate::domain::identity::{Session, User};
 use crate::domain::ids::TenantId;
 use crate::domain::invalid::Invalid;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(initialize_tenant))
-        .routes(routes!(verify_tenant))
-        .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(me))
-        .routes(routes!(test))
-        .routes(routes!(sessions))
-        .routes(routes!(revoke_session))
-        .routes(routes!(change_password))
-        .routes(routes!(request_password_reset))
-        .routes(routes!(confirm_password_reset))
-        .routes(routes!(request_email_verification))
-        .routes(routes!(confirm_email))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(initialize_tenant))
+        .with(routes!(verify_tenant))
+        .with(routes!(login))
+        .with(routes!(refresh))
+        .with(routes!(logout))
+        .with(routes!(me))
+        .with(routes!(test))
+        .with(routes!(sessions))
+        .with(routes!(revoke_session))
+        .with(routes!(change_password))
+        .with(routes!(request_password_reset))
+        .with(routes!(confirm_password_reset))
+        .with(routes!(request_email_verification))
+        .with(routes!(confirm_email))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -5,12 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{JsonBody, Params};
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::automation::{IncomingEvent, RuleFilter, RuleTest, SampleEvent, TaskFilter, TaskInput, TriggerInfo};
 use crate::app::engine::{Execution, Notification, Task};
 use crate::app::error::{AppError, AppResult};
@@ -20,25 +19,25 @@ use crate::domain::events::BusinessEvent;
 use crate::domain::invalid::Invalid;
 use crate::domain::rules::{Rule, RuleInput};
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_triggers))
-        .routes(routes!(list_rules, create_rule))
-        .routes(routes!(get_rule, update_rule, delete_rule))
-        .routes(routes!(toggle_rule))
-        .routes(routes!(list_rule_versions))
-        .routes(routes!(get_rule_version))
-        .routes(routes!(rollback_rule))
-        .routes(routes!(test_rule))
-        .routes(routes!(rule_executions))
-        .routes(routes!(list_executions))
-        .routes(routes!(get_execution))
-        .routes(routes!(retry_execution))
-        .routes(routes!(publish_event))
-        .routes(routes!(list_notifications))
-        .routes(routes!(list_tasks, create_task))
-        .routes(routes!(get_task, update_task, delete_task))
-        .routes(routes!(rotate_signing_key))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_triggers))
+        .with(routes!(list_rules, create_rule))
+        .with(routes!(get_rule, update_rule, delete_rule))
+        .with(routes!(toggle_rule))
+        .with(routes!(list_rule_versions))
+        .with(routes!(get_rule_version))
+        .with(routes!(rollback_rule))
+        .with(routes!(test_rule))
+        .with(routes!(rule_executions))
+        .with(routes!(list_executions))
+        .with(routes!(get_execution))
+        .with(routes!(retry_execution))
+        .with(routes!(publish_event))
+        .with(routes!(list_notifications))
+        .with(routes!(list_tasks, create_task))
+        .with(routes!(get_task, update_task, delete_task))
+        .with(routes!(rotate_signing_key))
 }
 
 /// Executions as readers see them: the rule snapshot without secrets.

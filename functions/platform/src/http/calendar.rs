@@ -7,13 +7,12 @@ use axum::response::IntoResponse;
 use axum::Json;
 use jiff::Timestamp;
 use serde::Deserialize;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{JsonBody, Params};
 use super::problem::Problem;
 use super::tools::tool_filter;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::app::tools::new_common;
@@ -24,8 +23,8 @@ use crate::domain::ids::TenantId;
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::tools::Subject;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list_events, create_event)).routes(routes!(export_events)).routes(routes!(
+pub fn routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(list_events, create_event)).with(routes!(export_events)).with(routes!(
         get_event,
         update_event,
         delete_event

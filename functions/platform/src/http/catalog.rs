@@ -6,23 +6,22 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::domain::catalog::{NewSystem, NewVersion, System, SystemUpdate, SystemVersion};
 use crate::domain::ids::SystemId;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_systems, create_system))
-        .routes(routes!(get_system, update_system))
-        .routes(routes!(list_versions, publish_version))
-        .routes(routes!(get_version))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_systems, create_system))
+        .with(routes!(get_system, update_system))
+        .with(routes!(list_versions, publish_version))
+        .with(routes!(get_version))
 }
 
 /// A system id from the path; one that cannot exist is simply not found.

@@ -6,28 +6,27 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::domain::config::{ConfigScope, ConfigVersion};
 use crate::domain::ids::{ConfigKey, TenantId};
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(get_tenant_config, put_tenant_config))
-        .routes(routes!(list_tenant_config_versions))
-        .routes(routes!(get_tenant_config_version))
-        .routes(routes!(rollback_tenant_config))
-        .routes(routes!(get_system_config, put_system_config))
-        .routes(routes!(list_system_config_versions))
-        .routes(routes!(get_system_config_version))
-        .routes(routes!(rollback_system_config))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(get_tenant_config, put_tenant_config))
+        .with(routes!(list_tenant_config_versions))
+        .with(routes!(get_tenant_config_version))
+        .with(routes!(rollback_tenant_config))
+        .with(routes!(get_system_config, put_system_config))
+        .with(routes!(list_system_config_versions))
+        .with(routes!(get_system_config_version))
+        .with(routes!(rollback_system_config))
 }
 
 /// A tenant configuration document.

@@ -8,23 +8,22 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::JsonBody;
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::event_sources::{EventSource, EventSourceInput, NativeEvent, RegisteredSource, Unmapped};
 use crate::app::page::Listed;
 use crate::domain::invalid::Invalid;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_sources, register_source))
-        .routes(routes!(remove_source))
-        .routes(routes!(list_unmapped))
-        .routes(routes!(ingest_native_event))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_sources, register_source))
+        .with(routes!(remove_source))
+        .with(routes!(list_unmapped))
+        .with(routes!(ingest_native_event))
 }
 
 /// The tenant's registered AWS event sources.

@@ -9,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{parse_json, IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
 use super::scope::Scope;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::configs::Expect;
 use crate::app::error::{AppError, AppResult};
 use crate::app::flags::{flag_key, Evaluation, Flag, FLAG_CACHE_TTL};
@@ -27,15 +26,15 @@ use crate::domain::flags::{Context, FlagDefinition};
 use crate::domain::ids::FlagKey;
 use crate::domain::invalid::Invalid;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_flags, create_flag))
-        .routes(routes!(evaluate_for_caller))
-        .routes(routes!(get_flag, put_flag, delete_flag))
-        .routes(routes!(list_flag_versions))
-        .routes(routes!(ofrep_evaluate_flag))
-        .routes(routes!(ofrep_evaluate_flags))
-        .routes(routes!(ofrep_configuration))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_flags, create_flag))
+        .with(routes!(evaluate_for_caller))
+        .with(routes!(get_flag, put_flag, delete_flag))
+        .with(routes!(list_flag_versions))
+        .with(routes!(ofrep_evaluate_flag))
+        .with(routes!(ofrep_evaluate_flags))
+        .with(routes!(ofrep_configuration))
 }
 
 /// Keys that name other resources under `/api/v1/settings/feature-flags/`.

@@ -4,9 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -18,13 +17,13 @@ pub struct Health {
     pub checks: serde_json::Map<String, serde_json::Value>,
 }
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(service))
-        .routes(routes!(health))
-        .routes(routes!(live))
-        .routes(routes!(ready))
-        .routes(routes!(readiness))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(service))
+        .with(routes!(health))
+        .with(routes!(live))
+        .with(routes!(ready))
+        .with(routes!(readiness))
 }
 
 async fn check(state: &AppState) -> (StatusCode, Json<Health>) {

@@ -1,6 +1,35 @@
 //! The HTTP API: one router per resource, each usable alone (one Lambda function per
 //! resource) or merged into one app (the local server).
 
+/// One group of handlers on one path, each declared with `#[utoipa::path]`, for
+/// [`RouteTable::with`]: `routes!(list, create)`. With the OpenAPI description (utoipa's
+/// `routes!`) when the table is an [`ApiRouter`], and bare (path and methods only) when it
+/// is a [`BareRouter`], so a Lambda function never builds, nor links, the descriptions.
+macro_rules! routes {
+    ($($handler:ident),+ $(,)?) => {{
+        struct Group;
+        impl $crate::http::Handlers for Group {
+            fn documented(self, router: $crate::http::ApiRouter) -> $crate::http::ApiRouter {
+                router.routes(utoipa_axum::routes!($($handler),+))
+            }
+            fn bare(self, router: $crate::http::BareRouter) -> $crate::http::BareRouter {
+                $(
+                    let router = utoipa_axum::paste! {
+                        $crate::http::bare_route(
+                            router,
+                            &<[<__path_ $handler>] as utoipa::Path>::path(),
+                            &<[<__path_ $handler>] as utoipa::Path>::methods(),
+                            $handler,
+                        )
+                    };
+                )+
+                router
+            }
+        }
+        Group
+    }};
+}
+
 pub mod attachments;
 pub mod audit;
 pub mod auth;
@@ -43,6 +72,84 @@ pub struct AppState {
 /// A resource's routes with their OpenAPI description.
 pub type ApiRouter = OpenApiRouter<AppState>;
 
+/// Routes without their OpenAPI description: what a Lambda function serves.
+pub type BareRouter = Router<AppState>;
+
+/// A group of handlers that adds itself to either kind of route table (see `routes!`).
+pub trait Handlers {
+    fn documented(self, router: ApiRouter) -> ApiRouter;
+    fn bare(self, router: BareRouter) -> BareRouter;
+}
+
+/// Routes declared once (`routes::<R>()` in each resource's module) and built with their
+/// OpenAPI description ([`ApiRouter`]: the document, the docs function) or bare
+/// ([`BareRouter`]: the Lambda functions and the local server). The descriptions are
+/// schema trees utoipa builds at run time: measured with the cold-start harness, building
+/// them was about half of the automation function's init, and their code was in every
+/// function's binary.
+pub trait RouteTable: Sized {
+    fn empty() -> Self;
+    fn with(self, handlers: impl Handlers) -> Self;
+    fn merge(self, other: Self) -> Self;
+    fn from_bare(router: BareRouter) -> Self;
+    fn into_bare(self) -> BareRouter;
+}
+
+impl RouteTable for ApiRouter {
+    fn empty() -> Self {
+        OpenApiRouter::new()
+    }
+    fn with(self, handlers: impl Handlers) -> Self {
+        handlers.documented(self)
+    }
+    fn merge(self, other: Self) -> Self {
+        OpenApiRouter::merge(self, other)
+    }
+    fn from_bare(router: BareRouter) -> Self {
+        OpenApiRouter::from(router)
+    }
+    fn into_bare(self) -> BareRouter {
+        self.split_for_parts().0
+    }
+}
+
+impl RouteTable for BareRouter {
+    fn empty() -> Self {
+        Router::new()
+    }
+    fn with(self, handlers: impl Handlers) -> Self {
+        handlers.bare(self)
+    }
+    fn merge(self, other: Self) -> Self {
+        Router::merge(self, other)
+    }
+    fn from_bare(router: BareRouter) -> Self {
+        router
+    }
+    fn into_bare(self) -> BareRouter {
+        self
+    }
+}
+
+/// One handler at the path and methods its `#[utoipa::path]` declares (axum merges the
+/// methods of one path).
+pub fn bare_route<H, T>(
+    router: BareRouter,
+    path: &str,
+    methods: &[utoipa::openapi::HttpMethod],
+    handler: H,
+) -> BareRouter
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    use utoipa_axum::PathItemExt;
+    let method_router = methods.iter().fold(axum::routing::MethodRouter::new(), |router, method| {
+        router.on(method.to_method_filter(), handler.clone())
+    });
+    router.route(if path.is_empty() { "/" } else { path }, method_router)
+}
+
 const REQUEST_ID: HeaderName = HeaderName::from_static(caller::REQUEST_ID_HEADER);
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static(caller::CLIENT_REQUEST_ID_HEADER);
 
@@ -74,13 +181,13 @@ async fn assign_request_id(mut req: axum::extract::Request) -> axum::extract::Re
 }
 
 /// The automation function's routes: automation, and the operator's operations on it.
-pub fn automation_function_routes() -> ApiRouter {
-    automation::routes().merge(operations::routes()).merge(event_sources::routes())
+pub fn automation_function_routes<R: RouteTable>() -> R {
+    automation::routes::<R>().merge(operations::routes()).merge(event_sources::routes())
 }
 
 /// Every resource's routes.
-pub fn all_routes() -> ApiRouter {
-    catalog::routes()
+pub fn all_routes<R: RouteTable>() -> R {
+    catalog::routes::<R>()
         .merge(tenant_systems::routes())
         .merge(config::routes())
         .merge(settings::routes())
@@ -101,12 +208,11 @@ pub fn all_routes() -> ApiRouter {
 
 /// The OpenAPI document of the whole product.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    docs::describe(all_routes().into_openapi())
+    docs::describe(all_routes::<ApiRouter>().into_openapi())
 }
 
 /// Turns routes into a service: state, request ids, tracing, problem+json for unknown paths.
-pub fn finish(routes: ApiRouter, state: AppState) -> Router {
-    let (router, _) = routes.split_for_parts();
+pub fn finish(router: BareRouter, state: AppState) -> Router {
     router
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
@@ -135,11 +241,10 @@ async fn measure(request: Request<axum::body::Body>, next: axum::middleware::Nex
 /// Several resources' routes, each served on its own state, in one service: how API
 /// Gateway spreads one API over separate functions (each with its own credentials), for
 /// running the HTTP scenarios function by function.
-pub fn finish_each(parts: Vec<(ApiRouter, AppState)>) -> Router {
+pub fn finish_each(parts: Vec<(impl RouteTable, AppState)>) -> Router {
     let mut router = Router::new();
     for (routes, state) in parts {
-        let (routes, _) = routes.split_for_parts();
-        router = router.merge(routes.with_state(state));
+        router = router.merge(routes.into_bare().with_state(state));
     }
     router
         .fallback(problem::not_found)
@@ -150,12 +255,12 @@ pub fn finish_each(parts: Vec<(ApiRouter, AppState)>) -> Router {
 
 /// The whole product in one app (the local server), with the docs.
 pub fn app(state: AppState) -> Router {
-    finish(all_routes().merge(docs::routes()), state)
+    finish(all_routes::<BareRouter>().merge(docs::routes::<BareRouter>()), state)
 }
 
 /// [`app`] with routes only the local server has (its file uploads and downloads).
 pub fn app_with(state: AppState, local: Router<AppState>) -> Router {
-    finish(all_routes().merge(docs::routes()).merge(ApiRouter::from(local)), state)
+    finish(all_routes::<BareRouter>().merge(docs::routes::<BareRouter>()).merge(local), state)
 }
 
 pub(crate) fn etag_header(version: u64) -> [(HeaderName, HeaderValue); 1] {

@@ -7,26 +7,25 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{JsonBody, Params};
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::dead_letters::{DeadLetter, DeadLetterFilter};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::app::rate_limits::{LimitsView, TenantLimits};
 use crate::domain::ids::TenantId;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_dead_letters))
-        .routes(routes!(discard_dead_letter))
-        .routes(routes!(replay_dead_letter))
-        .routes(routes!(sweep_runs))
-        .routes(routes!(seed_catalog))
-        .routes(routes!(get_tenant_limits, set_tenant_limits, reset_tenant_limits))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_dead_letters))
+        .with(routes!(discard_dead_letter))
+        .with(routes!(replay_dead_letter))
+        .with(routes!(sweep_runs))
+        .with(routes!(seed_catalog))
+        .with(routes!(get_tenant_limits, set_tenant_limits, reset_tenant_limits))
 }
 
 fn tenant_of(raw: &str) -> AppResult<TenantId> {

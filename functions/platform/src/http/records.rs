@@ -5,24 +5,19 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{Map, Value};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::error::AppResult;
 use crate::app::page::Listed;
 use crate::app::records::RecordKey;
 use crate::domain::records::Record;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list_records, create_record)).routes(routes!(
-        get_record,
-        patch_record,
-        delete_record
-    ))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(list_records, create_record)).with(routes!(get_record, patch_record, delete_record))
 }
 
 /// List an entity's records; any other query parameter filters by field equality.

@@ -5,13 +5,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
 use super::scope::Scope;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::app::principal::Principal;
@@ -20,12 +19,12 @@ use crate::domain::access::Permission;
 use crate::domain::config::{ConfigVersion, Owner};
 use crate::domain::ids::ConfigKey;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_settings, create_setting))
-        .routes(routes!(get_setting, put_setting, delete_setting))
-        .routes(routes!(list_setting_versions))
-        .routes(routes!(rollback_setting))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_settings, create_setting))
+        .with(routes!(get_setting, put_setting, delete_setting))
+        .with(routes!(list_setting_versions))
+        .with(routes!(rollback_setting))
 }
 
 /// The owner a request reaches: a tenant's own settings, or (platform administrator

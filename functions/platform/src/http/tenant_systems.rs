@@ -5,24 +5,23 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::catalog::system_in_path;
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::error::AppResult;
 use crate::app::installs::{InstallOutcome, UninstallOutcome};
 use crate::app::page::Listed;
 use crate::domain::ids::SystemId;
 use crate::domain::install::{HistoryEntry, Install};
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_installed, install))
-        .routes(routes!(get_installed, change_version, uninstall))
-        .routes(routes!(history))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_installed, install))
+        .with(routes!(get_installed, change_version, uninstall))
+        .with(routes!(history))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

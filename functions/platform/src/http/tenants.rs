@@ -4,18 +4,17 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::exports::{self, ExportJob, ExportStatus};
 use crate::app::offboarding::{offboard, Offboarding, TIME_BUDGET};
 use crate::domain::ids::TenantId;
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(offboard_tenant)).routes(routes!(export_tenant)).routes(routes!(get_export))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(offboard_tenant)).with(routes!(export_tenant)).with(routes!(get_export))
 }
 
 fn owner_only(principal: &crate::app::principal::Principal) -> AppResult<()> {

@@ -9,12 +9,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{JsonBody, Params};
 use super::problem::Problem;
-use super::{ApiRouter, AppState};
+use super::{AppState, RouteTable};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::Listed;
 use crate::app::principal::Principal;
@@ -26,16 +25,16 @@ use crate::domain::tools::{
     MAX_NOTE_BODY, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
 
-pub fn notes_routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list_notes, create_note)).routes(routes!(get_note, update_note, delete_note))
+pub fn notes_routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(list_notes, create_note)).with(routes!(get_note, update_note, delete_note))
 }
 
-pub fn calls_routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list_calls, create_call)).routes(routes!(get_call, update_call, delete_call))
+pub fn calls_routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(list_calls, create_call)).with(routes!(get_call, update_call, delete_call))
 }
 
-pub fn reviews_routes() -> ApiRouter {
-    OpenApiRouter::new().routes(routes!(list_reviews, create_review)).routes(routes!(review_summary)).routes(routes!(
+pub fn reviews_routes<R: RouteTable>() -> R {
+    R::empty().with(routes!(list_reviews, create_review)).with(routes!(review_summary)).with(routes!(
         get_review,
         update_review,
         delete_review

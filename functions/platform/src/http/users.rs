@@ -5,12 +5,11 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
 use super::problem::Problem;
-use super::{etag_header, ApiRouter, AppState};
+use super::{etag_header, AppState, RouteTable};
 use crate::app::api_keys::{CreatedApiKey, NewApiKey};
 use crate::app::error::AppResult;
 use crate::app::page::Listed;
@@ -19,19 +18,19 @@ use crate::app::teams::NewTeam;
 use crate::app::users::{NewUser, UserUpdate};
 use crate::domain::identity::{ApiKey, Role, Team, User};
 
-pub fn routes() -> ApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_users, create_user))
-        .routes(routes!(get_user, update_user, delete_user))
-        .routes(routes!(list_roles, create_role))
-        .routes(routes!(update_role))
-        .routes(routes!(list_permissions))
-        .routes(routes!(list_teams, create_team))
-        .routes(routes!(get_team))
-        .routes(routes!(add_member))
-        .routes(routes!(remove_member))
-        .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(revoke_api_key))
+pub fn routes<R: RouteTable>() -> R {
+    R::empty()
+        .with(routes!(list_users, create_user))
+        .with(routes!(get_user, update_user, delete_user))
+        .with(routes!(list_roles, create_role))
+        .with(routes!(update_role))
+        .with(routes!(list_permissions))
+        .with(routes!(list_teams, create_team))
+        .with(routes!(get_team))
+        .with(routes!(add_member))
+        .with(routes!(remove_member))
+        .with(routes!(list_api_keys, create_api_key))
+        .with(routes!(revoke_api_key))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
