@@ -145,12 +145,13 @@ pub const SECRET_NAMES: [&str; 3] = ["JWT_SECRET", "PLATFORM_ADMIN_TOKEN", "WEBH
 
 /// Reads the function's secrets (only those it was given), all at once.
 async fn lambda_secrets(aws: &aws_types::SdkConfig) -> Result<Secrets, String> {
-    let client = aws_sdk_secretsmanager::Client::new(aws);
+    // A Secrets Manager client only when a secret is there (not with plain variables).
+    let client = crate::adapters::secrets::any_managed(&SECRET_NAMES).then(|| aws_sdk_secretsmanager::Client::new(aws));
     let [jwt, admin, webhook] = SECRET_NAMES;
     let (jwt_secret, platform_admin_token, webhook_secret) = tokio::try_join!(
-        crate::adapters::secrets::read(&client, jwt),
-        crate::adapters::secrets::read(&client, admin),
-        crate::adapters::secrets::read(&client, webhook),
+        crate::adapters::secrets::read(client.as_ref(), jwt),
+        crate::adapters::secrets::read(client.as_ref(), admin),
+        crate::adapters::secrets::read(client.as_ref(), webhook),
     )?;
     for (name, value) in [(jwt, &jwt_secret), (admin, &platform_admin_token)] {
         if value.as_ref().is_some_and(|v| v.chars().count() < MIN_SECRET_CHARS) {

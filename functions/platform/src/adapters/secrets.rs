@@ -4,10 +4,12 @@
 //! `<NAME>` variable is used (local invocation, tests).
 
 /// The value of secret `name`: from Secrets Manager when `<name>_ARN` is set, else from
-/// the variable `name`; `None` when neither is set.
-pub async fn read(client: &aws_sdk_secretsmanager::Client, name: &str) -> Result<Option<String>, String> {
+/// the variable `name`; `None` when neither is set. `client` is `None` when no secret
+/// comes from Secrets Manager ([`any_managed`]).
+pub async fn read(client: Option<&aws_sdk_secretsmanager::Client>, name: &str) -> Result<Option<String>, String> {
     match std::env::var(format!("{name}_ARN")).ok().filter(|arn| !arn.is_empty()) {
         Some(arn) => {
+            let client = client.ok_or_else(|| format!("{name}: no Secrets Manager client"))?;
             let out = client.get_secret_value().secret_id(&arn).send().await.map_err(|e| {
                 format!("{name}: reading the secret failed: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e))
             })?;

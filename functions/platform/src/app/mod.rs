@@ -319,3 +319,88 @@ impl<O: Outside> Services<O> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::adapters::embedded::EmbeddedStore;
+
+    /// Local ports that record which of them were built.
+    struct Recorded {
+        store: Arc<dyn Store>,
+        dir: std::path::PathBuf,
+        built: Mutex<Vec<&'static str>>,
+    }
+
+    impl Recorded {
+        fn note(&self, port: &'static str) {
+            self.built.lock().unwrap().push(port);
+        }
+    }
+
+    impl Outside for Recorded {
+        fn mailer(&self) -> Arc<dyn Mailer> {
+            self.note("mailer");
+            Arc::new(crate::adapters::mail_dir::DirectoryMailer::new(self.dir.join("mail")))
+        }
+        fn queue(&self) -> Arc<dyn ActionQueue> {
+            self.note("queue");
+            Arc::new(crate::adapters::local_queue::StoreQueue::new(self.store.clone(), engine::MAX_ATTEMPTS))
+        }
+        fn bus(&self) -> Arc<dyn EventBus> {
+            self.note("bus");
+            Arc::new(crate::adapters::local_bus::InProcessBus::unattached())
+        }
+        fn timers(&self) -> Arc<dyn Timers> {
+            self.note("timers");
+            Arc::new(crate::adapters::local_timers::StoreTimers::new(self.store.clone()))
+        }
+        fn blobs(&self) -> Option<Arc<dyn Blobs>> {
+            self.note("blobs");
+            None
+        }
+    }
+
+    fn services(dir: &std::path::Path) -> Services<Recorded> {
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("platform.redb")).unwrap());
+        let secrets = Secrets {
+            platform_admin_token: None,
+            jwt_secret: None,
+            webhook_secret: None,
+            webhook_policy: Default::default(),
+        };
+        let outside = Recorded { store: store.clone(), dir: dir.to_path_buf(), built: Mutex::new(Vec::new()) };
+        Services::new(store, secrets, outside)
+    }
+
+    fn built(services: &Services<Recorded>) -> Vec<&'static str> {
+        services.outside.built.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn services_build_no_port_until_a_use_case_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = services(dir.path());
+        assert!(built(&services).is_empty(), "nothing at construction");
+        services.authn();
+        services.catalog();
+        services.records();
+        services.audit();
+        assert!(built(&services).is_empty(), "store-only services build no port");
+    }
+
+    #[test]
+    fn each_port_is_built_once_and_only_for_the_services_that_use_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = services(dir.path());
+        services.users();
+        assert_eq!(built(&services), ["mailer"], "users send mail (invitations, resets)");
+        services.publisher();
+        assert_eq!(built(&services), ["mailer", "bus"]);
+        services.evaluator();
+        services.evaluator();
+        assert_eq!(built(&services), ["mailer", "bus", "queue", "timers", "blobs"], "each port once");
+    }
+}
