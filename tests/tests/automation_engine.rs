@@ -70,6 +70,7 @@ fn pipeline(embedded: &Arc<EmbeddedStore>, s: &Services) -> platform::pipeline::
         limiter: s.limiter().clone(),
         timers: platform::adapters::local_timers::StoreTimers::new(embedded.clone()),
         evaluator: s.evaluator().clone(),
+        blobs: s.blobs().cloned(),
     }
 }
 
@@ -626,14 +627,14 @@ async fn delayed_actions_wait_for_their_time_and_run_once() {
     assert!(queue.receive(10).await.unwrap().is_empty(), "nothing is queued before its time");
     assert_eq!(store.query_all(keys::TIMERS_PK, "").await.unwrap().len(), 1, "a durable timer is set");
 
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
     assert_eq!(only_run(&s, &tenant).await.actions[0].status, ActionStatus::Waiting, "a timer firing early waits");
     assert!(queue.receive(10).await.unwrap().is_empty());
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     // The timer fires twice (a retry, a duplicate): the action is performed once.
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
     for leased in queue.receive(10).await.unwrap() {
         s.executor().execute(&leased.message).await.unwrap();
         queue.ack(&leased).await.unwrap();
@@ -667,7 +668,7 @@ async fn delayed_actions_are_cancelled_when_their_record_is_deleted() {
     assert_eq!(cancelled.status, RunStatus::Succeeded, "nothing is left to do");
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
     assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty(), "the timer finds nothing to do");
     assert_eq!(only_run(&s, &tenant).await.actions[0].status, ActionStatus::Cancelled);
     assert!(s.automation().notifications(&tenant, &PageRequest::first(10)).await.unwrap().items.is_empty());
@@ -689,7 +690,7 @@ async fn delayed_actions_are_skipped_when_their_conditions_no_longer_hold() {
     s.records().patch(&Actor::system("test"), &tenant, key, patch, None).await.unwrap();
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
     let skipped = only_run(&s, &tenant).await;
     assert_eq!(skipped.actions[0].status, ActionStatus::Skipped, "value 500 is below the rule's 10000 now");
     assert!(
@@ -721,8 +722,8 @@ async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
     let Timer::Schedule { at, version, .. } = armed[0].clone() else { panic!("{armed:?}") };
     assert_eq!(version, 1);
 
-    s.evaluator().fire(&armed[0]).await.unwrap();
-    s.evaluator().fire(&armed[0]).await.unwrap();
+    s.evaluator().fire(&armed[0], s.blobs()).await.unwrap();
+    s.evaluator().fire(&armed[0], s.blobs()).await.unwrap();
     let runs = s.automation().executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(runs.len(), 1, "a firing delivered twice runs once");
     assert_eq!(runs[0].rule_id, rule.id);
@@ -740,7 +741,7 @@ async fn scheduled_rules_fire_once_per_firing_and_chain_their_next_timer() {
     // A changed rule arms its own timer; the old version's timers do nothing.
     s.automation().toggle_rule(&actor, &tenant, &rule.id, false).await.unwrap();
     let later = Timer::Schedule { tenant_id: "clockwork".into(), rule_id: rule.id.clone(), version: 1, at: at + 3600 };
-    s.evaluator().fire(&later).await.unwrap();
+    s.evaluator().fire(&later, s.blobs()).await.unwrap();
     assert_eq!(s.automation().executions(&tenant, None, None, &PageRequest::first(10)).await.unwrap().items.len(), 1);
 }
 
@@ -798,7 +799,7 @@ async fn a_delayed_action_without_recheck_runs_even_if_its_conditions_no_longer_
         .unwrap();
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
     let queue = local_queue(store.clone());
     let leased = queue.receive(10).await.unwrap();
     assert_eq!(leased.len(), 1, "queued although value 500 no longer meets the rule");
@@ -858,7 +859,7 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    s.evaluator().fire(&action_timer(&run)).await.unwrap();
+    s.evaluator().fire(&action_timer(&run), s.blobs()).await.unwrap();
     let moved = only_run(&s, &tenant).await;
     assert_eq!(moved.actions[0].status, ActionStatus::Waiting, "still waiting, for the new date");
     let due = platform::domain::timing::epoch_of(moved.actions[0].due_at.as_deref().unwrap()).unwrap();

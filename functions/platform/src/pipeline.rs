@@ -26,6 +26,8 @@ pub struct LocalPipeline {
     /// Durable timers (delayed actions, schedules), fired through `evaluator` every [`TIMER_TICK`].
     pub timers: crate::adapters::local_timers::StoreTimers,
     pub evaluator: crate::app::engine::Evaluator,
+    /// Where export jobs (fired as timers) write their archives.
+    pub blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
     /// Run deadlines, swept every [`SWEEP_EVERY`].
     pub runs: Runs,
     /// The tenants' action rates: an action over its tenant's rate goes back to the queue.
@@ -121,7 +123,7 @@ impl LocalPipeline {
     pub async fn fire_due_timers(&self) -> anyhow::Result<usize> {
         let due = self.timers.due(crate::domain::time::unix_now() as i64, 100).await?;
         for (sk, timer) in &due {
-            match self.evaluator.fire(timer).await {
+            match self.evaluator.fire(timer, self.blobs.as_ref()).await {
                 Ok(()) => self.timers.done(sk, timer).await?,
                 Err(e) => tracing::warn!(timer = %timer.name(), error = %e, "a timer failed to fire; it fires again"),
             }

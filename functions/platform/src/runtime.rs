@@ -366,6 +366,7 @@ pub async fn serve_local(settings: LocalSettings) -> anyhow::Result<()> {
         limiter: services.limiter().clone(),
         timers: crate::adapters::local_timers::StoreTimers::new(store.clone()),
         evaluator: services.evaluator().clone(),
+        blobs: services.blobs().cloned(),
     }
     .spawn();
     println!("listening on http://{}", listener.local_addr()?);

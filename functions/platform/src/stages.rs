@@ -54,7 +54,7 @@ pub async fn evaluate_bus_event(services: &Services, event: CloudWatchEvent<Valu
     if event.source.as_deref() == Some(crate::ports::timers::TIMER_SOURCE) {
         let timer: crate::ports::timers::Timer =
             serde_json::from_value(detail).map_err(|e| format!("a fired timer of no known shape: {e}"))?;
-        services.evaluator().fire(&timer).await.map_err(|e| e.to_string())?;
+        services.evaluator().fire(&timer, services.blobs()).await.map_err(|e| e.to_string())?;
         return Ok(1);
     }
     let detail: BusinessEvent =

@@ -260,7 +260,6 @@ impl<O: Outside> Services<O> {
                 self.timers().clone(),
                 self.limiter().clone(),
                 self.flags().clone(),
-                self.blobs().cloned(),
             )
         })
     }
@@ -401,6 +400,13 @@ mod tests {
         assert_eq!(built(&services), ["mailer", "bus"]);
         services.evaluator();
         services.evaluator();
-        assert_eq!(built(&services), ["mailer", "bus", "queue", "timers", "blobs"], "each port once");
+        assert_eq!(built(&services), ["mailer", "bus", "queue", "timers"], "each port once");
+        services.blobs();
+        services.blobs();
+        assert_eq!(
+            built(&services),
+            ["mailer", "bus", "queue", "timers", "blobs"],
+            "file storage when asked for, once"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The catalog: `/api/v1/systems`. Every read needs a credential with `systems.read`
+//! The catalog: `/api/v1/systems`, and the operator's seeding of the built-in catalog
+//! (`/api/v1/operations/catalog/seed`). Every read needs a credential with `systems.read`
 //! (every tenant role has it, and so has the platform administrator); writes are the
 //! platform administrator's.
 
@@ -6,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Serialize;
 
 use super::caller::{need, Authorized};
 use super::extract::{IfMatchHeader, JsonBody, Params};
@@ -22,6 +24,7 @@ pub fn routes<R: RouteTable>() -> R {
         .with(routes!(get_system, update_system))
         .with(routes!(list_versions, publish_version))
         .with(routes!(get_version))
+        .with(routes!(seed_catalog))
 }
 
 /// A system id from the path; one that cannot exist is simply not found.
@@ -134,4 +137,24 @@ async fn get_version(
     let version = semver::Version::parse(&version)
         .map_err(|_| AppError::NotFound(format!("system '{id}' has no version {version}")))?;
     Ok(Json(state.services.catalog().get_version(&id, &version).await?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Seeded {
+    /// The built-in systems and versions the catalog lacked are published.
+    seeded: bool,
+}
+
+/// Publish the built-in catalog (CRM, Sales, Marketing, Support) where it is missing
+/// (idempotent). A deployment does it once through its custom resource; no function
+/// does it at start. Served by the catalog's function (it publishes versions as the
+/// catalog does), under the operator's paths.
+#[utoipa::path(post, path = "/api/v1/operations/catalog/seed", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, body = Seeded), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn seed_catalog(
+    State(state): State<AppState>,
+    _operator: Authorized<need::PlatformOperate>,
+) -> AppResult<Json<Seeded>> {
+    crate::app::seed::ensure_builtin_catalog(state.services.store.as_ref(), state.services.catalog()).await?;
+    Ok(Json(Seeded { seeded: true }))
 }

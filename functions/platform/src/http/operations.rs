@@ -24,7 +24,6 @@ pub fn routes<R: RouteTable>() -> R {
         .with(routes!(discard_dead_letter))
         .with(routes!(replay_dead_letter))
         .with(routes!(sweep_runs))
-        .with(routes!(seed_catalog))
         .with(routes!(get_tenant_limits, set_tenant_limits, reset_tenant_limits))
 }
 
@@ -126,23 +125,4 @@ async fn sweep_runs(
 ) -> AppResult<Json<Swept>> {
     let runs = state.services.runs().sweep(crate::domain::time::unix_now()).await?;
     Ok(Json(Swept { runs }))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct Seeded {
-    /// The built-in systems and versions the catalog lacked are published.
-    seeded: bool,
-}
-
-/// Publish the built-in catalog (CRM, Sales, Marketing, Support) where it is missing
-/// (idempotent). A deployment does it once through its custom resource; no function
-/// does it at start.
-#[utoipa::path(post, path = "/api/v1/operations/catalog/seed", tag = "operations", security(("bearer" = [])),
-    responses((status = 200, body = Seeded), (status = 401, body = Problem), (status = 403, body = Problem)))]
-async fn seed_catalog(
-    State(state): State<AppState>,
-    _operator: Authorized<need::PlatformOperate>,
-) -> AppResult<Json<Seeded>> {
-    crate::app::seed::ensure_builtin_catalog(state.services.store.as_ref(), state.services.catalog()).await?;
-    Ok(Json(Seeded { seeded: true }))
 }

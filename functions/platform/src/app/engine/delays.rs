@@ -134,8 +134,10 @@ enum Verdict {
 }
 
 impl Evaluator {
-    /// Handles a fired timer. Idempotent; `Err` to be fired again later.
-    pub async fn fire(&self, timer: &Timer) -> AppResult<()> {
+    /// Handles a fired timer. Idempotent; `Err` to be fired again later. `blobs` is where
+    /// export archives go (given by the caller, so that a function evaluating events but
+    /// firing no timers links no file storage).
+    pub async fn fire(&self, timer: &Timer, blobs: Option<&Arc<dyn crate::ports::blobs::Blobs>>) -> AppResult<()> {
         match timer {
             Timer::Action { tenant_id, execution_id, action_index } => {
                 let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
@@ -151,7 +153,7 @@ impl Evaluator {
             }
             Timer::Export { tenant_id, export_id } => {
                 let Ok(tenant) = TenantId::parse(tenant_id) else { return Ok(()) };
-                crate::app::exports::run(self.store.as_ref(), self.blobs.as_ref(), &tenant, export_id).await
+                crate::app::exports::run(self.store.as_ref(), blobs, &tenant, export_id).await
             }
         }
     }

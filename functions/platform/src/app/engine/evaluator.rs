@@ -24,8 +24,6 @@ pub struct Evaluator {
     limiter: crate::app::rate_limits::RateLimiter,
     cache: RulesCache,
     flags: crate::app::flags::FlagService,
-    /// Where export archives go (the evaluator runs export jobs).
-    pub(super) blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
 }
 
 /// Execution ids sort by time and are the same for the same (event, rule).
@@ -42,9 +40,8 @@ impl Evaluator {
         timers: Arc<dyn crate::ports::timers::Timers>,
         limiter: crate::app::rate_limits::RateLimiter,
         flags: crate::app::flags::FlagService,
-        blobs: Option<Arc<dyn crate::ports::blobs::Blobs>>,
     ) -> Self {
-        Self { store, manifests, queue, timers, limiter, cache: Arc::default(), flags, blobs }
+        Self { store, manifests, queue, timers, limiter, cache: Arc::default(), flags }
     }
 
     async fn generation(&self, tenant: &TenantId) -> AppResult<u64> {
