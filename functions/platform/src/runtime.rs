@@ -300,7 +300,7 @@ impl LocalSettings {
 
 fn generate_token() -> String {
     let bytes: [u8; 24] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::hex::lower(&bytes)
 }
 
 /// How often the local server deletes expired items, and how many at a time.

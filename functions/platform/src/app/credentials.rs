@@ -70,7 +70,12 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::hex::lower(bytes)
+}
+
+/// The SHA-256 digest of `text` (raw bytes, for comparisons that need no text form).
+pub fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// Constant-time equality of two digests.
@@ -97,6 +102,9 @@ pub struct AccessClaims {
     #[serde(default)]
     pub gen: u64,
 }
+
+/// How long after its `exp` a token is still taken (clock skew between processes).
+const EXPIRY_LEEWAY_SECONDS: u64 = 5;
 
 /// Signs and verifies access tokens with one symmetric key.
 #[derive(Clone)]
@@ -135,9 +143,15 @@ impl TokenSigner {
     /// Checks signature, algorithm and expiry; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = EXPIRY_LEEWAY_SECONDS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation).ok().map(|data| data.claims)
+    }
+
+    /// Whether claims verified earlier are still unexpired at `now` (as [`Self::verify`]
+    /// judges expiry).
+    pub fn unexpired(claims: &AccessClaims, now: u64) -> bool {
+        claims.exp.saturating_add(EXPIRY_LEEWAY_SECONDS) >= now
     }
 }
 

@@ -118,7 +118,7 @@ pub fn derived_id(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0x1f]);
     }
-    hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    super::hex::lower(&hasher.finalize()[..16])
 }
 
 /// The events a record change fires, given the entity's triggers and the tenant's

@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod config;
 pub mod events;
 pub mod flags;
+pub mod hex;
 pub mod identity;
 pub mod ids;
 pub mod install;

@@ -344,7 +344,7 @@ impl Executor {
         };
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
         mac.update(&bytes);
-        let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let signature = crate::domain::hex::lower(&mac.finalize().into_bytes());
         let mut request = self
             .http()
             .post(&url)
