@@ -62,15 +62,11 @@ pub async fn verify_against_nothing(password: &str) {
 /// 256 random bits, hex.
 pub fn random_secret() -> String {
     let bytes: [u8; 32] = rand::rng().random();
-    hex(&bytes)
+    crate::domain::hex::lower(&bytes)
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    crate::domain::hex::lower(bytes)
+    crate::domain::hex::lower(&Sha256::digest(text.as_bytes()))
 }
 
 /// The SHA-256 digest of `text` (raw bytes, for comparisons that need no text form).
