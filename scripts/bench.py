@@ -242,11 +242,30 @@ def main():
         total = r["cold_total_ms"]
         print(f"| {name} | {r['init_ms']:.1f} | {r['first_invoke_ms']:.2f} | {total:.1f} | {total / floor_total:.1f}x | "
               f"{r.get('warm_p50_ms') or 0:.2f} | {r.get('rss_mb') or 0:.1f} | {stripped:.1f} | {zipped:.1f} | {r['outcome']} |")
+    misses = goal_misses(rows[1:], floor_total)
+    print("\nGoals (cold total <= 2x floor, peak RSS <= 16 MB, zip <= 5 MB): "
+          + ("all met" if not misses else "missed: " + "; ".join(misses)))
     if a.no_wrk:
         return
     me, bare = throughput(tools, a.wrk_seconds)
     print(f"\nwrk -t1 -c16 -d{a.wrk_seconds}s: local server GET /api/v1/auth/me {me:,.0f} req/s; "
-          f"bare axum handler {bare:,.0f} req/s; ratio {me / bare:.2f}x")
+          f"bare axum handler {bare:,.0f} req/s; ratio {me / bare:.2f}x (goal >= 0.5x: {'met' if me >= bare / 2 else 'missed'})")
+
+
+def goal_misses(rows, floor_total):
+    """What misses the goals, one phrase per function and goal."""
+    misses = []
+    for name, r, _stripped, zipped in rows:
+        if "error" in r:
+            misses.append(f"{name} failed")
+            continue
+        if r["cold_total_ms"] > 2 * floor_total:
+            misses.append(f"{name} cold {r['cold_total_ms'] / floor_total:.1f}x")
+        if (r.get("rss_mb") or 0) > 16:
+            misses.append(f"{name} RSS {r['rss_mb']:.1f} MB")
+        if zipped > 5:
+            misses.append(f"{name} zip {zipped:.1f} MB")
+    return misses
 
 
 if __name__ == "__main__":

@@ -156,8 +156,46 @@ async fn expired_items_are_absent(store: &dyn Store) {
     assert_eq!(store.get("P#ttl", "gone").await.unwrap().unwrap().ttl, None);
 }
 
+/// A read never answers what a later write replaced or removed (the embedded store keeps
+/// recently read items in memory; every write must drop them).
+async fn reads_follow_writes(store: &dyn Store) {
+    store.put(item("P#rw", "A", 1), Condition::Absent).await.unwrap();
+    assert_eq!(store.get("P#rw", "A").await.unwrap().unwrap().version, 1);
+    store.put(item("P#rw", "A", 2), Condition::Version(1)).await.unwrap();
+    assert_eq!(store.get("P#rw", "A").await.unwrap().unwrap().version, 2, "after a put");
+    store
+        .transact(vec![
+            Write::Put { item: item("P#rw", "A", 3), condition: Condition::Version(2) },
+            Write::Put { item: item("P#rw", "B", 1), condition: Condition::Absent },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.get("P#rw", "A").await.unwrap().unwrap().version, 3, "after a transaction");
+    let refused = store
+        .transact(vec![
+            Write::Put { item: item("P#rw", "A", 4), condition: Condition::Version(3) },
+            Write::Put { item: item("P#rw", "B", 2), condition: Condition::Version(9) },
+        ])
+        .await;
+    assert_eq!(refused, Err(StoreError::ConditionFailed { index: 1 }));
+    assert_eq!(store.get("P#rw", "A").await.unwrap().unwrap().version, 3, "a refused transaction changes nothing");
+    store
+        .transact(vec![Write::Delete { pk: "P#rw".into(), sk: "A".into(), condition: Condition::Exists }])
+        .await
+        .unwrap();
+    assert_eq!(store.get("P#rw", "A").await.unwrap(), None, "after a delete");
+    let ttl = now() + 2;
+    store.put(item("P#rw", "C", 1).expiring(ttl), Condition::Absent).await.unwrap();
+    assert!(store.get("P#rw", "C").await.unwrap().is_some());
+    while now() < ttl {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.get("P#rw", "C").await.unwrap(), None, "an item read before it expired is absent after");
+}
+
 async fn suite(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
+    reads_follow_writes(store.as_ref()).await;
     round_trips_json(store.as_ref()).await;
     conditions_guard_puts(store.as_ref()).await;
     queries_page_by_prefix(store.as_ref()).await;
@@ -198,6 +236,43 @@ async fn embedded_store_keeps_data_across_reopen() {
     }
     let reopened = EmbeddedStore::open(&path).unwrap();
     assert_eq!(reopened.get("P#r", "A").await.unwrap().unwrap().version, 1);
+}
+
+/// Readers racing a writer never see a value go back, and all see the last write once it
+/// is acknowledged (the embedded store's in-memory copies of read items stay coherent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_reads_stay_current_while_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.redb")).unwrap());
+    store.put(item("P#race", "A", 1), Condition::Absent).await.unwrap();
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, writing) = (store.clone(), writing.clone());
+            tokio::spawn(async move {
+                let mut seen = 0;
+                let mut reads = 0;
+                while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                    let version = store.get("P#race", "A").await.unwrap().unwrap().version;
+                    assert!(version >= seen, "read {version} after {seen}");
+                    seen = version;
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            })
+        })
+        .collect();
+    const LAST: u64 = 60;
+    for version in 2..=LAST {
+        store.put(item("P#race", "A", version), Condition::Version(version - 1)).await.unwrap();
+        assert_eq!(store.get("P#race", "A").await.unwrap().unwrap().version, version, "the writer reads its write");
+    }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0, "each reader read");
+    }
+    assert_eq!(store.get("P#race", "A").await.unwrap().unwrap().version, LAST);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::recent_items::RecentItems;
 use crate::domain::time::unix_now;
 use crate::ports::feed::{ChangeFeed, StoreChange};
 use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
@@ -66,6 +67,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Counts commits of writes, so that the local pipeline wakes on each one instead of polling.
     commits: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Items as last read, dropped by every write that touches them.
+    recent: Arc<RecentItems>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -86,7 +89,11 @@ impl EmbeddedStore {
         txn.open_table(EXPIRY).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         restrict_to_owner(path).map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db), commits: Arc::new(tokio::sync::watch::Sender::new(0)) })
+        Ok(Self {
+            db: Arc::new(db),
+            commits: Arc::new(tokio::sync::watch::Sender::new(0)),
+            recent: Arc::new(RecentItems::default()),
+        })
     }
 
     /// Reads run where they are called: a redb read transaction is a few microseconds from
@@ -150,13 +157,22 @@ fn current(
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.read(|db| {
+        let now = unix_now();
+        if let Some(known) = self.recent.get(pk, sk) {
+            return Ok(known.is_live(now).then(|| Item::clone(&known)));
+        }
+        // Noted before the read transaction opens (see `RecentItems`).
+        let generation = self.recent.generation();
+        let found = self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
             let found = table.get((pk, sk)).map_err(unavailable)?;
-            let now = unix_now();
             Ok(found.map(|guard| decode_live(pk, sk, guard.value(), now)).transpose()?.flatten())
-        })
+        })?;
+        if let Some(item) = &found {
+            self.recent.keep(generation, item.clone());
+        }
+        Ok(found)
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
@@ -225,54 +241,13 @@ impl Store for EmbeddedStore {
             return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
         }
         let now = unix_now();
+        let recent = self.recent.clone();
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
-                let mut expiry = txn.open_table(EXPIRY).map_err(unavailable)?;
-                let mut feed = txn.open_table(FEED).map_err(unavailable)?;
-                let meta = txn.open_table(FEED_META).map_err(unavailable)?;
-                let consumed = meta.get(CHECKPOINT).map_err(unavailable)?.map_or(0, |v| v.value());
-                let mut seq = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()).max(consumed);
-                for (index, write) in writes.iter().enumerate() {
-                    let (pk, sk, condition) = match write {
-                        Write::Put { item, condition } => (&item.pk, &item.sk, *condition),
-                        Write::Delete { pk, sk, condition } | Write::Check { pk, sk, condition } => {
-                            (pk, sk, *condition)
-                        }
-                    };
-                    let stored = current(&table, pk, sk)?;
-                    let old = stored.clone().filter(|i| i.is_live(now));
-                    if !holds(condition, old.as_ref().map(|i| i.version)) {
-                        // Dropping the transaction without commit aborts it: nothing is written.
-                        return Err(StoreError::ConditionFailed { index });
-                    }
-                    let new = match write {
-                        Write::Put { item, .. } => {
-                            table.insert((pk.as_str(), sk.as_str()), encode(item)?.as_slice()).map_err(unavailable)?;
-                            Some(item.clone())
-                        }
-                        Write::Delete { .. } => {
-                            table.remove((pk.as_str(), sk.as_str())).map_err(unavailable)?;
-                            None
-                        }
-                        Write::Check { .. } => continue,
-                    };
-                    if let Some(ttl) = stored.as_ref().and_then(|i| i.ttl) {
-                        expiry.remove((ttl, pk.as_str(), sk.as_str())).map_err(unavailable)?;
-                    }
-                    if let Some(ttl) = new.as_ref().and_then(|i| i.ttl) {
-                        expiry.insert((ttl, pk.as_str(), sk.as_str()), ()).map_err(unavailable)?;
-                    }
-                    if old.is_some() || new.is_some() {
-                        seq += 1;
-                        let entry = FeedEntry { old: old.map(Into::into), new: new.map(Into::into) };
-                        let bytes = serde_json::to_vec(&entry).map_err(unavailable)?;
-                        feed.insert(seq, bytes.as_slice()).map_err(unavailable)?;
-                    }
-                }
-            }
-            txn.commit().map_err(unavailable)
+            let outcome = apply(db, &writes, now);
+            // Ended, committed or not: in the blocking task, so it runs even if the caller
+            // stopped waiting.
+            recent.written(writes.iter().map(Write::key));
+            outcome
         })
         .await?;
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
@@ -282,6 +257,58 @@ impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.ping_tables().await
     }
+}
+
+/// One transaction of writes: every condition holds and all are written, with their
+/// change-feed entries, or nothing is.
+fn apply(db: &Database, writes: &[Write], now: u64) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    {
+        let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+        let mut expiry = txn.open_table(EXPIRY).map_err(unavailable)?;
+        let mut feed = txn.open_table(FEED).map_err(unavailable)?;
+        let meta = txn.open_table(FEED_META).map_err(unavailable)?;
+        let consumed = meta.get(CHECKPOINT).map_err(unavailable)?.map_or(0, |v| v.value());
+        let mut seq = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()).max(consumed);
+        for (index, write) in writes.iter().enumerate() {
+            let (pk, sk) = write.key();
+            let condition = match write {
+                Write::Put { condition, .. } | Write::Delete { condition, .. } | Write::Check { condition, .. } => {
+                    *condition
+                }
+            };
+            let stored = current(&table, pk, sk)?;
+            let old = stored.clone().filter(|i| i.is_live(now));
+            if !holds(condition, old.as_ref().map(|i| i.version)) {
+                // Dropping the transaction without commit aborts it: nothing is written.
+                return Err(StoreError::ConditionFailed { index });
+            }
+            let new = match write {
+                Write::Put { item, .. } => {
+                    table.insert((pk, sk), encode(item)?.as_slice()).map_err(unavailable)?;
+                    Some(item.clone())
+                }
+                Write::Delete { .. } => {
+                    table.remove((pk, sk)).map_err(unavailable)?;
+                    None
+                }
+                Write::Check { .. } => continue,
+            };
+            if let Some(ttl) = stored.as_ref().and_then(|i| i.ttl) {
+                expiry.remove((ttl, pk, sk)).map_err(unavailable)?;
+            }
+            if let Some(ttl) = new.as_ref().and_then(|i| i.ttl) {
+                expiry.insert((ttl, pk, sk), ()).map_err(unavailable)?;
+            }
+            if old.is_some() || new.is_some() {
+                seq += 1;
+                let entry = FeedEntry { old: old.map(Into::into), new: new.map(Into::into) };
+                let bytes = serde_json::to_vec(&entry).map_err(unavailable)?;
+                feed.insert(seq, bytes.as_slice()).map_err(unavailable)?;
+            }
+        }
+    }
+    txn.commit().map_err(unavailable)
 }
 
 #[async_trait]
@@ -339,6 +366,7 @@ impl EmbeddedStore {
     /// Deletes up to `limit` items whose `ttl` is at or before `now`, as DynamoDB's TTL
     /// does in the background (expired items already read as absent). Returns how many.
     pub async fn purge_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError> {
+        let recent = self.recent.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             let purged = {
@@ -357,10 +385,11 @@ impl EmbeddedStore {
                         table.remove((pk.as_str(), sk.as_str())).map_err(unavailable)?;
                     }
                 }
-                due.len()
+                due
             };
-            txn.commit().map_err(unavailable)?;
-            Ok(purged)
+            let outcome = txn.commit().map_err(unavailable);
+            recent.written(purged.iter().map(|(_, pk, sk)| (pk.as_str(), sk.as_str())));
+            outcome.map(|()| purged.len())
         })
         .await
     }

@@ -10,6 +10,7 @@ pub mod local_queue;
 pub mod local_timers;
 pub mod mail_dir;
 pub mod private_files;
+pub mod recent_items;
 pub mod s3;
 pub mod scheduler;
 pub mod secrets;

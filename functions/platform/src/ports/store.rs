@@ -69,6 +69,14 @@ pub enum Write {
 }
 
 impl Write {
+    /// The key written (or checked).
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            Write::Put { item, .. } => (&item.pk, &item.sk),
+            Write::Delete { pk, sk, .. } | Write::Check { pk, sk, .. } => (pk, sk),
+        }
+    }
+
     /// Puts `value` (as JSON) at a key that must be free, as version 1.
     pub fn create(pk: impl Into<String>, sk: impl Into<String>, value: &impl serde::Serialize) -> Write {
         let data = serde_json::to_value(value).expect("domain values serialize");
