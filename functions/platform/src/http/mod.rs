@@ -42,6 +42,7 @@ pub mod docs;
 pub mod event_sources;
 pub mod extract;
 pub mod flags;
+mod framing;
 pub mod health;
 pub mod operations;
 pub mod problem;
@@ -55,7 +56,6 @@ pub mod users;
 
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::Router;
-use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -151,34 +151,6 @@ where
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static(caller::REQUEST_ID_HEADER);
-const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static(caller::CLIENT_REQUEST_ID_HEADER);
-
-/// Most characters of a client's request id that are kept.
-const MAX_CLIENT_REQUEST_ID: usize = 128;
-
-/// Every request gets the platform's own id (a ULID, echoed in the answer's
-/// `X-Request-Id`); an `X-Request-Id` the client sent is kept apart, trimmed to printable
-/// characters, as the client's word.
-async fn assign_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
-    let headers = req.headers_mut();
-    let client = headers.remove(&REQUEST_ID).and_then(|v| {
-        let text: String = v
-            .to_str()
-            .ok()?
-            .chars()
-            .filter(|c| c.is_ascii_graphic() || *c == ' ')
-            .take(MAX_CLIENT_REQUEST_ID)
-            .collect();
-        (!text.trim().is_empty()).then_some(text)
-    });
-    headers.remove(&CLIENT_REQUEST_ID);
-    if let Some(value) = client.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        headers.insert(CLIENT_REQUEST_ID, value);
-    }
-    let id = HeaderValue::from_str(&ulid::Ulid::generate().to_string()).expect("a ULID is a valid header value");
-    headers.insert(REQUEST_ID, id);
-    req
-}
 
 /// The automation function's routes: automation, and the operator's operations on it.
 pub fn automation_function_routes<R: RouteTable>() -> R {
@@ -217,25 +189,11 @@ pub fn finish(router: BareRouter, state: AppState) -> Router {
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, tenant = tracing::field::Empty)
         }))
-        .layer(axum::middleware::map_request(assign_request_id))
-        .layer(axum::middleware::from_fn(measure))
-}
-
-/// Counts every answer and its latency by route template (never the raw path: ids would
-/// make the labels unbounded), method and status.
-async fn measure(request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
-    let started = std::time::Instant::now();
-    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", |m| m.as_str());
-    crate::telemetry::request(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
+        .layer(framing::FramingLayer)
 }
 
 /// Several resources' routes, each served on its own state, in one service: how API
@@ -249,8 +207,7 @@ pub fn finish_each(parts: Vec<(impl RouteTable, AppState)>) -> Router {
     router
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::map_request(assign_request_id))
+        .layer(framing::FramingLayer)
 }
 
 /// The whole product in one app (the local server), with the docs.
