@@ -272,14 +272,9 @@ fn apply(db: &Database, writes: &[Write], now: u64) -> Result<(), StoreError> {
         let mut seq = feed.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()).max(consumed);
         for (index, write) in writes.iter().enumerate() {
             let (pk, sk) = write.key();
-            let condition = match write {
-                Write::Put { condition, .. } | Write::Delete { condition, .. } | Write::Check { condition, .. } => {
-                    *condition
-                }
-            };
             let stored = current(&table, pk, sk)?;
             let old = stored.clone().filter(|i| i.is_live(now));
-            if !holds(condition, old.as_ref().map(|i| i.version)) {
+            if !holds(write.condition(), old.as_ref().map(|i| i.version)) {
                 // Dropping the transaction without commit aborts it: nothing is written.
                 return Err(StoreError::ConditionFailed { index });
             }

@@ -77,6 +77,15 @@ impl Write {
         }
     }
 
+    /// What must hold about the current item for the write to happen.
+    pub fn condition(&self) -> Condition {
+        match self {
+            Write::Put { condition, .. } | Write::Delete { condition, .. } | Write::Check { condition, .. } => {
+                *condition
+            }
+        }
+    }
+
     /// Puts `value` (as JSON) at a key that must be free, as version 1.
     pub fn create(pk: impl Into<String>, sk: impl Into<String>, value: &impl serde::Serialize) -> Write {
         let data = serde_json::to_value(value).expect("domain values serialize");
