@@ -161,40 +161,14 @@ async fn lambda_secrets(aws: &aws_types::SdkConfig) -> Result<Secrets, String> {
     Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env(&[]) })
 }
 
-/// The one HTTPS client every AWS SDK client uses: rustls on ring (the crypto reqwest's
-/// rustls uses too), its trust roots loaded on the first AWS request.
+/// The one HTTP client every AWS SDK client uses (see [`SdkHttpClient`]).
 pub fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     static CLIENT: std::sync::OnceLock<aws_sdk_dynamodb::config::SharedHttpClient> = std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            let https =
-                aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-            aws_sdk_dynamodb::config::SharedHttpClient::new(RootsOnFirstRequest(https))
+            aws_sdk_dynamodb::config::SharedHttpClient::new(crate::adapters::sdk_http::SdkHttpClient::default())
         })
         .clone()
-}
-
-/// The SDK's HTTPS client loads the system's trust roots when an SDK client is
-/// constructed (its `validate_base_client_config`); measured with the cold-start
-/// harness, that is about 5 ms of every cold start here, paid even by a function whose
-/// request makes no AWS call (a health probe, a 401). This keeps the client and leaves
-/// out only that early load: the roots load with the first connector, on the first request.
-#[derive(Debug)]
-struct RootsOnFirstRequest(aws_sdk_dynamodb::config::SharedHttpClient);
-
-impl aws_smithy_runtime_api::client::http::HttpClient for RootsOnFirstRequest {
-    fn http_connector(
-        &self,
-        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        self.0.http_connector(settings, components)
-    }
-
-    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
-        self.0.connector_metadata()
-    }
 }
 
 /// The AWS SDK configuration of a Lambda function, read from the environment Lambda

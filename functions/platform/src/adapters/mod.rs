@@ -13,6 +13,7 @@ pub mod private_files;
 pub mod recent_items;
 pub mod s3;
 pub mod scheduler;
+pub mod sdk_http;
 pub mod secrets;
 pub mod ses;
 pub mod stream_batches;

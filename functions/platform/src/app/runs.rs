@@ -8,6 +8,7 @@
 //! its deadline lost its message (a crash, a DLQ, a purge) and is marked `dead` with the
 //! reason, so the run shows as failed and can be retried.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::engine::{execution_write, ActionStatus, Execution};
@@ -113,40 +114,57 @@ impl Runs {
     }
 
     /// [`Runs::sweep`] over at most `budget` due markers, taken from the shards in rounds
-    /// of a few each, so a backlog in one shard cannot starve the others.
+    /// of a few each, so a backlog in one shard cannot starve the others. The shards of a
+    /// round are swept at once: a sweep takes a few rounds of store calls, not one call
+    /// after another per shard (16 queries in a row were ~75 ms on an empty table).
     pub async fn sweep_at_most(&self, now: u64, budget: usize) -> AppResult<usize> {
+        let left = AtomicUsize::new(budget);
         let mut changed = 0;
-        let mut left = budget;
         // (shard, continue after this sort key) of the shards that may still hold due markers.
         let mut open: Vec<(u32, Option<String>)> = (0..keys::SWEEP_SHARDS).map(|s| (s, None)).collect();
-        while !open.is_empty() && left > 0 {
+        while !open.is_empty() && left.load(Ordering::Relaxed) > 0 {
+            let rounds = open.into_iter().map(|(shard, after)| self.sweep_round(shard, after, now, &left));
             let mut still = Vec::new();
-            for (shard, after) in open {
-                if left == 0 {
-                    break;
-                }
-                let pk = keys::sweep_shard_pk(shard);
-                let limit = left.min(SWEEP_ROUND);
-                let page = self.store.query(Query { limit, after: after.as_deref(), ..Query::new(&pk, "") }).await?;
-                let mut reached_future = false;
-                for marker in &page.items {
-                    let Some((deadline, tenant, execution_id)) = keys::parse_sweep_sk(&marker.sk) else { continue };
-                    if deadline > now {
-                        reached_future = true;
-                        break;
-                    }
-                    left -= 1;
-                    if self.expire(tenant, execution_id, deadline, now, marker).await? {
-                        changed += 1;
-                    }
-                }
-                if !reached_future && page.next.is_some() {
-                    still.push((shard, page.next));
-                }
+            for round in futures_util::future::join_all(rounds).await {
+                let (round_changed, next) = round?;
+                changed += round_changed;
+                still.extend(next);
             }
             open = still;
         }
         Ok(changed)
+    }
+
+    /// One round over one shard: its next due markers expired, each taken from the
+    /// sweep's budget `left`; returns how many runs changed and where the shard goes on,
+    /// if it may still hold due markers.
+    async fn sweep_round(
+        &self,
+        shard: u32,
+        after: Option<String>,
+        now: u64,
+        left: &AtomicUsize,
+    ) -> AppResult<(usize, Option<(u32, Option<String>)>)> {
+        let limit = left.load(Ordering::Relaxed).min(SWEEP_ROUND);
+        if limit == 0 {
+            return Ok((0, None));
+        }
+        let pk = keys::sweep_shard_pk(shard);
+        let page = self.store.query(Query { limit, after: after.as_deref(), ..Query::new(&pk, "") }).await?;
+        let mut changed = 0;
+        for marker in &page.items {
+            let Some((deadline, tenant, execution_id)) = keys::parse_sweep_sk(&marker.sk) else { continue };
+            if deadline > now {
+                return Ok((changed, None));
+            }
+            if left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
+                return Ok((changed, None));
+            }
+            if self.expire(tenant, execution_id, deadline, now, marker).await? {
+                changed += 1;
+            }
+        }
+        Ok((changed, page.next.map(|next| (shard, Some(next)))))
     }
 
     /// One due marker: marks the run's unfinished actions dead if its deadline passed,
