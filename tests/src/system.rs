@@ -956,9 +956,24 @@ pub async fn offboarding(ctx: &Ctx, tenant: &str, other: &str, with_file: bool) 
     }
     assert_eq!(api.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 403, "only the platform administrator");
     assert_eq!(neighbour.delete(&format!("/api/v1/tenants/{tenant}")).await.status, 403);
-    let done = admin.delete(&format!("/api/v1/tenants/{tenant}")).await;
-    assert_eq!((done.status, done.body["complete"].as_bool()), (200, Some(true)), "{}", done.body);
-    assert!(done.body["deleted_items"].as_u64().unwrap() > 10, "{}", done.body);
+    // One call deletes within its time budget and says whether it finished; calling again
+    // goes on (on a loaded machine, with moto, one call may not be enough).
+    let mut deleted = 0;
+    let mut calls = 0;
+    loop {
+        let done = admin.delete(&format!("/api/v1/tenants/{tenant}")).await;
+        if calls > 0 && done.status == 404 {
+            break; // the previous call's budget ended just after its last item
+        }
+        assert_eq!(done.status, 200, "{}", done.body);
+        deleted += done.body["deleted_items"].as_u64().unwrap();
+        calls += 1;
+        if done.body["complete"].as_bool() == Some(true) {
+            break;
+        }
+        assert!(calls < 5, "the deletion goes on with each call: {}", done.body);
+    }
+    assert!(deleted > 10, "{deleted} items deleted");
     assert_eq!(api.get("/api/v1/auth/me").await.status, 401, "its users are gone");
     if !download.is_empty() && !download.starts_with('/') {
         assert_ne!(fetch(&api, &download).await.0, 200, "its files are gone");
