@@ -161,6 +161,15 @@ async fn lambda_secrets(aws: &aws_types::SdkConfig) -> Result<Secrets, String> {
     Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env(&[]) })
 }
 
+/// The SDK's standard retries, keeping connections after a transient answer: its default
+/// closes the connection a 5xx came on through a handle only its own HTTP client gives,
+/// and logs an error on every such answer when the client has none (reqwest drops a
+/// broken connection from its pool by itself).
+pub fn aws_retry_config() -> aws_smithy_types::retry::RetryConfig {
+    use aws_smithy_types::retry::{ReconnectMode, RetryConfig};
+    RetryConfig::standard().with_reconnect_mode(ReconnectMode::ReuseAllConnections)
+}
+
 /// The one HTTP client every AWS SDK client uses (see [`SdkHttpClient`]).
 pub fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     static CLIENT: std::sync::OnceLock<aws_sdk_dynamodb::config::SharedHttpClient> = std::sync::OnceLock::new();
@@ -191,7 +200,8 @@ fn sdk_config_from_env() -> Result<aws_types::SdkConfig, String> {
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_types::region::Region::new(region))
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
-        .http_client(aws_http_client());
+        .http_client(aws_http_client())
+        .retry_config(aws_retry_config());
     if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
         config = config.endpoint_url(endpoint);
     }

@@ -13,8 +13,12 @@
 //! What the SDK expects of its client, kept here: its connect and read timeouts (one
 //! reqwest client, so one connection pool, per pair of them), no redirects followed, no
 //! proxy from the environment, and errors classified so its retry strategy retries what
-//! is transient (an I/O failure or a timeout) and not what is not (a TLS failure, a bad
-//! request).
+//! is transient (an I/O failure or a timeout) and not what is not (a failed handshake, a
+//! bad request). Not kept: the SDK's connection poisoning (closing the connection a 5xx
+//! came on) needs a handle to the connection that reqwest does not give; the SDK
+//! configuration turns it off ([`crate::runtime::aws_retry_config`]). reqwest parses the
+//! request's URL, which drops `.` and `..` path segments: no object key the platform
+//! writes has one.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -98,12 +102,12 @@ fn body_of(body: SdkBody) -> reqwest::Body {
 }
 
 /// What the SDK's retry strategy makes of a failed exchange: a timeout or an I/O failure
-/// (refused, reset, closed early) is transient; a TLS failure (an untrusted or invalid
-/// certificate) or a request reqwest cannot send is not.
+/// (refused, reset, closed early) is transient; a failed TLS handshake (an untrusted or
+/// invalid certificate) or a request reqwest cannot send is not.
 fn connector_error(error: reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         ConnectorError::timeout(error.into())
-    } else if tls_failure(&error) || error.is_builder() {
+    } else if (error.is_connect() && tls_failure(&error)) || error.is_builder() {
         ConnectorError::other(error.into(), None)
     } else if error.is_connect() || error.is_request() || error.is_body() {
         ConnectorError::io(error.into())
@@ -269,6 +273,78 @@ mod tests {
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 2, "the body's 2 bytes were read through it");
         assert!(server.await.expect("server").ends_with("\r\n\r\n{}"));
+    }
+
+    /// A server that answers its first request 503 and every later one 200 `{}`, one
+    /// connection per request.
+    async fn unavailable_once() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            for answered in 0.. {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    let n = socket.read(&mut buf).await.expect("read");
+                    assert!(n > 0, "the client closed before sending its request");
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let answer: &[u8] = if answered == 0 {
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                };
+                socket.write_all(answer).await.expect("write");
+            }
+        });
+        url
+    }
+
+    /// Counts the error events logged while it is the thread's subscriber.
+    struct ErrorEvents(std::sync::Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorEvents {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if *event.metadata().level() == tracing::Level::ERROR {
+                self.0.lock().expect("lock").push(event.metadata().target().to_string());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transient_answer_is_retried_without_an_error_logged() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let errors = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let _logs = tracing::subscriber::set_default(tracing_subscriber::registry().with(ErrorEvents(errors.clone())));
+        let url = unavailable_once().await;
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new("key", "secret", None, None, "test"))
+            .http_client(crate::runtime::aws_http_client())
+            .retry_config(crate::runtime::aws_retry_config())
+            .endpoint_url(url)
+            .build();
+        let got = aws_sdk_dynamodb::Client::from_conf(config)
+            .get_item()
+            .table_name("t")
+            .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("a".into()))
+            .send()
+            .await;
+        assert!(got.is_ok_and(|g| g.item.is_none()), "the 503 was retried and the retry answered");
+        assert_eq!(*errors.lock().expect("lock"), Vec::<String>::new(), "no error logged for a retried 503");
     }
 
     #[test]
