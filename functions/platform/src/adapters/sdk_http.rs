@@ -151,24 +151,48 @@ mod tests {
         HttpRequest::try_from(request).expect("smithy request")
     }
 
-    /// A server that answers one request with `answer` and hands back what it read.
-    async fn one_answer(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    /// A server that answers its connections in turn, one request each, with `answers`,
+    /// and hands back the requests it read.
+    async fn serving(answers: Vec<&'static str>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/", listener.local_addr().expect("address"));
         let server = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.expect("accept");
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Read the head and the 2-byte body the tests send.
-            while !String::from_utf8_lossy(&seen).contains("\r\n\r\n{}") {
-                let n = socket.read(&mut buf).await.expect("read");
-                assert!(n > 0, "the client closed before sending its request");
-                seen.extend_from_slice(&buf[..n]);
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                requests.push(read_request(&mut socket).await);
+                socket.write_all(answer.as_bytes()).await.expect("write");
             }
-            socket.write_all(answer.as_bytes()).await.expect("write");
-            String::from_utf8_lossy(&seen).to_string()
+            requests
         });
         (url, server)
+    }
+
+    /// One request, its head and the body its `content-length` announces.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    return String::from_utf8_lossy(&seen).to_string();
+                }
+            }
+            let n = socket.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the client closed before sending its request");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn one_answer(answer: &'static str) -> (String, impl std::future::Future<Output = String>) {
+        let (url, server) = serving(vec![answer]).await;
+        (url, async move { server.await.expect("server").remove(0) })
     }
 
     #[tokio::test]
@@ -180,7 +204,7 @@ mod tests {
         assert_eq!(response.headers().get("x-amzn-requestid"), Some("r-1"));
         let body = aws_smithy_types::byte_stream::ByteStream::new(response.into_body()).collect().await.expect("body");
         assert_eq!(body.into_bytes().as_ref(), b"{\"a\": 1}\n");
-        let seen = server.await.expect("server").to_ascii_lowercase();
+        let seen = server.await.to_ascii_lowercase();
         assert!(seen.starts_with("post / http/1.1\r\n"), "{seen}");
         assert!(seen.contains("x-amz-target: dynamodb_20120810.getitem\r\n"), "{seen}");
         assert!(seen.ends_with("\r\n\r\n{}"), "{seen}");
@@ -193,7 +217,7 @@ mod tests {
                 .await;
         let response = connector(None, None).call(post(&url, "{}")).await.expect("answer");
         assert_eq!(response.status().as_u16(), 307);
-        server.await.expect("server");
+        server.await;
     }
 
     #[tokio::test]
@@ -272,44 +296,7 @@ mod tests {
         let response = connector(None, None).call(request).await.expect("answer");
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 2, "the body's 2 bytes were read through it");
-        assert!(server.await.expect("server").ends_with("\r\n\r\n{}"));
-    }
-
-    /// A server that answers its first request 503 and every later one 200 `{}`, one
-    /// connection per request.
-    async fn unavailable_once() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move {
-            for answered in 0.. {
-                let (mut socket, _) = listener.accept().await.expect("accept");
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if seen.len() >= end + 4 + length {
-                            break;
-                        }
-                    }
-                    let n = socket.read(&mut buf).await.expect("read");
-                    assert!(n > 0, "the client closed before sending its request");
-                    seen.extend_from_slice(&buf[..n]);
-                }
-                let answer: &[u8] = if answered == 0 {
-                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                } else {
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
-                };
-                socket.write_all(answer).await.expect("write");
-            }
-        });
-        url
+        assert!(server.await.ends_with("\r\n\r\n{}"));
     }
 
     /// Counts the error events logged while it is the thread's subscriber.
@@ -328,7 +315,11 @@ mod tests {
         use tracing_subscriber::layer::SubscriberExt;
         let errors = std::sync::Arc::new(Mutex::new(Vec::new()));
         let _logs = tracing::subscriber::set_default(tracing_subscriber::registry().with(ErrorEvents(errors.clone())));
-        let url = unavailable_once().await;
+        let (url, server) = serving(vec![
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        ])
+        .await;
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
@@ -345,6 +336,7 @@ mod tests {
             .await;
         assert!(got.is_ok_and(|g| g.item.is_none()), "the 503 was retried and the retry answered");
         assert_eq!(*errors.lock().expect("lock"), Vec::<String>::new(), "no error logged for a retried 503");
+        assert_eq!(server.await.expect("server").len(), 2, "the first attempt and its retry");
     }
 
     #[test]

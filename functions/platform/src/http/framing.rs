@@ -108,6 +108,24 @@ mod tests {
         assert!(ulid::Ulid::from_string(id.to_str().unwrap()).is_ok(), "the platform's id is a ULID: {id:?}");
     }
 
+    #[tokio::test]
+    async fn the_answer_carries_the_platform_id_unless_the_handler_set_its_own() {
+        use tower::{Layer, Service};
+        let mut plain = FramingLayer.layer(tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(Response::new(axum::body::Body::empty()))
+        }));
+        let answer = plain.call(Request::new(axum::body::Body::empty())).await.expect("answer");
+        let id = answer.headers().get(&REQUEST_ID).expect("the platform's id").to_str().expect("text");
+        assert!(ulid::Ulid::from_string(id).is_ok(), "{id}");
+        let mut own = FramingLayer.layer(tower::service_fn(|_: Request| async {
+            let mut response = Response::new(axum::body::Body::empty());
+            response.headers_mut().insert(REQUEST_ID, HeaderValue::from_static("handler-id"));
+            Ok::<_, Infallible>(response)
+        }));
+        let answer = own.call(Request::new(axum::body::Body::empty())).await.expect("answer");
+        assert_eq!(answer.headers().get(&REQUEST_ID).expect("an id"), "handler-id");
+    }
+
     #[test]
     fn a_client_id_of_nothing_printable_is_dropped() {
         let mut headers = HeaderMap::new();
