@@ -866,3 +866,163 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
     assert_eq!(due, platform::domain::timing::epoch_of(&later).unwrap() - before);
     assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty(), "nothing queued at the old date");
 }
+
+/// A store that writes down every call it passes on: (operation, sort key or prefix),
+/// and the sort keys each query returned.
+struct Counted {
+    inner: Arc<dyn Store>,
+    calls: std::sync::Mutex<Vec<(&'static str, String)>>,
+    returned: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counted {
+    fn over(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self { inner, calls: Default::default(), returned: Default::default() })
+    }
+
+    fn note(&self, op: &'static str, key: &str) {
+        self.calls.lock().unwrap().push((op, key.to_string()));
+    }
+
+    /// The calls since the last take, of the sort keys `about` picks.
+    fn take(&self, about: impl Fn(&str) -> bool) -> Vec<(&'static str, String)> {
+        self.returned.lock().unwrap().clear();
+        std::mem::take(&mut *self.calls.lock().unwrap()).into_iter().filter(|(_, key)| about(key)).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Counted {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<platform::ports::store::Item>, platform::ports::store::StoreError> {
+        self.note("GetItem", sk);
+        self.inner.get(pk, sk).await
+    }
+
+    async fn put(
+        &self,
+        item: platform::ports::store::Item,
+        condition: platform::ports::store::Condition,
+    ) -> Result<(), platform::ports::store::StoreError> {
+        self.note("PutItem", &item.sk);
+        self.inner.put(item, condition).await
+    }
+
+    async fn query(
+        &self,
+        query: platform::ports::store::Query<'_>,
+    ) -> Result<platform::ports::store::Page, platform::ports::store::StoreError> {
+        self.note("Query", query.sk_prefix);
+        let page = self.inner.query(query).await?;
+        self.returned.lock().unwrap().extend(page.items.iter().map(|i| i.sk.clone()));
+        Ok(page)
+    }
+
+    async fn transact(
+        &self,
+        writes: Vec<platform::ports::store::Write>,
+    ) -> Result<(), platform::ports::store::StoreError> {
+        for write in &writes {
+            self.note("TransactWriteItems", write.key().1);
+        }
+        self.inner.transact(writes).await
+    }
+
+    async fn ping(&self) -> Result<(), platform::ports::store::StoreError> {
+        self.inner.ping().await
+    }
+}
+
+fn about_rules(sk: &str) -> bool {
+    sk.starts_with("RULE")
+}
+
+/// An evaluator with nothing cached reads the rules and their generation marker in one
+/// query (not the rules' version history); with its cache filled, only the marker; after
+/// a rule change, the marker and then the rules again.
+async fn rules_are_read_once_per_generation(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "cachedrules").await;
+    let filter = Default::default();
+    let rule = s.automation().list_rules(&tenant, &filter, &PageRequest::first(10)).await.unwrap().items.remove(0);
+    let renamed: RuleInput = serde_json::from_value(json!({
+        "name": "High Value Deal Alert (renamed)", "module_type": "sales", "trigger_id": "high_value_opportunity",
+        "conditions": [{"type": "value_threshold", "value": 10000}],
+        "actions": [{"type": "send_notification", "parameters": {"recipient": "m@example.com", "message": "renamed"}}]
+    }))
+    .unwrap();
+    s.automation().update_rule(&Actor::system("test"), &tenant, &rule.id, renamed).await.unwrap();
+    let counted = Counted::over(store.clone());
+    let fresh = services(counted.clone(), mail.path()).await;
+    counted.take(about_rules);
+    let (sales, trigger) = ("sales", "high_value_opportunity");
+
+    let cold = fresh.evaluator().rules_for(&tenant, sales, trigger).await.unwrap();
+    assert_eq!(cold.len(), 1);
+    let returned = counted.returned.lock().unwrap().clone();
+    assert_eq!(counted.take(about_rules), vec![("Query", "RULE".to_string())], "one query, no marker read");
+    assert!(returned.iter().any(|sk| sk == keys::RULES_GENERATION_SK), "the marker came with the rules: {returned:?}");
+    assert!(!returned.iter().any(|sk| sk.starts_with("RULEVER#")), "no rule versions read: {returned:?}");
+
+    let warm = fresh.evaluator().rules_for(&tenant, sales, trigger).await.unwrap();
+    assert_eq!(warm.len(), 1);
+    assert_eq!(counted.take(about_rules), vec![("GetItem", keys::RULES_GENERATION_SK.to_string())]);
+
+    let notify =
+        json!([{"type": "send_notification", "parameters": {"recipient": "n@example.com", "message": "second"}}]);
+    let second: RuleInput = serde_json::from_value(json!({
+        "name": "Second alert", "module_type": sales, "trigger_id": trigger,
+        "conditions": [{"type": "value_threshold", "value": 10}], "actions": notify
+    }))
+    .unwrap();
+    s.automation().create_rule(&Actor::system("test"), &tenant, second).await.unwrap();
+    let changed = fresh.evaluator().rules_for(&tenant, sales, trigger).await.unwrap();
+    assert_eq!(changed.len(), 2, "the new rule is seen at once");
+    assert_eq!(
+        counted.take(about_rules),
+        vec![("GetItem", keys::RULES_GENERATION_SK.to_string()), ("Query", "RULE".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_read_once_per_generation_on_the_embedded_store() {
+    let (_dir, store) = embedded_store();
+    rules_are_read_once_per_generation(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_read_once_per_generation_on_dynamodb() {
+    let moto = Moto::start();
+    rules_are_read_once_per_generation(moto.new_table("rulecache").await).await;
+}
+
+/// Taking a token reads the tenant's limits and its bucket (at once) and writes the bucket
+/// back with one conditional put, not a transaction (which costs twice the write units).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_costs_two_reads_and_one_conditional_put() {
+    use platform::app::rate_limits::Flow;
+    let moto = Moto::start();
+    let store: Arc<dyn Store> = moto.new_table("tokens").await;
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "tokens").await;
+    let counted = Counted::over(store.clone());
+    let fresh = services(counted.clone(), mail.path()).await;
+    counted.take(|_| true);
+    assert_eq!(fresh.limiter().take(&tenant, Flow::Actions).await.unwrap(), None, "the bucket starts full");
+    let mut calls = counted.take(|_| true);
+    calls.sort();
+    let bucket = keys::bucket_sk("actions");
+    assert_eq!(
+        calls,
+        vec![("GetItem", bucket.clone()), ("GetItem", keys::LIMITS_SK.to_string()), ("PutItem", bucket.clone())]
+    );
+    assert_eq!(fresh.limiter().take(&tenant, Flow::Actions).await.unwrap(), None, "the second token of the burst");
+    let mut calls = counted.take(|_| true);
+    calls.sort();
+    assert_eq!(calls, vec![("GetItem", bucket.clone()), ("PutItem", bucket)], "the limits are cached");
+}

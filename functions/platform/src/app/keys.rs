@@ -159,6 +159,8 @@ pub fn parse_tenant_pk(pk: &str) -> Option<&str> {
 }
 
 pub const RULE_PREFIX: &str = "RULE#";
+/// What the rules (`RULE#`), their generation marker and their versions (`RULEVER#`) share.
+pub const RULES_PREFIX: &str = "RULE";
 /// Bumped on every rule change, so evaluators notice and recompile.
 pub const RULES_GENERATION_SK: &str = "RULESGEN";
 pub const EXECUTION_PREFIX: &str = "EXEC#";

@@ -107,8 +107,7 @@ pub async fn scan_filtered<T>(
     let mut after = page.after.clone();
     let mut scanned = 0;
     loop {
-        let found =
-            store.query(crate::ports::store::Query { limit: 200, after: after.as_deref(), ..query.clone() }).await?;
+        let found = store.query(crate::ports::store::Query { limit: 200, after: after.as_deref(), ..query }).await?;
         let mut last = None;
         for item in found.items {
             scanned += 1;

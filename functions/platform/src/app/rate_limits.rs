@@ -138,17 +138,25 @@ impl RateLimiter {
     }
 
     /// Takes one token of the tenant's `flow`: `None` to go on now, or how long to wait.
+    /// The limits and the bucket are read at once; the bucket is written back with a
+    /// conditional put (one write unit, where a transaction of one would cost two).
     pub async fn take(&self, tenant: &TenantId, flow: Flow) -> AppResult<Option<Duration>> {
-        let limits = self.limits(tenant).await?;
-        let rate = match flow {
-            Flow::Events => limits.events,
-            Flow::Actions => limits.actions,
-        };
         let pk = keys::tenant_pk(tenant);
         let sk = keys::bucket_sk(flow.name());
+        let (limits, first) = futures_util::join!(self.limits(tenant), self.store.get(&pk, &sk));
+        let rate = match flow {
+            Flow::Events => limits?.events,
+            Flow::Actions => limits?.actions,
+        };
+        // The first attempt uses the bucket read beside the limits; a retry reads it again.
+        let first = Mutex::new(Some(first));
         optimistic("the rate limiter is busy", || async {
             let now = now_ms();
-            let found = self.store.get(&pk, &sk).await?;
+            let prefetched = first.lock().expect("lock").take();
+            let found = match prefetched {
+                Some(found) => found?,
+                None => self.store.get(&pk, &sk).await?,
+            };
             let (bucket, condition, version) = match found {
                 Some(item) => {
                     let version = item.version;
@@ -162,7 +170,7 @@ impl RateLimiter {
                     let item = Item::new(&pk, &sk, version + 1, serde_json::to_value(after).expect("serializes"))
                         // An idle bucket is full again: let it go.
                         .expiring(crate::domain::time::unix_now() + 24 * 3600);
-                    committed(self.store.transact(vec![Write::Put { item, condition }]).await).map(|s| s.map(|()| None))
+                    committed(self.store.put(item, condition).await).map(|s| s.map(|()| None))
                 }
             }
         })

@@ -115,7 +115,7 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query<'a> {
     pub pk: &'a str,
     pub sk_prefix: &'a str,
@@ -165,11 +165,16 @@ pub trait Store: Send + Sync {
 
     /// Every item of a partition under the prefix, following pages.
     async fn query_all(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all_from(Query { limit: 500, ..Query::new(pk, sk_prefix) }).await
+    }
+
+    /// Every item a query reaches from its start (`after`) in its direction, following
+    /// pages of `query.limit` items.
+    async fn query_all_from(&self, query: Query<'_>) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = query.after.map(str::to_string);
         loop {
-            let page =
-                self.query(Query { pk, sk_prefix, limit: 500, after: after.as_deref(), descending: false }).await?;
+            let page = self.query(Query { after: after.as_deref(), ..query }).await?;
             items.extend(page.items);
             match page.next {
                 Some(next) => after = Some(next),

@@ -10,7 +10,7 @@ use crate::domain::matcher::CompiledRules;
 use crate::domain::rules::Rule;
 use crate::domain::time::now_rfc3339;
 use crate::ports::queue::ActionQueue;
-use crate::ports::store::{Condition, Item, Store, StoreError, Write};
+use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
 use super::*;
 
@@ -48,16 +48,48 @@ impl Evaluator {
         Ok(self.store.get(&keys::tenant_pk(tenant), keys::RULES_GENERATION_SK).await?.map_or(0, |i| i.version))
     }
 
-    /// The tenant's active rules for a trigger, compiled once per rules generation.
-    pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<CompiledRules>> {
-        let generation = self.generation(tenant).await?;
-        let key = (tenant.to_string(), module.to_string(), trigger.to_string());
-        if let Some((cached_gen, compiled)) = self.cache.lock().expect("lock").get(&key) {
-            if *cached_gen == generation {
-                return Ok(compiled.clone());
+    /// The tenant's generation marker and rules in one read: descending from just above
+    /// the marker, the marker (`RULESGEN`) comes first, then the rules (`RULE#...`); the
+    /// rule versions (`RULEVER#...`) sort above the marker and are not read. The marker is
+    /// read before the rules, so a change landing during the read tags newer rules with an
+    /// older generation (recompiled at the next event), never the other way round.
+    async fn generation_and_rules(&self, tenant: &TenantId) -> AppResult<(u64, Vec<Item>)> {
+        let pk = keys::tenant_pk(tenant);
+        let above_marker = format!("{}\u{0}", keys::RULES_GENERATION_SK);
+        let items = self
+            .store
+            .query_all_from(Query {
+                pk: &pk,
+                sk_prefix: keys::RULES_PREFIX,
+                limit: 500,
+                after: Some(&above_marker),
+                descending: true,
+            })
+            .await?;
+        let mut generation = 0;
+        let mut rules = Vec::with_capacity(items.len());
+        for item in items {
+            if item.sk == keys::RULES_GENERATION_SK {
+                generation = item.version;
+            } else if item.sk.starts_with(keys::RULE_PREFIX) {
+                rules.push(item);
             }
         }
-        let items = self.store.query_all(&keys::tenant_pk(tenant), keys::RULE_PREFIX).await?;
+        Ok((generation, rules))
+    }
+
+    /// The tenant's active rules for a trigger, compiled once per rules generation: an
+    /// event reads the generation marker and finds its compiled rules cached, or (first
+    /// event, or the rules changed) reads the marker and the rules together.
+    pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<CompiledRules>> {
+        let key = (tenant.to_string(), module.to_string(), trigger.to_string());
+        let cached = self.cache.lock().expect("lock").get(&key).cloned();
+        if let Some((cached_gen, compiled)) = cached {
+            if self.generation(tenant).await? == cached_gen {
+                return Ok(compiled);
+            }
+        }
+        let (generation, items) = self.generation_and_rules(tenant).await?;
         let rules: Vec<Rule> = items
             .into_iter()
             .filter_map(|i| serde_json::from_value::<Rule>(i.data).ok())
