@@ -161,10 +161,11 @@ async fn lambda_secrets(aws: &aws_types::SdkConfig) -> Result<Secrets, String> {
     Ok(Secrets { platform_admin_token, jwt_secret, webhook_secret, webhook_policy: webhook_policy_from_env(&[]) })
 }
 
-/// The SDK's standard retries, keeping connections after a transient answer: its default
-/// closes the connection a 5xx came on through a handle only its own HTTP client gives,
-/// and logs an error on every such answer when the client has none (reqwest drops a
-/// broken connection from its pool by itself).
+/// The SDK's standard retries, keeping connections after a transient answer, as the SDK's
+/// newer retry specification does: its default poisons the connection a 5xx came on,
+/// which the platform's HTTP client can only honour by replacing its whole pool (new
+/// connections and TLS handshakes in the middle of a burst of errors). reqwest drops a
+/// broken connection from its pool by itself.
 pub fn aws_retry_config() -> aws_smithy_types::retry::RetryConfig {
     use aws_smithy_types::retry::{ReconnectMode, RetryConfig};
     RetryConfig::standard().with_reconnect_mode(ReconnectMode::ReuseAllConnections)

@@ -14,17 +14,20 @@
 //! reqwest client, so one connection pool, per pair of them), no redirects followed, no
 //! proxy from the environment, and errors classified so its retry strategy retries what
 //! is transient (an I/O failure or a timeout) and not what is not (a failed handshake, a
-//! bad request). Not kept: the SDK's connection poisoning (closing the connection a 5xx
-//! came on) needs a handle to the connection that reqwest does not give; the SDK
-//! configuration turns it off ([`crate::runtime::aws_retry_config`]). reqwest parses the
-//! request's URL, which drops `.` and `..` path segments: no object key the platform
-//! writes has one.
+//! bad request). The SDK's connection poisoning (by default it closes the connection a
+//! transient error came on) is honoured a size larger: reqwest gives no handle to one
+//! connection, so poisoning replaces the connector's pool, and the next requests open new
+//! connections. The Lambda functions' configuration keeps connections instead
+//! ([`crate::runtime::aws_retry_config`], as the SDK's newer retry specification does).
+//! reqwest parses the request's URL, which drops `.` and `..` path segments: no object
+//! key the platform writes has one.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -60,14 +63,19 @@ impl HttpClient for SdkHttpClient {
     }
 }
 
-/// One reqwest client (its connection pool) with the SDK's timeouts.
+/// One reqwest client (its connection pool) with the SDK's timeouts; poisoning replaces it.
 #[derive(Debug, Clone)]
 struct Connector {
-    client: Result<reqwest::Client, String>,
+    timeouts: Timeouts,
+    client: Arc<Mutex<Result<reqwest::Client, String>>>,
 }
 
 impl Connector {
-    fn new((connect, read): Timeouts) -> Connector {
+    fn new(timeouts: Timeouts) -> Connector {
+        Connector { timeouts, client: Arc::new(Mutex::new(Self::client(timeouts))) }
+    }
+
+    fn client((connect, read): Timeouts) -> Result<reqwest::Client, String> {
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy();
         if let Some(connect) = connect {
             builder = builder.connect_timeout(connect);
@@ -75,13 +83,26 @@ impl Connector {
         if let Some(read) = read {
             builder = builder.read_timeout(read);
         }
-        Connector { client: builder.build().map_err(|e| format!("the HTTP client could not be built: {e}")) }
+        builder.build().map_err(|e| format!("the HTTP client could not be built: {e}"))
+    }
+
+    /// Tells the SDK how to poison this request's connection: a new pool for the next
+    /// requests (the old one closes its connections as its last requests finish).
+    fn offer_poisoning(&self, request: &HttpRequest) {
+        let Some(capture) = request.extension::<CaptureSmithyConnection>() else { return };
+        let (pool, timeouts) = (self.client.clone(), self.timeouts);
+        capture.set_connection_retriever(move || {
+            let pool = pool.clone();
+            let poison = move || *pool.lock().unwrap_or_else(|e| e.into_inner()) = Connector::client(timeouts);
+            Some(ConnectionMetadata::builder().proxied(false).poison_fn(poison).build())
+        });
     }
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let client = self.client.clone();
+        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.offer_poisoning(&request);
         HttpConnectorFuture::new(async move {
             let client = client.map_err(|e| ConnectorError::other(e.into(), None))?;
             let request = request.try_into_http1x().map_err(|e| ConnectorError::user(e.into()))?.map(body_of);
@@ -310,22 +331,22 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_transient_answer_is_retried_without_an_error_logged() {
+    /// Error events logged on this thread from now on.
+    fn error_events() -> (std::sync::Arc<Mutex<Vec<String>>>, tracing::subscriber::DefaultGuard) {
         use tracing_subscriber::layer::SubscriberExt;
         let errors = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let _logs = tracing::subscriber::set_default(tracing_subscriber::registry().with(ErrorEvents(errors.clone())));
-        let (url, server) = serving(vec![
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-        ])
-        .await;
+        let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(ErrorEvents(errors.clone())));
+        (errors, guard)
+    }
+
+    /// A DynamoDB GetItem through this client at `url`, with `retries`.
+    async fn get_item(url: String, retries: aws_smithy_types::retry::RetryConfig) -> bool {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .credentials_provider(aws_credential_types::Credentials::new("key", "secret", None, None, "test"))
             .http_client(crate::runtime::aws_http_client())
-            .retry_config(crate::runtime::aws_retry_config())
+            .retry_config(retries)
             .endpoint_url(url)
             .build();
         let got = aws_sdk_dynamodb::Client::from_conf(config)
@@ -334,9 +355,47 @@ mod tests {
             .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("a".into()))
             .send()
             .await;
-        assert!(got.is_ok_and(|g| g.item.is_none()), "the 503 was retried and the retry answered");
+        got.is_ok_and(|g| g.item.is_none())
+    }
+
+    const EMPTY_ITEM: &str =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+
+    #[tokio::test]
+    async fn a_transient_answer_is_retried_without_an_error_logged() {
+        let (errors, _logs) = error_events();
+        let (url, server) = serving(vec![
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            EMPTY_ITEM,
+        ])
+        .await;
+        assert!(get_item(url, crate::runtime::aws_retry_config()).await, "the 503 was retried and the retry answered");
         assert_eq!(*errors.lock().expect("lock"), Vec::<String>::new(), "no error logged for a retried 503");
         assert_eq!(server.await.expect("server").len(), 2, "the first attempt and its retry");
+    }
+
+    /// With the SDK's default retries (connection poisoning on), the retry after a 503 goes
+    /// out on a new connection, not the one the 503 came on, and no error is logged.
+    #[tokio::test]
+    async fn a_transient_answer_poisons_its_connection_when_the_sdk_asks() {
+        let (errors, _logs) = error_events();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.expect("accept");
+            read_request(&mut first).await;
+            // Kept open: a client reusing it for the retry would wait here for ever.
+            first.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await.expect("write");
+            let (mut second, _) = listener.accept().await.expect("a second connection");
+            read_request(&mut second).await;
+            second.write_all(EMPTY_ITEM.as_bytes()).await.expect("write");
+            first
+        });
+        let retries = aws_smithy_types::retry::RetryConfig::standard();
+        let got = tokio::time::timeout(Duration::from_secs(10), get_item(url, retries)).await;
+        assert_eq!(got, Ok(true), "the retry was answered on a new connection");
+        assert_eq!(*errors.lock().expect("lock"), Vec::<String>::new(), "no error logged for a retried 503");
+        server.await.expect("server");
     }
 
     #[test]
