@@ -1026,3 +1026,38 @@ async fn a_token_costs_two_reads_and_one_conditional_put() {
     calls.sort();
     assert_eq!(calls, vec![("GetItem", bucket.clone()), ("PutItem", bucket)], "the limits are cached");
 }
+
+/// A run whose actions all finished takes its deadline marker away in its last write: the
+/// sweep never reads the runs that finished, only the stuck ones.
+async fn a_finished_run_leaves_no_deadline_marker(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "finishing").await;
+    let change = creation(&s, &tenant, 20000).await;
+    s.publisher().publish(&[change]).await.unwrap();
+    let queued = only_run(&s, &tenant).await;
+    let deadline = queued.deadline.expect("a run with actions to do has a deadline");
+    let (pk, sk) = (keys::sweep_pk(&queued.execution_id), keys::sweep_sk(deadline, &tenant, &queued.execution_id));
+    assert!(store.get(&pk, &sk).await.unwrap().is_some(), "the marker is there while the action waits");
+    let batch = batch_of(&local_queue(store.clone())).await;
+    assert_eq!(batch.records.len(), 1, "the action's message");
+    let response = platform::stages::execute_queue_batch(&s, batch, Default::default()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let done = only_run(&s, &tenant).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.deadline, None, "a finished run has no deadline");
+    assert_eq!(store.get(&pk, &sk).await.unwrap(), None, "and no marker");
+    assert_eq!(s.runs().sweep(deadline + 1).await.unwrap(), 0, "the sweep finds nothing to do");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_leaves_no_deadline_marker_on_the_embedded_store() {
+    let (_dir, store) = embedded_store();
+    a_finished_run_leaves_no_deadline_marker(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_leaves_no_deadline_marker_on_dynamodb() {
+    let moto = Moto::start();
+    a_finished_run_leaves_no_deadline_marker(moto.new_table("finishing").await).await;
+}

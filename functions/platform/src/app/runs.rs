@@ -44,6 +44,24 @@ pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> 
     Write::Put { item, condition: Condition::None }
 }
 
+/// The writes of a run's record after a change: the record and, once none of its actions
+/// is left to finish, the removal of its deadline marker (and the deadline), in the same
+/// transaction. The sweep then only ever reads the markers of runs that are stuck.
+pub fn run_writes(tenant: &TenantId, run: &mut Execution, version: u64) -> Vec<Write> {
+    let finished = !run.actions.iter().any(|a| a.status.unfinished());
+    let marker = run.deadline.filter(|_| finished).map(|deadline| {
+        run.deadline = None;
+        Write::Delete {
+            pk: keys::sweep_pk(&run.execution_id),
+            sk: keys::sweep_sk(deadline, tenant, &run.execution_id),
+            condition: Condition::None,
+        }
+    });
+    let mut writes = vec![execution_write(tenant, run, version)];
+    writes.extend(marker);
+    writes
+}
+
 #[derive(Clone)]
 pub struct Runs {
     store: Arc<dyn Store>,
@@ -76,7 +94,7 @@ impl Runs {
             slot.error =
                 Some(crate::domain::limits::clipped(reason.to_string(), crate::domain::limits::MAX_ERROR_CHARS));
             run.summarize();
-            committed(self.store.transact(vec![execution_write(&tenant, &run, version)]).await)
+            committed(self.store.transact(run_writes(&tenant, &mut run, version)).await)
         })
         .await
     }

@@ -159,7 +159,7 @@ impl Executor {
                     execution.actions[message.action_index].error = None;
                     execution.actions[message.action_index].result = Some(value);
                     execution.summarize();
-                    let mut all = vec![Self::execution_write(&tenant, &execution, version)];
+                    let mut all = crate::app::runs::run_writes(&tenant, &mut execution, version);
                     all.extend(writes);
                     match self.store.transact(all).await {
                         Ok(()) => {
@@ -208,7 +208,7 @@ impl Executor {
             };
             let outcome = execution.actions[message.action_index].status;
             execution.summarize();
-            match self.store.transact(vec![Self::execution_write(tenant, &execution, version)]).await {
+            match self.store.transact(crate::app::runs::run_writes(tenant, &mut execution, version)).await {
                 Ok(()) => {
                     let outcome = serde_json::to_value(outcome).ok();
                     crate::telemetry::action(

@@ -98,7 +98,8 @@ pub struct Execution {
     pub rule_version: u64,
     pub created_at: String,
     pub updated_at: String,
-    /// When its unfinished actions are given up (epoch seconds), see `app::runs`.
+    /// When its unfinished actions are given up (epoch seconds), see `app::runs`; none
+    /// once every action finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<u64>,
 }
