@@ -112,7 +112,7 @@ pub async fn cancel_record_waits(
                 slot.status = ActionStatus::Cancelled;
                 slot.error = Some("its record was deleted while it waited".to_string());
                 execution.summarize();
-                writes.insert(0, execution_write(tenant, &execution, version));
+                writes.splice(0..0, crate::app::runs::run_writes(tenant, &mut execution, version));
             }
             match store.transact(writes).await {
                 Ok(()) => Ok(Step::Done(())),
@@ -232,7 +232,7 @@ impl Evaluator {
             if later.is_none() {
                 writes.extend(wait_delete(tenant, &execution, index));
             }
-            writes.insert(0, execution_write(tenant, &execution, version));
+            writes.splice(0..0, crate::app::runs::run_writes(tenant, &mut execution, version));
             match self.store.transact(writes).await {
                 Ok(()) => {}
                 Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => return Ok(Step::Retry),
