@@ -1061,3 +1061,80 @@ async fn a_finished_run_leaves_no_deadline_marker_on_dynamodb() {
     let moto = Moto::start();
     a_finished_run_leaves_no_deadline_marker(moto.new_table("finishing").await).await;
 }
+
+/// A store whose first reads of two kinds of item wait for each other: they pass only if
+/// they are made at the same time.
+struct Meeting {
+    inner: Arc<dyn Store>,
+    kinds: [&'static str; 2],
+    barrier: tokio::sync::Barrier,
+    arrived: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for Meeting {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<platform::ports::store::Item>, platform::ports::store::StoreError> {
+        if self.kinds.iter().any(|k| sk.starts_with(k))
+            && self.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.kinds.len()
+        {
+            self.barrier.wait().await;
+        }
+        self.inner.get(pk, sk).await
+    }
+
+    async fn put(
+        &self,
+        item: platform::ports::store::Item,
+        condition: platform::ports::store::Condition,
+    ) -> Result<(), platform::ports::store::StoreError> {
+        self.inner.put(item, condition).await
+    }
+
+    async fn query(
+        &self,
+        query: platform::ports::store::Query<'_>,
+    ) -> Result<platform::ports::store::Page, platform::ports::store::StoreError> {
+        self.inner.query(query).await
+    }
+
+    async fn transact(
+        &self,
+        writes: Vec<platform::ports::store::Write>,
+    ) -> Result<(), platform::ports::store::StoreError> {
+        self.inner.transact(writes).await
+    }
+
+    async fn ping(&self) -> Result<(), platform::ports::store::StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// The executor reads an action's run while it takes the tenant's action token: one store
+/// round trip fewer per action than reading one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_reads_its_run_while_taking_its_token() {
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "meeting").await;
+    s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
+    let meeting = Arc::new(Meeting {
+        inner: store.clone(),
+        kinds: ["EXEC#", "BUCKET#actions"],
+        barrier: tokio::sync::Barrier::new(2),
+        arrived: Default::default(),
+    });
+    let metered = services(meeting, dir.path()).await;
+    let batch = batch_of(&local_queue(store.clone())).await;
+    assert_eq!(batch.records.len(), 1, "the action's message");
+    let run = platform::stages::execute_queue_batch(&metered, batch, Default::default());
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("the two reads met: neither waited for the other to finish");
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded);
+}

@@ -101,13 +101,9 @@ impl LocalPipeline {
     pub async fn work_once(&self) -> anyhow::Result<usize> {
         let leased = self.queue.receive(10).await?;
         for message in &leased {
-            let tenant = crate::domain::ids::TenantId::parse(&message.message.tenant_id)?;
-            if let Some(wait) = self.limiter.take(&tenant, crate::app::rate_limits::Flow::Actions).await? {
-                self.queue.defer(message, wait).await?;
-                continue;
-            }
-            match self.executor.execute(&message.message).await {
-                Ok(()) => self.queue.ack(message).await?,
+            match self.executor.execute_metered(&self.limiter, &message.message).await {
+                Ok(Some(wait)) => self.queue.defer(message, wait).await?,
+                Ok(None) => self.queue.ack(message).await?,
                 Err(e) => {
                     tracing::warn!(action_id = %message.message.action_id, error = %e, "action failed; it will be retried");
                     if self.queue.nack(message, &e.0).await? {

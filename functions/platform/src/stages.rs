@@ -88,12 +88,6 @@ impl Budget {
     }
 }
 
-/// How long the message's action must wait for its tenant's action rate, if at all.
-pub async fn over_rate(services: &Services, message: &ActionMessage) -> Result<Option<std::time::Duration>, String> {
-    let tenant = crate::domain::ids::TenantId::parse(&message.tenant_id).map_err(|e| e.to_string())?;
-    services.limiter().take(&tenant, crate::app::rate_limits::Flow::Actions).await.map_err(|e| e.to_string())
-}
-
 /// An SQS batch of action messages, run concurrently (at most
 /// [`PER_TENANT_CONCURRENCY`] per tenant; the actions of one run one after another). The ones that failed are reported for
 /// redelivery (and after the queue's maximum receives, its dead-letter queue). An action
@@ -146,12 +140,12 @@ pub async fn execute_queue_batch(
                             ACTION_BUDGET.as_secs()
                         ));
                     }
-                    if let Some(wait) = over_rate(&services, &message).await? {
+                    match services.executor().execute_metered(services.limiter(), &message).await.map_err(|e| e.0)? {
                         // Over the tenant's action rate: queued again with a delay (no receive
                         // counted against it); this delivery is done.
-                        return services.queue().enqueue_after(vec![message], wait).await.map_err(|e| e.0);
+                        Some(wait) => services.queue().enqueue_after(vec![message], wait).await.map_err(|e| e.0),
+                        None => Ok(()),
                     }
-                    services.executor().execute(&message).await.map_err(|e| e.0)
                 }
                 .await;
                 match &outcome {

@@ -113,14 +113,47 @@ impl Executor {
         execution_write(tenant, execution, version)
     }
 
+    /// Takes a token of the tenant's action rate and executes the message, reading its run
+    /// while the token is taken (one store round trip fewer per action). `Ok(Some(wait))`:
+    /// over the rate, nothing done; the message goes back to the queue for `wait`.
+    pub async fn execute_metered(
+        &self,
+        limiter: &crate::app::rate_limits::RateLimiter,
+        message: &ActionMessage,
+    ) -> Result<Option<std::time::Duration>, ActionFailed> {
+        let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
+        let (token, run) = futures_util::join!(
+            limiter.take(&tenant, crate::app::rate_limits::Flow::Actions),
+            self.execution(&tenant, &message.execution_id)
+        );
+        if let Some(wait) = token.map_err(|e| ActionFailed(e.to_string()))? {
+            return Ok(Some(wait));
+        }
+        self.execute_from(message, Some(run)).await.map(|()| None)
+    }
+
     /// Executes one message. `Ok` when done (now or before); `Err` to retry later.
     pub async fn execute(&self, message: &ActionMessage) -> Result<(), ActionFailed> {
+        self.execute_from(message, None).await
+    }
+
+    /// [`Executor::execute`], its first attempt on the run as `read` found it (if given).
+    async fn execute_from(
+        &self,
+        message: &ActionMessage,
+        read: Option<AppResult<Option<(Execution, u64)>>>,
+    ) -> Result<(), ActionFailed> {
         let fail = |e: AppError| ActionFailed(e.to_string());
         let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
         let busy = || ActionFailed("the execution is changing concurrently".to_string());
+        let read = std::sync::Mutex::new(read);
         optimistic_or(busy, || async {
-            let Some((mut execution, version)) = self.execution(&tenant, &message.execution_id).await.map_err(fail)?
-            else {
+            let first = read.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let run = match first {
+                Some(run) => run,
+                None => self.execution(&tenant, &message.execution_id).await,
+            };
+            let Some((mut execution, version)) = run.map_err(fail)? else {
                 return Err(ActionFailed(format!("execution {} is not recorded yet", message.execution_id)));
             };
             let Some(outcome) = execution.actions.get(message.action_index).cloned() else { return Ok(Step::Done(())) };
