@@ -1138,3 +1138,26 @@ async fn an_action_reads_its_run_while_taking_its_token() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded);
 }
+
+/// A queued action naming no valid tenant fails like any action (retried, then given
+/// up); it does not stop the local queue's tick, and the other actions run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_for_no_valid_tenant_does_not_stop_the_local_queue() {
+    use platform::ports::queue::{ActionMessage, ActionQueue};
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded.clone();
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "welltenanted").await;
+    s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
+    let queued = store.query_all(keys::QUEUE_PK, "").await.unwrap();
+    assert_eq!(queued.len(), 1, "the real action's message");
+    let mut stray: ActionMessage = serde_json::from_value(queued[0].data["message"].clone()).unwrap();
+    stray.tenant_id = "No Such Tenant!".into();
+    stray.action_id = "stray-action".into();
+    local_queue(store.clone()).enqueue_after(vec![stray], std::time::Duration::ZERO).await.unwrap();
+    let pipeline = pipeline(&embedded, &s);
+    for _ in 0..3 {
+        pipeline.work_once().await.expect("the tick goes on past the stray message");
+    }
+    assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded, "the real action ran");
+}
