@@ -95,13 +95,13 @@ fn batch_entry(
 /// in its tenant's message group so that the queue serves tenants fairly.
 #[derive(Clone)]
 pub struct SqsQueue {
-    client: aws_sdk_sqs::Client,
+    client: super::lazily::Lazily<aws_sdk_sqs::Client>,
     queue_url: String,
 }
 
 impl SqsQueue {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
+    pub fn new(client: impl Into<super::lazily::Lazily<aws_sdk_sqs::Client>>, queue_url: impl Into<String>) -> Self {
+        Self { client: client.into(), queue_url: queue_url.into() }
     }
 }
 
@@ -124,6 +124,7 @@ impl ActionQueue for SqsQueue {
                 .collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .client
+                .get()
                 .send_message_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))

@@ -4,6 +4,7 @@
 pub mod aws_delivery;
 pub mod dynamo;
 pub mod embedded;
+pub mod lazily;
 pub mod local_bus;
 pub mod local_files;
 pub mod local_queue;

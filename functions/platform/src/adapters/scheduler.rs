@@ -29,13 +29,13 @@ pub struct SchedulerTarget {
 
 #[derive(Clone)]
 pub struct SchedulerTimers {
-    client: aws_sdk_scheduler::Client,
+    client: super::lazily::Lazily<aws_sdk_scheduler::Client>,
     target: SchedulerTarget,
 }
 
 impl SchedulerTimers {
-    pub fn new(client: aws_sdk_scheduler::Client, target: SchedulerTarget) -> Self {
-        Self { client, target }
+    pub fn new(client: impl Into<super::lazily::Lazily<aws_sdk_scheduler::Client>>, target: SchedulerTarget) -> Self {
+        Self { client: client.into(), target }
     }
 
     /// `at(yyyy-mm-ddThh:mm:ss)` of epoch seconds; a past time becomes a few seconds from
@@ -72,6 +72,7 @@ impl Timers for SchedulerTimers {
         let (target, window) = self.parts(timer)?;
         let created = self
             .client
+            .get()
             .create_schedule()
             .name(&name)
             .group_name(&self.target.group)
@@ -86,6 +87,7 @@ impl Timers for SchedulerTimers {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.err().is_conflict_exception() => self
                 .client
+                .get()
                 .update_schedule()
                 .name(&name)
                 .group_name(&self.target.group)
@@ -103,7 +105,7 @@ impl Timers for SchedulerTimers {
     }
 
     async fn cancel(&self, name: &str) -> Result<(), DeliveryError> {
-        match self.client.delete_schedule().name(name).group_name(&self.target.group).send().await {
+        match self.client.get().delete_schedule().name(name).group_name(&self.target.group).send().await {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => Ok(()),
             Err(e) => Err(failure(e)),

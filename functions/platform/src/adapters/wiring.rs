@@ -79,10 +79,13 @@ impl Outside for Wiring {
     fn queue(&self) -> Arc<dyn ActionQueue> {
         match self {
             Wiring::Given(given) => given.queue.clone(),
-            Wiring::Aws(aws) => Arc::new(crate::adapters::aws_delivery::SqsQueue::new(
-                aws_sdk_sqs::Client::new(&aws.sdk),
-                aws.resources.queue_url.clone(),
-            )),
+            Wiring::Aws(aws) => {
+                let sdk = aws.sdk.clone();
+                Arc::new(crate::adapters::aws_delivery::SqsQueue::new(
+                    crate::adapters::lazily::Lazily::new(move || aws_sdk_sqs::Client::new(&sdk)),
+                    aws.resources.queue_url.clone(),
+                ))
+            }
         }
     }
 
@@ -99,10 +102,13 @@ impl Outside for Wiring {
     fn timers(&self) -> Arc<dyn Timers> {
         match self {
             Wiring::Given(given) => given.timers.clone(),
-            Wiring::Aws(aws) => Arc::new(crate::adapters::scheduler::SchedulerTimers::new(
-                aws_sdk_scheduler::Client::new(&aws.sdk),
-                aws.resources.schedules.clone(),
-            )),
+            Wiring::Aws(aws) => {
+                let sdk = aws.sdk.clone();
+                Arc::new(crate::adapters::scheduler::SchedulerTimers::new(
+                    crate::adapters::lazily::Lazily::new(move || aws_sdk_scheduler::Client::new(&sdk)),
+                    aws.resources.schedules.clone(),
+                ))
+            }
         }
     }
 
