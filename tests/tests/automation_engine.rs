@@ -41,6 +41,26 @@ async fn services(store: Arc<dyn Store>, mail: &std::path::Path) -> Arc<Services
     services_with(store, mail, secrets()).await
 }
 
+/// A scenario's two tests, `<scenario>::on_the_embedded_store` and
+/// `<scenario>::on_dynamodb` (moto, in a table of the given name).
+macro_rules! on_both_stores {
+    ($scenario:ident, $table:literal) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_the_embedded_store() {
+                let (_dir, store) = super::embedded_store();
+                super::$scenario(store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_dynamodb() {
+                let moto = super::Moto::start();
+                super::$scenario(moto.new_table($table).await).await;
+            }
+        }
+    };
+}
+
 /// An embedded store in a fresh folder (kept alive by the returned guard).
 fn embedded_store() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -431,17 +451,7 @@ async fn runs_past_their_deadline_are_given_up(store: Arc<dyn Store>) {
     assert_eq!(s.runs().sweep(renewed + 1).await.unwrap(), 1, "and is given up past it");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_past_their_deadline_are_given_up_on_the_embedded_store() {
-    let (_dir, store) = embedded_store();
-    runs_past_their_deadline_are_given_up(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_past_their_deadline_are_given_up_on_dynamodb() {
-    let moto = Moto::start();
-    runs_past_their_deadline_are_given_up(moto.new_table("deadline").await).await;
-}
+on_both_stores!(runs_past_their_deadline_are_given_up, "deadline");
 
 /// An action the queue gives up on becomes a dead letter and shows as dead in its run;
 /// replayed by the operator, it runs.
@@ -493,17 +503,7 @@ async fn dead_actions_are_replayed(store: Arc<dyn Store>) {
     assert!(s.dead_letters().list(&Default::default(), &page).await.unwrap().items.is_empty(), "replayed letters go");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_actions_are_replayed_on_the_embedded_store() {
-    let (_dir, store) = embedded_store();
-    dead_actions_are_replayed(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_actions_are_replayed_on_dynamodb() {
-    let moto = Moto::start();
-    dead_actions_are_replayed(moto.new_table("replay").await).await;
-}
+on_both_stores!(dead_actions_are_replayed, "replay");
 
 /// Over the tenant's action rate, the executor stage puts the action back in the queue
 /// with a delay, without an attempt or a failure counted; the rest of the batch runs.
@@ -555,17 +555,7 @@ async fn actions_over_the_rate_wait_in_the_queue(store: Arc<dyn Store>) {
     assert_eq!(later.len(), 1, "the waiting action is in the queue");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn actions_over_the_rate_wait_in_the_queue_on_the_embedded_store() {
-    let (_dir, store) = embedded_store();
-    actions_over_the_rate_wait_in_the_queue(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn actions_over_the_rate_wait_in_the_queue_on_dynamodb() {
-    let moto = Moto::start();
-    actions_over_the_rate_wait_in_the_queue(moto.new_table("rated").await).await;
-}
+on_both_stores!(actions_over_the_rate_wait_in_the_queue, "rated");
 
 /// Over the tenant's event rate, the runs are recorded at once and their actions queued
 /// with a delay (not dropped, not failed).
@@ -868,16 +858,29 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
 }
 
 /// A store that writes down every call it passes on: (operation, sort key or prefix),
-/// and the sort keys each query returned.
+/// and the sort keys each query returned. With a meeting, the first reads of its two kinds
+/// of item wait for each other: they pass only if they are made at the same time.
 struct Counted {
     inner: Arc<dyn Store>,
     calls: std::sync::Mutex<Vec<(&'static str, String)>>,
     returned: std::sync::Mutex<Vec<String>>,
+    meeting: Option<Meeting>,
+}
+
+struct Meeting {
+    kinds: [&'static str; 2],
+    barrier: tokio::sync::Barrier,
+    arrived: std::sync::atomic::AtomicUsize,
 }
 
 impl Counted {
     fn over(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self { inner, calls: Default::default(), returned: Default::default() })
+        Arc::new(Self { inner, calls: Default::default(), returned: Default::default(), meeting: None })
+    }
+
+    fn meeting(inner: Arc<dyn Store>, kinds: [&'static str; 2]) -> Arc<Self> {
+        let meeting = Meeting { kinds, barrier: tokio::sync::Barrier::new(2), arrived: Default::default() };
+        Arc::new(Self { inner, calls: Default::default(), returned: Default::default(), meeting: Some(meeting) })
     }
 
     fn note(&self, op: &'static str, key: &str) {
@@ -899,6 +902,13 @@ impl Store for Counted {
         sk: &str,
     ) -> Result<Option<platform::ports::store::Item>, platform::ports::store::StoreError> {
         self.note("GetItem", sk);
+        if let Some(meeting) = &self.meeting {
+            if meeting.kinds.iter().any(|k| sk.starts_with(k))
+                && meeting.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < meeting.kinds.len()
+            {
+                meeting.barrier.wait().await;
+            }
+        }
         self.inner.get(pk, sk).await
     }
 
@@ -988,17 +998,7 @@ async fn rules_are_read_once_per_generation(store: Arc<dyn Store>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rules_are_read_once_per_generation_on_the_embedded_store() {
-    let (_dir, store) = embedded_store();
-    rules_are_read_once_per_generation(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rules_are_read_once_per_generation_on_dynamodb() {
-    let moto = Moto::start();
-    rules_are_read_once_per_generation(moto.new_table("rulecache").await).await;
-}
+on_both_stores!(rules_are_read_once_per_generation, "rulecache");
 
 /// Taking a token reads the tenant's limits and its bucket (at once) and writes the bucket
 /// back with one conditional put, not a transaction (which costs twice the write units).
@@ -1050,68 +1050,7 @@ async fn a_finished_run_leaves_no_deadline_marker(store: Arc<dyn Store>) {
     assert_eq!(s.runs().sweep(deadline + 1).await.unwrap(), 0, "the sweep finds nothing to do");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_run_leaves_no_deadline_marker_on_the_embedded_store() {
-    let (_dir, store) = embedded_store();
-    a_finished_run_leaves_no_deadline_marker(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_run_leaves_no_deadline_marker_on_dynamodb() {
-    let moto = Moto::start();
-    a_finished_run_leaves_no_deadline_marker(moto.new_table("finishing").await).await;
-}
-
-/// A store whose first reads of two kinds of item wait for each other: they pass only if
-/// they are made at the same time.
-struct Meeting {
-    inner: Arc<dyn Store>,
-    kinds: [&'static str; 2],
-    barrier: tokio::sync::Barrier,
-    arrived: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Store for Meeting {
-    async fn get(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> Result<Option<platform::ports::store::Item>, platform::ports::store::StoreError> {
-        if self.kinds.iter().any(|k| sk.starts_with(k))
-            && self.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.kinds.len()
-        {
-            self.barrier.wait().await;
-        }
-        self.inner.get(pk, sk).await
-    }
-
-    async fn put(
-        &self,
-        item: platform::ports::store::Item,
-        condition: platform::ports::store::Condition,
-    ) -> Result<(), platform::ports::store::StoreError> {
-        self.inner.put(item, condition).await
-    }
-
-    async fn query(
-        &self,
-        query: platform::ports::store::Query<'_>,
-    ) -> Result<platform::ports::store::Page, platform::ports::store::StoreError> {
-        self.inner.query(query).await
-    }
-
-    async fn transact(
-        &self,
-        writes: Vec<platform::ports::store::Write>,
-    ) -> Result<(), platform::ports::store::StoreError> {
-        self.inner.transact(writes).await
-    }
-
-    async fn ping(&self) -> Result<(), platform::ports::store::StoreError> {
-        self.inner.ping().await
-    }
-}
+on_both_stores!(a_finished_run_leaves_no_deadline_marker, "finishing");
 
 /// The executor reads an action's run while it takes the tenant's action token: one store
 /// round trip fewer per action than reading one after the other.
@@ -1122,12 +1061,7 @@ async fn an_action_reads_its_run_while_taking_its_token() {
     let s = services(store.clone(), dir.path()).await;
     let tenant = notifying_tenant(&s, "meeting").await;
     s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
-    let meeting = Arc::new(Meeting {
-        inner: store.clone(),
-        kinds: ["EXEC#", "BUCKET#actions"],
-        barrier: tokio::sync::Barrier::new(2),
-        arrived: Default::default(),
-    });
+    let meeting = Counted::meeting(store.clone(), ["EXEC#", "BUCKET#actions"]);
     let metered = services(meeting, dir.path()).await;
     let batch = batch_of(&local_queue(store.clone())).await;
     assert_eq!(batch.records.len(), 1, "the action's message");
