@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::Credentials;
 use platform::adapters::dynamo::DynamoStore;
 
 /// A port nobody listens on right now.
@@ -63,71 +63,39 @@ impl Moto {
         Moto { endpoint: format!("http://127.0.0.1:{port}"), _process: guard }
     }
 
+    /// The SDK configuration of moto's clients: the platform's own (its HTTP client and
+    /// retries) with moto's endpoint and test credentials.
+    pub fn sdk(&self) -> aws_types::SdkConfig {
+        self.sdk_as(Credentials::new("test", "test", None, None, "moto"))
+    }
+
+    /// [`Moto::sdk`] with other credentials (an IAM user's, an assumed role's).
+    pub fn sdk_as(&self, credentials: Credentials) -> aws_types::SdkConfig {
+        platform::runtime::sdk_config("us-east-1", credentials, Some(self.endpoint.clone()))
+    }
+
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        aws_sdk_dynamodb::Client::new(&self.sdk())
     }
 
     pub fn streams_client(&self) -> aws_sdk_dynamodbstreams::Client {
-        let config = aws_sdk_dynamodbstreams::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_dynamodbstreams::Client::from_conf(config)
+        aws_sdk_dynamodbstreams::Client::new(&self.sdk())
     }
 
     pub fn sesv2_client(&self) -> aws_sdk_sesv2::Client {
-        let config = aws_sdk_sesv2::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
-            .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sesv2::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_sesv2::Client::from_conf(config)
+        aws_sdk_sesv2::Client::new(&self.sdk())
     }
 
     pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
-        let config = aws_sdk_sqs::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_sqs::Client::from_conf(config)
+        aws_sdk_sqs::Client::new(&self.sdk())
     }
 
     pub fn eventbridge_client(&self) -> aws_sdk_eventbridge::Client {
-        let config = aws_sdk_eventbridge::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
-            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_eventbridge::Client::from_conf(config)
+        aws_sdk_eventbridge::Client::new(&self.sdk())
     }
 
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk()).force_path_style(true).build())
     }
 
     /// A bucket on moto and the platform's file storage over it.
@@ -137,14 +105,7 @@ impl Moto {
     }
 
     pub fn scheduler_client(&self) -> aws_sdk_scheduler::Client {
-        let config = aws_sdk_scheduler::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
-            .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_scheduler::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_scheduler::Client::from_conf(config)
+        aws_sdk_scheduler::Client::new(&self.sdk())
     }
 
     /// Timers as Scheduler schedules in a new group `group`, aimed at the bus `bus`.
@@ -160,14 +121,7 @@ impl Moto {
     }
 
     pub fn secrets_client(&self) -> aws_sdk_secretsmanager::Client {
-        let config = aws_sdk_secretsmanager::Config::builder()
-            .http_client(platform::runtime::aws_http_client())
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_secretsmanager::Client::from_conf(config)
+        aws_sdk_secretsmanager::Client::new(&self.sdk())
     }
 
     /// Stores a secret in Secrets Manager; returns its ARN.

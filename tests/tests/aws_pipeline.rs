@@ -392,14 +392,7 @@ async fn delayed_actions_are_scheduler_schedules_on_moto() {
 
 /// An EventBridge client acting as another AWS account (moto: a role assumed there).
 async fn eventbridge_in_account(moto: &Moto, account: &str) -> aws_sdk_eventbridge::Client {
-    let sts_config = aws_sdk_sts::Config::builder()
-        .http_client(platform::runtime::aws_http_client())
-        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-        .region(aws_sdk_sts::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sts::config::Credentials::new("test", "test", None, None, "moto"))
-        .endpoint_url(&moto.endpoint)
-        .build();
-    let assumed = aws_sdk_sts::Client::from_conf(sts_config)
+    let assumed = aws_sdk_sts::Client::new(&moto.sdk())
         .assume_role()
         .role_arn(format!("arn:aws:iam::{account}:role/forwarder"))
         .role_session_name("forwarder-session")
@@ -407,20 +400,14 @@ async fn eventbridge_in_account(moto: &Moto, account: &str) -> aws_sdk_eventbrid
         .await
         .unwrap();
     let c = assumed.credentials().unwrap();
-    let config = aws_sdk_eventbridge::Config::builder()
-        .http_client(platform::runtime::aws_http_client())
-        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
-        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "assumed",
-        ))
-        .endpoint_url(&moto.endpoint)
-        .build();
-    aws_sdk_eventbridge::Client::from_conf(config)
+    let credentials = aws_sdk_eventbridge::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "assumed",
+    );
+    aws_sdk_eventbridge::Client::new(&moto.sdk_as(credentials))
 }
 
 /// The tenant's side of the set-up: a rule on its account's default bus forwarding its

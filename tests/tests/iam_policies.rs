@@ -362,15 +362,8 @@ async fn user_for(iam: &aws_sdk_iam::Client, function: &str, statements: &[State
 }
 
 fn sdk_config(endpoint: &str, (id, secret): &(String, String)) -> aws_types::SdkConfig {
-    aws_types::SdkConfig::builder()
-        .http_client(platform::runtime::aws_http_client())
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            aws_sdk_dynamodb::config::Credentials::new(id, secret, None, None, "iam-test"),
-        ))
-        .build()
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(id, secret, None, None, "iam-test");
+    platform::runtime::sdk_config(REGION, credentials, Some(endpoint.to_string()))
 }
 
 /// One function as it runs on AWS: its own credentials for every client, its secrets read

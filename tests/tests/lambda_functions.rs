@@ -183,14 +183,9 @@ async fn every_function_answers_its_sample_event() {
     tasks.await.unwrap();
 
     // What the functions wrote is in DynamoDB, under the tenant's partition.
-    let config = aws_sdk_dynamodb::Config::builder()
-        .http_client(platform::runtime::aws_http_client())
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "moto"))
-        .endpoint_url(format!("http://127.0.0.1:{moto_port}"))
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "moto");
+    let sdk = platform::runtime::sdk_config("us-east-1", credentials, Some(format!("http://127.0.0.1:{moto_port}")));
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
     let item = client
         .get_item()
         .table_name("platform-lambda")

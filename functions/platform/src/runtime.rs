@@ -197,16 +197,24 @@ fn sdk_config_from_env() -> Result<aws_types::SdkConfig, String> {
     let key = var("AWS_ACCESS_KEY_ID").ok_or("AWS_ACCESS_KEY_ID is not set")?;
     let secret = var("AWS_SECRET_ACCESS_KEY").ok_or("AWS_SECRET_ACCESS_KEY is not set")?;
     let credentials = aws_credential_types::Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "lambda");
+    Ok(sdk_config(region, credentials, var("AWS_ENDPOINT_URL")))
+}
+
+/// The one SDK configuration every AWS client is made from: the platform's HTTP client
+/// and retries, a region, fixed credentials and, for a local endpoint (moto), its URL.
+pub fn sdk_config(
+    region: impl Into<String>,
+    credentials: aws_credential_types::Credentials,
+    endpoint: Option<String>,
+) -> aws_types::SdkConfig {
     let mut config = aws_types::SdkConfig::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new(region))
+        .region(aws_types::region::Region::new(region.into()))
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
         .http_client(aws_http_client())
         .retry_config(aws_retry_config());
-    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
-        config = config.endpoint_url(endpoint);
-    }
-    Ok(config.build())
+    config.set_endpoint_url(endpoint);
+    config.build()
 }
 
 /// The services of a Lambda function: DynamoDB (`TABLE_NAME`) at once, every other AWS
