@@ -442,6 +442,7 @@ async fn runs_past_their_deadline_are_given_up(store: Arc<dyn Store>) {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.actions[0].status, ActionStatus::Dead);
     assert!(run.actions[0].error.as_deref().unwrap().contains("deadline"), "{:?}", run.actions[0].error);
+    assert_eq!(run.deadline, None, "nothing is left to finish: no deadline");
     assert_eq!(s.runs().sweep(deadline + 1).await.unwrap(), 0, "its marker is gone");
     let retried = s.automation().retry(&Actor::system("test"), &tenant, &run.execution_id).await.unwrap();
     assert_eq!(retried.status, RunStatus::Pending);
@@ -1095,3 +1096,46 @@ async fn an_action_for_no_valid_tenant_does_not_stop_the_local_queue() {
     }
     assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded, "the real action ran");
 }
+
+/// The markers of a run in its sweep partition.
+async fn markers_of(store: &dyn Store, run: &platform::app::engine::Execution) -> Vec<String> {
+    let items = store.query_all(&keys::sweep_pk(&run.execution_id), "").await.unwrap();
+    items.into_iter().map(|i| i.sk).filter(|sk| sk.ends_with(&run.execution_id)).collect()
+}
+
+/// A run given a new deadline (an action reopened for a replay) keeps one marker, the new
+/// deadline's: the old one goes in the same transaction.
+async fn a_renewed_deadline_replaces_its_marker(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "renewed").await;
+    s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
+    let queued = only_run(&s, &tenant).await;
+    let first = queued.deadline.expect("a deadline");
+    assert_eq!(markers_of(store.as_ref(), &queued).await.len(), 1);
+    let message = local_queue(store.clone()).receive(10).await.unwrap().remove(0).message;
+    // Deadlines are whole seconds: the next one must fall in a later second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    s.runs().reopen(&message).await.unwrap();
+    let reopened = only_run(&s, &tenant).await;
+    let renewed = reopened.deadline.expect("a new deadline");
+    assert!(renewed > first, "a later deadline");
+    let markers = markers_of(store.as_ref(), &reopened).await;
+    assert_eq!(markers, vec![keys::sweep_sk(renewed, &tenant, &reopened.execution_id)], "only the new marker");
+}
+
+on_both_stores!(a_renewed_deadline_replaces_its_marker, "renewed");
+
+/// Both stores refuse, as DynamoDB does, a transaction that writes one item twice, and
+/// write nothing of it.
+async fn a_transaction_writing_one_item_twice_is_refused(store: Arc<dyn Store>) {
+    use platform::ports::store::{Condition, Item, StoreError, Write};
+    let put = |sk: &str| Write::Put { item: Item::new("TWICE", sk, 1, json!({})), condition: Condition::None };
+    let delete = Write::Delete { pk: "TWICE".into(), sk: "a".into(), condition: Condition::None };
+    let refused = store.transact(vec![put("a"), put("b"), delete]).await;
+    assert!(matches!(refused, Err(StoreError::Invalid(ref why)) if why.contains("(TWICE, a)")), "{refused:?}");
+    assert!(store.query_all("TWICE", "").await.unwrap().is_empty(), "nothing written");
+    store.transact(vec![put("a"), put("b")]).await.expect("distinct items are one transaction");
+}
+
+on_both_stores!(a_transaction_writing_one_item_twice_is_refused, "twice");

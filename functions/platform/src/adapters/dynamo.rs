@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::time::unix_now;
-use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
+use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write};
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -281,9 +281,7 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
-            return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
-        }
+        crate::ports::store::check_transaction(&writes)?;
         let items = writes.into_iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let Err(e) = result else { return Ok(()) };

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::recent_items::RecentItems;
 use crate::domain::time::unix_now;
 use crate::ports::feed::{ChangeFeed, StoreChange};
-use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write, MAX_TRANSACTION_WRITES};
+use crate::ports::store::{Condition, Item, Page, Query, Store, StoreError, Write};
 
 /// (partition key, sort key) -> JSON of [`Stored`].
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -237,9 +237,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
-            return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
-        }
+        crate::ports::store::check_transaction(&writes)?;
         let now = unix_now();
         let recent = self.recent.clone();
         self.blocking(move |db| {

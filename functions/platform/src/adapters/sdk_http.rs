@@ -67,12 +67,19 @@ impl HttpClient for SdkHttpClient {
 #[derive(Debug, Clone)]
 struct Connector {
     timeouts: Timeouts,
-    client: Arc<Mutex<Result<reqwest::Client, String>>>,
+    pool: Arc<Mutex<Pool>>,
+}
+
+/// The current client and how many times it was replaced.
+#[derive(Debug)]
+struct Pool {
+    generation: u64,
+    client: Result<reqwest::Client, String>,
 }
 
 impl Connector {
     fn new(timeouts: Timeouts) -> Connector {
-        Connector { timeouts, client: Arc::new(Mutex::new(Self::client(timeouts))) }
+        Connector { timeouts, pool: Arc::new(Mutex::new(Pool { generation: 0, client: Self::client(timeouts) })) }
     }
 
     fn client((connect, read): Timeouts) -> Result<reqwest::Client, String> {
@@ -87,13 +94,21 @@ impl Connector {
     }
 
     /// Tells the SDK how to poison this request's connection: a new pool for the next
-    /// requests (the old one closes its connections as its last requests finish).
-    fn offer_poisoning(&self, request: &HttpRequest) {
+    /// requests (the old one closes its connections as its last requests finish). Only
+    /// the pool the request went out on is replaced: a late poison from an older pool's
+    /// request leaves a newer pool (and the connections its retries opened) alone.
+    fn offer_poisoning(&self, request: &HttpRequest, generation: u64) {
         let Some(capture) = request.extension::<CaptureSmithyConnection>() else { return };
-        let (pool, timeouts) = (self.client.clone(), self.timeouts);
+        let (pool, timeouts) = (self.pool.clone(), self.timeouts);
         capture.set_connection_retriever(move || {
             let pool = pool.clone();
-            let poison = move || *pool.lock().unwrap_or_else(|e| e.into_inner()) = Connector::client(timeouts);
+            let poison = move || {
+                let fresh = Connector::client(timeouts);
+                let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.generation == generation {
+                    *pool = Pool { generation: generation + 1, client: fresh };
+                }
+            };
             Some(ConnectionMetadata::builder().proxied(false).poison_fn(poison).build())
         });
     }
@@ -101,8 +116,11 @@ impl Connector {
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.offer_poisoning(&request);
+        let (generation, client) = {
+            let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            (pool.generation, pool.client.clone())
+        };
+        self.offer_poisoning(&request, generation);
         HttpConnectorFuture::new(async move {
             let client = client.map_err(|e| ConnectorError::other(e.into(), None))?;
             let request = request.try_into_http1x().map_err(|e| ConnectorError::user(e.into()))?.map(body_of);
@@ -396,6 +414,30 @@ mod tests {
         assert_eq!(got, Ok(true), "the retry was answered on a new connection");
         assert_eq!(*errors.lock().expect("lock"), Vec::<String>::new(), "no error logged for a retried 503");
         server.await.expect("server");
+    }
+
+    /// The SDK's handle on a request sent now through `connector` (what its
+    /// connection-poisoning interceptor keeps).
+    fn sent(connector: &Connector) -> CaptureSmithyConnection {
+        let capture = CaptureSmithyConnection::new();
+        let mut request = post("http://127.0.0.1:9/", "{}");
+        request.add_extension(capture.clone());
+        let generation = connector.pool.lock().expect("lock").generation;
+        connector.offer_poisoning(&request, generation);
+        capture
+    }
+
+    #[test]
+    fn a_late_poison_leaves_a_newer_pool_alone() {
+        let connector = connector(None, None);
+        let generation = || connector.pool.lock().expect("lock").generation;
+        let (early, late) = (sent(&connector), sent(&connector));
+        early.get().expect("connection metadata").poison();
+        assert_eq!(generation(), 1, "the poisoned pool is replaced");
+        late.get().expect("connection metadata").poison();
+        assert_eq!(generation(), 1, "a poison from the replaced pool leaves the new one");
+        sent(&connector).get().expect("connection metadata").poison();
+        assert_eq!(generation(), 2, "a request on the new pool can poison it");
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl RateLimiter {
     pub async fn take(&self, tenant: &TenantId, flow: Flow) -> AppResult<Option<Duration>> {
         let pk = keys::tenant_pk(tenant);
         let sk = keys::bucket_sk(flow.name());
-        let (limits, first) = futures_util::join!(self.limits(tenant), self.store.get(&pk, &sk));
+        let (limits, first) = tokio::join!(self.limits(tenant), self.store.get(&pk, &sk));
         let rate = match flow {
             Flow::Events => limits?.events,
             Flow::Actions => limits?.actions,

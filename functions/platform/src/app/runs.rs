@@ -29,10 +29,11 @@ pub const SWEEP_BATCH: usize = 2000;
 /// Due markers taken from one shard per round of a sweep.
 const SWEEP_ROUND: usize = 25;
 
-/// Gives `execution` a deadline from now and returns the write of its marker.
-pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> Write {
+/// Gives `execution` a deadline from now and returns the writes of its marker: the new
+/// one, and the removal of the marker of the deadline it replaces (if any).
+pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> Vec<Write> {
     let deadline = now + RUN_DEADLINE_SECONDS;
-    execution.deadline = Some(deadline);
+    let replaced = execution.deadline.replace(deadline).filter(|old| *old != deadline);
     let item = Item::new(
         keys::sweep_pk(&execution.execution_id),
         keys::sweep_sk(deadline, tenant, &execution.execution_id),
@@ -41,7 +42,18 @@ pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> 
     )
     // Kept a while past the deadline, in case no sweep comes by.
     .expiring(deadline + 7 * 24 * 3600);
-    Write::Put { item, condition: Condition::None }
+    let mut writes = vec![Write::Put { item, condition: Condition::None }];
+    writes.extend(replaced.map(|old| marker_delete(tenant, &execution.execution_id, old)));
+    writes
+}
+
+/// The removal of a run's marker for `deadline`.
+fn marker_delete(tenant: &TenantId, execution_id: &str, deadline: u64) -> Write {
+    Write::Delete {
+        pk: keys::sweep_pk(execution_id),
+        sk: keys::sweep_sk(deadline, tenant, execution_id),
+        condition: Condition::None,
+    }
 }
 
 /// The writes of a run's record after a change: the record and, once none of its actions
@@ -51,11 +63,7 @@ pub fn run_writes(tenant: &TenantId, run: &mut Execution, version: u64) -> Vec<W
     let finished = !run.actions.iter().any(|a| a.status.unfinished());
     let marker = run.deadline.filter(|_| finished).map(|deadline| {
         run.deadline = None;
-        Write::Delete {
-            pk: keys::sweep_pk(&run.execution_id),
-            sk: keys::sweep_sk(deadline, tenant, &run.execution_id),
-            condition: Condition::None,
-        }
+        marker_delete(tenant, &run.execution_id, deadline)
     });
     let mut writes = vec![execution_write(tenant, run, version)];
     writes.extend(marker);
@@ -118,8 +126,10 @@ impl Runs {
             slot.attempts = 0;
             slot.error = None;
             run.summarize();
-            let marker = with_deadline(&tenant, &mut run, unix_now());
-            committed(self.store.transact(vec![execution_write(&tenant, &run, version), marker]).await)
+            let markers = with_deadline(&tenant, &mut run, unix_now());
+            let mut writes = vec![execution_write(&tenant, &run, version)];
+            writes.extend(markers);
+            committed(self.store.transact(writes).await)
         })
         .await
     }
@@ -209,7 +219,11 @@ impl Runs {
                 ));
             }
             run.summarize();
-            let writes = vec![execution_write(&tenant, &run, version), remove.clone()];
+            // Nothing is left to finish: no deadline, and no marker (the one swept, and the
+            // current one if the swept marker was an older deadline's).
+            let current = run.deadline.take().filter(|d| *d != deadline);
+            let mut writes = vec![execution_write(&tenant, &run, version), remove.clone()];
+            writes.extend(current.map(|d| marker_delete(&tenant, id, d)));
             committed(self.store.transact(writes).await).map(|s| s.map(|()| true))
         })
         .await

@@ -148,6 +148,23 @@ pub enum StoreError {
 /// Most items a transaction may write (DynamoDB's limit).
 pub const MAX_TRANSACTION_WRITES: usize = 100;
 
+/// What every store accepts as one transaction, as DynamoDB does: 1 to
+/// [`MAX_TRANSACTION_WRITES`] writes, each to a different item.
+pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Invalid(format!("a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes")));
+    }
+    let mut keys: Vec<(&str, &str)> = writes.iter().map(Write::key).collect();
+    keys.sort_unstable();
+    match keys.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(StoreError::Invalid(format!(
+            "a transaction writes each item at most once: ({}, {}) is written twice",
+            pair[0].0, pair[0].1
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;

@@ -227,7 +227,7 @@ impl Evaluator {
             }
             execution.summarize();
             if data.is_some() {
-                writes.push(crate::app::runs::with_deadline(tenant, &mut execution, crate::domain::time::unix_now()));
+                writes.extend(crate::app::runs::with_deadline(tenant, &mut execution, crate::domain::time::unix_now()));
             }
             if later.is_none() {
                 writes.extend(wait_delete(tenant, &execution, index));

@@ -51,8 +51,10 @@ impl Evaluator {
     /// The tenant's generation marker and rules in one read: descending from just above
     /// the marker, the marker (`RULESGEN`) comes first, then the rules (`RULE#...`); the
     /// rule versions (`RULEVER#...`) sort above the marker and are not read. The marker is
-    /// read before the rules, so a change landing during the read tags newer rules with an
-    /// older generation (recompiled at the next event), never the other way round.
+    /// read first, so a change landing during the read tags newer rules with an older
+    /// generation (recompiled at the next event) rather than the other way round. (A Query
+    /// is not isolated from a transaction, so this is the order of the reads, not a
+    /// guarantee of one snapshot; the get-then-query before it had the same gap.)
     async fn generation_and_rules(&self, tenant: &TenantId) -> AppResult<(u64, Vec<Item>)> {
         let pk = keys::tenant_pk(tenant);
         let above_marker = format!("{}\u{0}", keys::RULES_GENERATION_SK);
@@ -210,8 +212,10 @@ impl Evaluator {
                 serde_json::to_value(&execution).expect("serializes"),
             )
             .expiring(run_expiry());
-            let writes: Vec<Write> =
-                std::iter::once(Write::Put { item, condition: Condition::Absent }).chain(marker).chain(waits).collect();
+            let writes: Vec<Write> = std::iter::once(Write::Put { item, condition: Condition::Absent })
+                .chain(marker.into_iter().flatten())
+                .chain(waits)
+                .collect();
             match self.store.transact(writes).await {
                 Ok(()) => {}
                 // Already recorded by an earlier delivery of this event: its messages and timers are

@@ -122,7 +122,7 @@ impl Executor {
         message: &ActionMessage,
     ) -> Result<Option<std::time::Duration>, ActionFailed> {
         let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
-        let (token, run) = futures_util::join!(
+        let (token, run) = tokio::join!(
             limiter.take(&tenant, crate::app::rate_limits::Flow::Actions),
             self.execution(&tenant, &message.execution_id)
         );
