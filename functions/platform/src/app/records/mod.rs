@@ -18,7 +18,7 @@ use crate::domain::ids::{SystemId, TenantId};
 use crate::domain::install::Install;
 use crate::domain::invalid::{FieldIssue, Invalid};
 use crate::domain::manifest::{EntityDef, Schema};
-use crate::domain::records::{merge_patch, relations_of, OnDelete, Record};
+use crate::domain::records::{merge_patch, relations_of, OnDelete, Record, Relation};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
 
@@ -304,25 +304,42 @@ impl RecordService {
         entity: &str,
         id: &str,
     ) -> AppResult<Vec<Referrer>> {
+        let wanted = |r: &Relation| r.system == system.as_str() && r.entity == entity;
+        self.referrers_by(tenant, |_| false, wanted, |value| value == id).await
+    }
+
+    /// The records of the tenant's installed systems (but those `skip` names) whose field
+    /// of a relation `wanted` keeps holds a value `points` accepts: one query per entity
+    /// that has such a relation.
+    async fn referrers_by(
+        &self,
+        tenant: &TenantId,
+        skip: impl Fn(&SystemId) -> bool,
+        wanted: impl Fn(&Relation) -> bool,
+        points: impl Fn(&str) -> bool,
+    ) -> AppResult<Vec<Referrer>> {
         let pk = keys::tenant_pk(tenant);
         let mut found = Vec::new();
         for item in self.store.query_all(&pk, keys::INSTALL_PREFIX).await? {
             let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
+            if skip(&install.system_id) {
+                continue;
+            }
             let version = self.catalog.get_version(&install.system_id, &install.version).await?;
             for (name, def) in &version.manifest.entities {
-                for relation in relations_of(&def.schema) {
-                    if relation.system != system.as_str() || relation.entity != entity {
-                        continue;
-                    }
-                    let prefix = keys::records_prefix(&install.system_id, name);
-                    for candidate in self.store.query_all(&pk, &prefix).await? {
-                        let version = candidate.version;
-                        let record: Record = decode_at(&candidate.pk, &candidate.sk, candidate.data)?;
-                        if record.data.get(&relation.field).and_then(Value::as_str) == Some(id) {
+                let relations: Vec<Relation> = relations_of(&def.schema).into_iter().filter(|r| wanted(r)).collect();
+                if relations.is_empty() {
+                    continue;
+                }
+                for candidate in self.store.query_all(&pk, &keys::records_prefix(&install.system_id, name)).await? {
+                    let version = candidate.version;
+                    let record: Record = decode_at(&candidate.pk, &candidate.sk, candidate.data)?;
+                    for relation in &relations {
+                        if record.data.get(&relation.field).and_then(Value::as_str).is_some_and(&points) {
                             found.push(Referrer {
                                 system: install.system_id.clone(),
                                 entity: name.clone(),
-                                record,
+                                record: record.clone(),
                                 version,
                                 field: relation.field.clone(),
                                 on_delete: relation.on_delete,

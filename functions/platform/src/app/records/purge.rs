@@ -9,16 +9,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::{concurrent, refused_by, RecordService, Referrer, CHUNK};
 use crate::app::audit::Actor;
 use crate::app::error::{AppError, AppResult};
 use crate::app::keys;
-use crate::app::stored::decode_at;
 use crate::domain::ids::{SystemId, TenantId};
-use crate::domain::install::Install;
-use crate::domain::records::{relations_of, OnDelete, Record};
+use crate::domain::records::{OnDelete, Relation};
 use crate::ports::store::{Condition, Write};
 
 /// How far a purge got.
@@ -34,41 +30,8 @@ impl RecordService {
     /// The records of systems that stay (installed, not in `removed`) whose relations
     /// point into the removed systems.
     async fn referrers_into(&self, tenant: &TenantId, removed: &[SystemId]) -> AppResult<Vec<Referrer>> {
-        let pk = keys::tenant_pk(tenant);
-        let mut found = Vec::new();
-        for item in self.store.query_all(&pk, keys::INSTALL_PREFIX).await? {
-            let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
-            if removed.contains(&install.system_id) {
-                continue;
-            }
-            let version = self.catalog.get_version(&install.system_id, &install.version).await?;
-            for (name, def) in &version.manifest.entities {
-                let relations: Vec<_> = relations_of(&def.schema)
-                    .into_iter()
-                    .filter(|r| removed.iter().any(|s| s.as_str() == r.system))
-                    .collect();
-                if relations.is_empty() {
-                    continue;
-                }
-                for candidate in self.store.query_all(&pk, &keys::records_prefix(&install.system_id, name)).await? {
-                    let version = candidate.version;
-                    let record: Record = decode_at(&candidate.pk, &candidate.sk, candidate.data)?;
-                    for relation in &relations {
-                        if record.data.get(&relation.field).and_then(Value::as_str).is_some() {
-                            found.push(Referrer {
-                                system: install.system_id.clone(),
-                                entity: name.clone(),
-                                record: record.clone(),
-                                version,
-                                field: relation.field.clone(),
-                                on_delete: relation.on_delete,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(found)
+        let into_removed = |r: &Relation| removed.iter().any(|s| s.as_str() == r.system);
+        self.referrers_by(tenant, |system| removed.contains(system), into_removed, |_| true).await
     }
 
     /// Deletes the records of `removed` (systems being uninstalled, still installed)
