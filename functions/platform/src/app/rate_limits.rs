@@ -14,7 +14,7 @@ use serde_json::json;
 use super::audit::{self, Actor, Change};
 use super::error::AppResult;
 use super::keys;
-use super::stored::{committed, decode_at, optimistic, Step};
+use super::stored::{committed, decode_at, optimistic, FirstRead, Step};
 use crate::domain::ids::TenantId;
 use crate::domain::rate::{Bucket, Rate};
 use crate::ports::store::{Condition, Item, Store, Write};
@@ -148,15 +148,10 @@ impl RateLimiter {
             Flow::Events => limits?.events,
             Flow::Actions => limits?.actions,
         };
-        // The first attempt uses the bucket read beside the limits; a retry reads it again.
-        let first = Mutex::new(Some(first));
+        let first = FirstRead::new(Some(first));
         optimistic("the rate limiter is busy", || async {
             let now = now_ms();
-            let prefetched = first.lock().expect("lock").take();
-            let found = match prefetched {
-                Some(found) => found?,
-                None => self.store.get(&pk, &sk).await?,
-            };
+            let found = first.or_read(|| self.store.get(&pk, &sk)).await?;
             let (bucket, condition, version) = match found {
                 Some(item) => {
                     let version = item.version;

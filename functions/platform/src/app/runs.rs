@@ -47,6 +47,15 @@ pub fn with_deadline(tenant: &TenantId, execution: &mut Execution, now: u64) -> 
     writes
 }
 
+/// The writes of a run given a new deadline from now: the record (with its deadline) and
+/// its markers, in that order of computation, so the record carries the new deadline.
+pub fn renewed_run_writes(tenant: &TenantId, run: &mut Execution, version: u64, now: u64) -> Vec<Write> {
+    let markers = with_deadline(tenant, run, now);
+    let mut writes = vec![execution_write(tenant, run, version)];
+    writes.extend(markers);
+    writes
+}
+
 /// The removal of a run's marker for `deadline`.
 fn marker_delete(tenant: &TenantId, execution_id: &str, deadline: u64) -> Write {
     Write::Delete {
@@ -126,10 +135,7 @@ impl Runs {
             slot.attempts = 0;
             slot.error = None;
             run.summarize();
-            let markers = with_deadline(&tenant, &mut run, unix_now());
-            let mut writes = vec![execution_write(&tenant, &run, version)];
-            writes.extend(markers);
-            committed(self.store.transact(writes).await)
+            committed(self.store.transact(renewed_run_writes(&tenant, &mut run, version, unix_now())).await)
         })
         .await
     }

@@ -41,6 +41,25 @@ impl<T> Step<T> {
     }
 }
 
+/// A read made before an [`optimistic`] loop (beside other work, to save a round trip):
+/// the loop's first attempt takes it, a retry after a lost race reads again.
+pub struct FirstRead<T>(std::sync::Mutex<Option<T>>);
+
+impl<T> FirstRead<T> {
+    pub fn new(read: Option<T>) -> Self {
+        Self(std::sync::Mutex::new(read))
+    }
+
+    /// The read made before, the first time; `again` after that.
+    pub async fn or_read<F: Future<Output = T>>(&self, again: impl FnOnce() -> F) -> T {
+        let first = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match first {
+            Some(read) => read,
+            None => again().await,
+        }
+    }
+}
+
 /// The outcome of a conditional write: lost races ask for a retry, other errors stop.
 pub fn committed(result: Result<(), StoreError>) -> AppResult<Step<()>> {
     match result {

@@ -60,16 +60,13 @@ impl AutomationService {
         }
         execution.status = RunStatus::Pending;
         execution.updated_at = now_rfc3339();
-        let markers = crate::app::runs::with_deadline(tenant, &mut execution, crate::domain::time::unix_now());
-        let mut writes = vec![
-            crate::app::engine::execution_write(tenant, &execution, version),
-            crate::app::audit::record(
-                actor,
-                Some(tenant),
-                Change::new("automation.execution.retry", format!("execution:{id}")).after(json!({"actions": retried})),
-            ),
-        ];
-        writes.extend(markers);
+        let now = crate::domain::time::unix_now();
+        let mut writes = crate::app::runs::renewed_run_writes(tenant, &mut execution, version, now);
+        writes.push(crate::app::audit::record(
+            actor,
+            Some(tenant),
+            Change::new("automation.execution.retry", format!("execution:{id}")).after(json!({"actions": retried})),
+        ));
         self.store.transact(writes).await?;
         let messages = execution.messages(|a| retried.contains(&a.index));
         self.queue.enqueue(messages).await.map_err(|e| AppError::Unavailable(e.to_string()))?;

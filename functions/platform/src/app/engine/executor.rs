@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::app::error::{AppError, AppResult};
 use crate::app::keys;
 use crate::app::records::{RecordKey, RecordService};
-use crate::app::stored::{decode_at, optimistic_or, Step};
+use crate::app::stored::{decode_at, optimistic_or, FirstRead, Step};
 use crate::domain::actions::Webhook;
 use crate::domain::events::Causation;
 use crate::domain::ids::{SystemId, TenantId};
@@ -146,13 +146,9 @@ impl Executor {
         let fail = |e: AppError| ActionFailed(e.to_string());
         let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
         let busy = || ActionFailed("the execution is changing concurrently".to_string());
-        let read = std::sync::Mutex::new(read);
+        let read = FirstRead::new(read);
         optimistic_or(busy, || async {
-            let first = read.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let run = match first {
-                Some(run) => run,
-                None => self.execution(&tenant, &message.execution_id).await,
-            };
+            let run = read.or_read(|| self.execution(&tenant, &message.execution_id)).await;
             let Some((mut execution, version)) = run.map_err(fail)? else {
                 return Err(ActionFailed(format!("execution {} is not recorded yet", message.execution_id)));
             };
