@@ -82,6 +82,14 @@ FUNCTIONS = [
 ]
 
 
+# What the stage samples of `events/` do in an empty world (no tenant, no rule): the
+# rows after them measure the path of an event that matches a rule.
+STAGE_LABELS = {
+    "rule-evaluator": "rule-evaluator, no rule",
+    "action-executor": "action-executor, run unknown",
+}
+
+
 class CfnResponses:
     """A loopback listener for the custom resource's answer to CloudFormation."""
 
@@ -109,6 +117,137 @@ class CfnResponses:
 
     def __exit__(self, *a):
         self.server.shutdown()
+
+
+class Driver:
+    """A loopback Lambda Runtime API that hands a function process a list of events, one
+    after another, and keeps each whole answer (the harness keeps only its start): how the
+    bench world is set up through the product's own functions."""
+
+    def __init__(self, binary, env):
+        self.binary, self.env = binary, env
+
+    def answers(self, events):
+        import http.server, threading
+        pending, answers, done = [json.dumps(e).encode() for e in events], [], threading.Event()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if not pending:
+                    done.set()
+                    time.sleep(30)  # the process is killed once every answer is in
+                    return
+                body = pending.pop(0)
+                self.send_response(200)
+                for k, v in (("Content-Type", "application/json"), ("Lambda-Runtime-Aws-Request-Id", str(len(answers))),
+                             ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000)),
+                             ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:f"),
+                             ("Content-Length", str(len(body)))):
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answers.append((self.path.rsplit("/", 1)[-1], json.loads(payload or b"null")))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        env = {**os.environ, **self.env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}",
+               "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+               "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+        proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if not done.wait(60) or len(answers) < len(events):
+                raise SystemExit(f"{self.binary}: {len(answers)} of {len(events)} events answered")
+        finally:
+            proc.kill()
+            proc.wait()
+            server.shutdown()
+        for (kind, answer), event in zip(answers, events):
+            status = answer.get("statusCode", 200) if isinstance(answer, dict) else 200
+            if kind != "response" or status >= 400 and status != 409:
+                raise SystemExit(f"{self.binary}: {kind} {answer} to {str(event)[:200]}")
+        return [a for _, a in answers]
+
+
+def sample(name, token=None):
+    with open(os.path.join(ROOT, "events", name)) as f:
+        event = json.load(f)
+    if token and "headers" in event:
+        event["headers"]["authorization"] = f"Bearer {token}"
+    return event
+
+
+def automation_world(env, cfn):
+    """The sample tenant as the `events/` payloads describe it, set up through the release
+    functions: the catalog seeded, the tenant initialised, sales installed, and the sample
+    rule (notify on a high-value opportunity) created, so the stage samples take the path
+    of an event that matches a rule."""
+    binary = lambda name: Driver(os.path.join(TARGET, "release", name), env)
+    seed = sample("catalog-seed-create.json")
+    seed["ResponseURL"] = cfn.event()["ResponseURL"]
+    binary("catalog-seeder").answers([seed])
+    _init, login = binary("auth").answers([sample("auth-initialize-tenant.json", ADMIN), sample("auth-login.json")])
+    token = json.loads(login["body"])["access_token"]
+    binary("tenant-systems").answers([sample("tenant-systems-install.json", token)])
+    binary("automation").answers([sample("automation-create-rule.json", token)])
+
+
+def fresh_processes(tools, runs, events, env, binary, worked):
+    """The harness over one fresh process per event (each its own cold start), medians
+    across them: for a stage whose sample must be new to be worked (a repeat is a
+    duplicate the stage recognises and skips). Warm invocations repeat each process's
+    event, so they are duplicates."""
+    if len(events) < runs:
+        return {"error": f"{len(events)} sample events for {runs} processes"}
+    results = [harness(tools, 1, event, env, binary) for event in events[:runs]]
+    for r in results:
+        if "error" not in r and not worked(r["answer"]):
+            r["error"] = f"answered {r['answer']}"
+    ok = [r for r in results if "error" not in r]
+    if len(ok) < len(results):
+        return next(r for r in results if "error" in r)
+    median = lambda k: sorted(r[k] for r in ok)[len(ok) // 2] if all(r.get(k) is not None for r in ok) else None
+    return {**ok[0], **{k: median(k) for k in ("init_ms", "first_invoke_ms", "cold_total_ms", "warm_p50_ms", "rss_mb")},
+            "runs": len(ok)}
+
+
+def matched_events(runs):
+    """The rule-evaluator sample, one copy per process, each a new event (its own id)."""
+    base = sample("rule-evaluator-event.json")
+    out = []
+    for i in range(runs):
+        e = json.loads(json.dumps(base))
+        e["id"] = e["detail"]["event_id"] = f"{i:032x}"
+        out.append(e)
+    return out
+
+
+def queued_actions(env, runs):
+    """The action messages the matched evaluations queued, as SQS events of one message."""
+    import boto3
+    sqs = boto3.client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    template = sample("action-executor-batch.json")["Records"][0]
+    events = []
+    while len(events) < runs:
+        got = sqs.receive_message(QueueUrl=env["ACTION_QUEUE_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        if not got.get("Messages"):
+            break
+        for m in got["Messages"]:
+            record = {**template, "messageId": m["MessageId"], "body": m["Body"]}
+            events.append({"Records": [record]})
+    return events
 
 
 def run(cmd, **kw):
@@ -230,7 +369,20 @@ def main():
             for name, event in [(n, e) for n, e in FUNCTIONS if not wanted or n in wanted]:
                 binary = os.path.join(TARGET, "release", name)
                 event = cfn.event() if event == "seeder-delete" else event
-                rows.append((name, harness(tools, a.runs, event, env, binary), *sizes(binary)))
+                label = STAGE_LABELS.get(name, name)
+                rows.append((label, harness(tools, a.runs, event, env, binary), *sizes(binary)))
+            if not wanted or {"rule-evaluator", "action-executor"} & set(wanted):
+                # The same stages on the path of an event that matches a rule: the sample
+                # tenant, its sales system and rule set up first; each process gets a new
+                # event, and the executor the actions those evaluations queued.
+                automation_world(env, cfn)
+                evaluator, executor = (os.path.join(TARGET, "release", n) for n in ("rule-evaluator", "action-executor"))
+                rows.append(("rule-evaluator, rule matched",
+                             fresh_processes(tools, a.runs, matched_events(a.runs), env, evaluator,
+                                             lambda answer: answer.strip() not in ("0", "")), *sizes(evaluator)))
+                rows.append(("action-executor, action run",
+                             fresh_processes(tools, a.runs, queued_actions(env, a.runs), env, executor,
+                                             lambda answer: '"batchItemFailures":[]' in answer), *sizes(executor)))
     finally:
         moto.terminate()
     print(f"\nMachine: {os.cpu_count()} cores, {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}")

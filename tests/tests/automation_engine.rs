@@ -884,6 +884,18 @@ impl Counted {
         Arc::new(Self { inner, calls: Default::default(), returned: Default::default(), meeting: Some(meeting) })
     }
 
+    /// A call on an item of one of the meeting's kinds waits there for the other kind's
+    /// (the first two such calls): both must be under way at once.
+    async fn arrive(&self, sk: &str) {
+        if let Some(meeting) = &self.meeting {
+            if meeting.kinds.iter().any(|k| sk.starts_with(k))
+                && meeting.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < meeting.kinds.len()
+            {
+                meeting.barrier.wait().await;
+            }
+        }
+    }
+
     fn note(&self, op: &'static str, key: &str) {
         self.calls.lock().unwrap().push((op, key.to_string()));
     }
@@ -903,13 +915,7 @@ impl Store for Counted {
         sk: &str,
     ) -> Result<Option<platform::ports::store::Item>, platform::ports::store::StoreError> {
         self.note("GetItem", sk);
-        if let Some(meeting) = &self.meeting {
-            if meeting.kinds.iter().any(|k| sk.starts_with(k))
-                && meeting.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < meeting.kinds.len()
-            {
-                meeting.barrier.wait().await;
-            }
-        }
+        self.arrive(sk).await;
         self.inner.get(pk, sk).await
     }
 
@@ -938,6 +944,9 @@ impl Store for Counted {
     ) -> Result<(), platform::ports::store::StoreError> {
         for write in &writes {
             self.note("TransactWriteItems", write.key().1);
+        }
+        if let Some(first) = writes.first() {
+            self.arrive(first.key().1).await;
         }
         self.inner.transact(writes).await
     }
@@ -1000,6 +1009,78 @@ async fn rules_are_read_once_per_generation(store: Arc<dyn Store>) {
 }
 
 on_both_stores!(rules_are_read_once_per_generation, "rulecache");
+
+/// A high-value opportunity event of the sales trigger the sample rules watch.
+fn high_value_event(tenant: &TenantId, event_id: &str) -> platform::domain::events::BusinessEvent {
+    serde_json::from_value(json!({
+        "event_id": event_id, "tenant_id": tenant.to_string(), "module_type": "sales",
+        "trigger_id": "high_value_opportunity", "occurred_at": "2026-11-22T00:00:00.000Z",
+        "data": {"opportunity_id": "01JSAMPLEOPPORTUNITY0000001", "opportunity_name": "Deal", "value": 20000},
+        "changes": {}, "causation": {"depth": 0, "action_id": null}
+    }))
+    .unwrap()
+}
+
+/// The evaluator reads a trigger's install with its rules, once per rules generation: the
+/// entity and fields the manifest gives are kept with the compiled rules, not read again
+/// for each matched event.
+async fn the_install_is_read_once_per_rules_generation(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "installread").await;
+    let counted = Counted::over(store.clone());
+    let fresh = services(counted.clone(), mail.path()).await;
+    counted.take(|_| false);
+    let about_install = |sk: &str| sk.starts_with(keys::INSTALL_PREFIX);
+
+    let first = fresh.evaluator().evaluate(&high_value_event(&tenant, "firstevent")).await.unwrap();
+    assert_eq!(first.len(), 1, "the rule matched");
+    assert_eq!(counted.take(about_install), vec![("GetItem", keys::install_sk(&SystemId::parse("sales").unwrap()))]);
+    let second = fresh.evaluator().evaluate(&high_value_event(&tenant, "secondevent")).await.unwrap();
+    assert_eq!(second.len(), 1, "the rule matched again");
+    assert_eq!(counted.take(about_install), vec![], "the install is not read again");
+    let item = store.get(&keys::tenant_pk(&tenant), &keys::execution_sk(&second[0])).await.unwrap().unwrap();
+    assert_eq!(item.data["entity"], json!("sales/opportunities"), "the cached entity is the run's");
+}
+
+on_both_stores!(the_install_is_read_once_per_rules_generation, "installread");
+
+/// Installing, upgrading and removing a system move the rules generation, so an
+/// evaluator's cached rules (compiled with the installed manifests) are compiled again.
+async fn an_install_change_moves_the_rules_generation(store: Arc<dyn Store>) {
+    use platform::app::rules_generation::current;
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "generations").await;
+    let actor = Actor::system("test");
+    let support = SystemId::parse("support").unwrap();
+    let before = current(store.as_ref(), &tenant).await.unwrap();
+    s.installs().install(&actor, &tenant, &support, None).await.unwrap();
+    let installed = current(store.as_ref(), &tenant).await.unwrap();
+    assert_eq!(installed, before + 1, "an install moves it");
+    s.installs().uninstall(&actor, &tenant, &support, false).await.unwrap();
+    assert_eq!(current(store.as_ref(), &tenant).await.unwrap(), installed + 1, "an uninstall moves it");
+}
+
+on_both_stores!(an_install_change_moves_the_rules_generation, "generations");
+
+/// An event's rate token is taken while its run is written, not after: the run's
+/// transaction and the token's bucket read must meet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_takes_its_token_while_its_run_is_written() {
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "tokenmeeting").await;
+    let meeting = Counted::meeting(store.clone(), ["EXEC#", "BUCKET#events"]);
+    let metered = services(meeting, dir.path()).await;
+    let event = high_value_event(&tenant, "meetingevent");
+    let evaluated = tokio::time::timeout(std::time::Duration::from_secs(10), metered.evaluator().evaluate(&event))
+        .await
+        .expect("the run's write and the token's read met: neither waited for the other to finish");
+    assert_eq!(evaluated.unwrap().len(), 1, "the rule matched");
+    assert_eq!(only_run(&s, &tenant).await.actions.len(), 1);
+}
 
 /// Taking a token reads the tenant's limits and its bucket (at once) and writes the bucket
 /// back with one conditional put, not a transaction (which costs twice the write units).

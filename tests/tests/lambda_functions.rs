@@ -227,3 +227,21 @@ async fn every_function_answers_its_sample_event() {
         .find(|l| l.contains("action not done") && l.contains("Root=1-6921356c-3f1a6d2b7c4e5f60718293a4"));
     assert!(traced.is_some(), "the executor's log line carries the message's trace:\n{written}");
 }
+
+/// `cargo lambda build --release` (what `sam build` runs) compiles with panic=abort unless
+/// the release profile names a panic strategy. The functions rely on unwinding (the Lambda
+/// runtime answers a handler's panic with an error instead of losing the environment), so
+/// the workspace's release profile names it.
+#[test]
+fn the_release_profile_names_unwinding_for_cargo_lambda() {
+    let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    let release: Vec<String> = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[profile.release]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or_default().replace(' ', ""))
+        .collect();
+    assert!(!release.is_empty(), "the workspace has a [profile.release] section");
+    assert!(release.iter().any(|l| l == "panic=\"unwind\""), "no panic strategy named: {release:?}");
+}

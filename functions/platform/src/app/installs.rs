@@ -255,6 +255,8 @@ impl InstallService {
             Some(tenant),
             Change::new("system.install", format!("system:{system}")).after(&done),
         ));
+        // Evaluators recompile: the installed manifests decide their triggers' fields.
+        writes.push(super::rules_generation::bump(self.store.as_ref(), tenant).await?);
         match self.store.transact(writes).await {
             Ok(()) => Ok(InstallOutcome { installed: done }),
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => {
@@ -353,8 +355,14 @@ impl InstallService {
             Some(tenant),
             Change::new(action, format!("system:{system}")).before(&current).after(&changed),
         ));
+        // Evaluators recompile: the installed manifests decide their triggers' fields.
+        writes.push(super::rules_generation::bump(self.store.as_ref(), tenant).await?);
+        let generation_index = writes.len() - 1;
         match self.store.transact(writes).await {
             Ok(()) => Ok((changed, item_version + 1)),
+            Err(StoreError::ConditionFailed { index }) if index == generation_index => {
+                Err(AppError::conflict("the tenant's rules or systems changed concurrently; retry"))
+            }
             Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) if expected.is_some() => {
                 Err(AppError::PreconditionFailed(format!("the install of '{system}' was changed concurrently")))
             }
@@ -458,6 +466,8 @@ impl InstallService {
             Some(tenant),
             Change::new("system.uninstall", format!("system:{system}")).before(&removed),
         ));
+        // Evaluators recompile: the installed manifests decide their triggers' fields.
+        writes.push(super::rules_generation::bump(self.store.as_ref(), tenant).await?);
         self.store.transact(writes).await?;
         Ok(UninstallOutcome { uninstalled: order, deleted_records: purge.deleted_records, complete: true })
     }

@@ -23,6 +23,7 @@ pub mod rate_limits;
 pub mod records;
 pub mod recovery;
 pub mod roles;
+pub mod rules_generation;
 pub mod runs;
 pub mod seed;
 pub mod sessions;

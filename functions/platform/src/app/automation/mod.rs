@@ -13,7 +13,7 @@ pub use tasks::TaskFilter;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
@@ -29,7 +29,7 @@ use crate::domain::rules::{
 };
 use crate::domain::webhook::WebhookPolicy;
 use crate::ports::queue::{ActionQueue, EventBus};
-use crate::ports::store::{Condition, Item, Store, StoreError, Write};
+use crate::ports::store::{Store, StoreError, Write};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TriggerInfo {
@@ -293,12 +293,7 @@ impl AutomationService {
         mut writes: Vec<Write>,
         change: Change<'_>,
     ) -> AppResult<()> {
-        let pk = keys::tenant_pk(tenant);
-        let generation = self.store.get(&pk, keys::RULES_GENERATION_SK).await?.map(|i| i.version);
-        writes.push(Write::Put {
-            item: Item::new(pk, keys::RULES_GENERATION_SK, generation.unwrap_or(0) + 1, json!({})),
-            condition: generation.map_or(Condition::Absent, Condition::Version),
-        });
+        writes.push(crate::app::rules_generation::bump(self.store.as_ref(), tenant).await?);
         writes.push(audit::record(actor, Some(tenant), change));
         self.store.transact(writes).await.map_err(|e| match e {
             StoreError::ConditionFailed { .. } | StoreError::Conflict => {

@@ -44,10 +44,6 @@ impl Evaluator {
         Self { store, manifests, queue, timers, limiter, cache: Arc::default(), flags }
     }
 
-    async fn generation(&self, tenant: &TenantId) -> AppResult<u64> {
-        Ok(self.store.get(&keys::tenant_pk(tenant), keys::RULES_GENERATION_SK).await?.map_or(0, |i| i.version))
-    }
-
     /// The tenant's generation marker and rules in one read: descending from just above
     /// the marker, the marker (`RULESGEN`) comes first, then the rules (`RULE#...`); the
     /// rule versions (`RULEVER#...`) sort above the marker and are not read. The marker is
@@ -80,35 +76,42 @@ impl Evaluator {
         Ok((generation, rules))
     }
 
-    /// The tenant's active rules for a trigger, compiled once per rules generation: an
-    /// event reads the generation marker and finds its compiled rules cached, or (first
-    /// event, or the rules changed) reads the marker and the rules together.
-    pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<CompiledRules>> {
+    /// The tenant's active rules for a trigger, compiled once per rules generation (which
+    /// moves with every rule change and every install change): an event reads the
+    /// generation marker and finds its compiled rules cached, or (first event, or a change)
+    /// reads the marker and the rules together, and the system's install at the same time.
+    pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<TriggerRules>> {
         let key = (tenant.to_string(), module.to_string(), trigger.to_string());
         let cached = self.cache.lock().expect("lock").get(&key).cloned();
         if let Some((cached_gen, compiled)) = cached {
-            if self.generation(tenant).await? == cached_gen {
+            if crate::app::rules_generation::current(self.store.as_ref(), tenant).await? == cached_gen {
                 return Ok(compiled);
             }
         }
-        let (generation, items) = self.generation_and_rules(tenant).await?;
+        // The install is read with the rules (half a read unit spent for nothing when the
+        // trigger has no rules) rather than after them, one round trip later.
+        let system = SystemId::parse(module).ok();
+        let installed = async {
+            match &system {
+                Some(system) => self.manifests.installed(tenant, system).await,
+                None => Ok(None),
+            }
+        };
+        let (read, installed) = tokio::join!(self.generation_and_rules(tenant), installed);
+        let (generation, items) = read?;
+        let installed = installed?;
         let rules: Vec<Rule> = items
             .into_iter()
             .filter_map(|i| serde_json::from_value::<Rule>(i.data).ok())
             .filter(|r| r.is_active && r.module_type == module && r.trigger_id == trigger)
             .collect();
+        let declared =
+            installed.as_ref().and_then(|v| v.manifest.triggers.iter().find(|t| t.id == trigger).map(|t| (v, t)));
         // Which top-level pattern fields are the data's (rather than the envelope's).
-        let fields = match SystemId::parse(module) {
-            Ok(system) if !rules.is_empty() => self.manifests.installed(tenant, &system).await?.and_then(|v| {
-                v.manifest
-                    .triggers
-                    .iter()
-                    .find(|t| t.id == trigger)
-                    .map(|t| crate::domain::events::trigger_fields(&v.manifest, t).fields)
-            }),
-            _ => None,
-        };
-        let compiled = Arc::new(CompiledRules::new(rules, &fields.unwrap_or_default(), module));
+        let fields = declared.map(|(v, t)| crate::domain::events::trigger_fields(&v.manifest, t).fields);
+        let entity = declared.and_then(|(_, t)| Some(format!("{}/{}", system.as_ref()?, t.entity.as_ref()?)));
+        let compiled =
+            Arc::new(TriggerRules { rules: CompiledRules::new(rules, &fields.unwrap_or_default(), module), entity });
         self.cache.lock().expect("lock").insert(key, (generation, compiled.clone()));
         Ok(compiled)
     }
@@ -121,25 +124,13 @@ impl Evaluator {
         if compiled.is_empty() {
             return Ok(Vec::new());
         }
-        let entity = match SystemId::parse(&event.module_type) {
-            Ok(system) => self.manifests.installed(&tenant, &system).await?.and_then(|v| {
-                v.manifest
-                    .triggers
-                    .iter()
-                    .find(|t| t.id == event.trigger_id)
-                    .and_then(|t| t.entity.clone())
-                    .map(|e| format!("{system}/{e}"))
-            }),
-            Err(_) => None,
-        };
+        let entity = compiled.entity.clone();
         let too_deep = event.causation.depth > MAX_CAUSATION_DEPTH;
         let now = now_rfc3339();
         let now_epoch = crate::domain::time::unix_now() as i64;
         let occurred = crate::domain::timing::epoch_of(&event.occurred_at).unwrap_or(now_epoch);
         let record = delays::record_of(entity.as_deref(), event);
-        let mut messages = Vec::new();
-        let mut timers = Vec::new();
-        let mut ids = Vec::new();
+        let mut planned = Vec::new();
         // A scheduled rule's firing is that rule's alone.
         let only = (event.module_type == crate::domain::rules::SCHEDULE_MODULE)
             .then(|| event.data.get("rule_id").and_then(|v| v.as_str()).unwrap_or_default());
@@ -216,37 +207,64 @@ impl Evaluator {
                 .chain(marker.into_iter().flatten())
                 .chain(waits)
                 .collect();
-            match self.store.transact(writes).await {
-                Ok(()) => {}
-                // Already recorded by an earlier delivery of this event: its messages and timers are
-                // sent again from the run as it was recorded (idempotent).
-                Err(StoreError::ConditionFailed { index: 0 }) => {
-                    if let Some(item) =
-                        self.store.get(&keys::tenant_pk(&tenant), &keys::execution_sk(&execution_id)).await?
-                    {
-                        execution = crate::app::stored::decode_at(&item.pk, &item.sk, item.data)?;
-                    }
-                }
-                Err(e) => return Err(e.into()),
+            planned.push((execution, writes));
+        }
+        // Over the tenant's event rate, the runs' actions wait their turn in the queue. The
+        // token is taken while the runs are written (a round trip fewer): when the event turns
+        // out to be a duplicate whose actions are done, the token was spent on nothing.
+        let runs_now =
+            !too_deep && planned.iter().any(|(e, _)| e.actions.iter().any(|a| a.status == ActionStatus::Pending));
+        let record_all = async {
+            let mut recorded = Vec::with_capacity(planned.len());
+            for (execution, writes) in planned {
+                recorded.push(self.record(&tenant, execution, writes).await?);
             }
+            Ok::<_, crate::app::error::AppError>(recorded)
+        };
+        let token = async {
+            match runs_now {
+                true => self.limiter.take(&tenant, crate::app::rate_limits::Flow::Events).await,
+                false => Ok(None),
+            }
+        };
+        let (recorded, token) = tokio::join!(record_all, token);
+        let mut messages = Vec::new();
+        let mut timers = Vec::new();
+        let mut ids = Vec::new();
+        for execution in recorded? {
             if !too_deep {
                 messages.extend(execution.messages(|a| a.status == ActionStatus::Pending));
                 timers.extend(delays::timers_of(&execution));
             }
-            ids.push(execution_id);
+            ids.push(execution.execution_id);
         }
+        let wait = token?.unwrap_or_default();
         for (at, timer) in timers {
             self.timers.set(at, &timer).await.map_err(delivery)?;
         }
         crate::telemetry::evaluated(&event.module_type, ids.len());
         if !messages.is_empty() {
-            // Over the tenant's event rate, the runs' actions wait their turn in the queue.
-            let wait = self.limiter.take(&tenant, crate::app::rate_limits::Flow::Events).await?.unwrap_or_default();
             if !wait.is_zero() {
                 tracing::info!(tenant = %tenant, wait_ms = wait.as_millis() as u64, "event rate exceeded; its actions are delayed");
             }
             self.queue.enqueue_after(messages, wait).await.map_err(delivery)?;
         }
         Ok(ids)
+    }
+
+    /// Writes a new run; when an earlier delivery of the event recorded it already, the run
+    /// as recorded then (its messages and timers are sent again from it: idempotent).
+    async fn record(&self, tenant: &TenantId, execution: Execution, writes: Vec<Write>) -> AppResult<Execution> {
+        match self.store.transact(writes).await {
+            Ok(()) => Ok(execution),
+            Err(StoreError::ConditionFailed { index: 0 }) => {
+                let (pk, sk) = (keys::tenant_pk(tenant), keys::execution_sk(&execution.execution_id));
+                match self.store.get(&pk, &sk).await? {
+                    Some(item) => Ok(crate::app::stored::decode_at(&item.pk, &item.sk, item.data)?),
+                    None => Ok(execution),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

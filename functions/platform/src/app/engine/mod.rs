@@ -174,8 +174,23 @@ fn delivery(e: DeliveryError) -> AppError {
 
 /// (system, version) -> the published version.
 type VersionCache = Arc<Mutex<HashMap<(String, String), Arc<SystemVersion>>>>;
-/// (tenant, module, trigger) -> (rules generation, compiled rules).
-type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, Arc<CompiledRules>)>>>;
+/// (tenant, module, trigger) -> (rules generation, the trigger's compiled rules).
+type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, Arc<TriggerRules>)>>>;
+
+/// A trigger's active rules, compiled, with what the installed manifest says of its events.
+pub struct TriggerRules {
+    pub rules: CompiledRules,
+    /// The entity its events are about (`system/entity`), when the manifest names one.
+    pub entity: Option<String>,
+}
+
+impl std::ops::Deref for TriggerRules {
+    type Target = CompiledRules;
+
+    fn deref(&self) -> &CompiledRules {
+        &self.rules
+    }
+}
 
 /// The installed version's manifest of a tenant's system, cached per version.
 #[derive(Clone)]
