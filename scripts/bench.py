@@ -349,6 +349,9 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated functions (default: all)")
     ap.add_argument("--no-wrk", action="store_true")
+    ap.add_argument("--arm64-zips", default="", metavar="DIR",
+                    help="also report the arm64 deployment zips that `cargo lambda build --release --arm64 "
+                         "--output-format zip --lambda-dir DIR` made (DIR/<function>/bootstrap.zip)")
     a = ap.parse_args()
     tools = os.path.abspath(a.tools)
     wanted = [f for f in a.only.split(",") if f]
@@ -401,6 +404,8 @@ def main():
               f"{r.get('warm_p50_ms') or 0:.2f} | {added(r):.1f} | {added(r) / floor_added:.1f}x | "
               f"{r.get('rss_mb') or 0:.1f} | {stripped:.1f} | {zipped:.1f} | {r['outcome']} |")
     misses = goal_misses(rows[1:], floor_total)
+    if a.arm64_zips:
+        misses += arm64_zips(a.arm64_zips, wanted)
     print("\nGoals (cold total <= 2x floor, peak RSS <= 16 MB, zip <= 5 MB): "
           + ("all met" if not misses else "missed: " + "; ".join(misses)))
     if a.no_wrk:
@@ -408,6 +413,23 @@ def main():
     me, bare = throughput(tools, a.wrk_seconds)
     print(f"\nwrk -t1 -c16 -d{a.wrk_seconds}s: local server GET /api/v1/auth/me {me:,.0f} req/s; "
           f"bare axum handler {bare:,.0f} req/s; ratio {me / bare:.2f}x (goal >= 0.5x: {'met' if me >= bare / 2 else 'missed'})")
+
+
+def arm64_zips(directory, wanted):
+    """Prints the arm64 deployment zip of every function measured; returns the misses."""
+    print("\n| function | arm64 zip MB |\n|---|---|")
+    misses = []
+    for name in dict.fromkeys(n for n, _ in FUNCTIONS if not wanted or n in wanted):
+        archive = os.path.join(directory, name, "bootstrap.zip")
+        if not os.path.exists(archive):
+            print(f"| {name} | missing |")
+            misses.append(f"{name} arm64 zip missing")
+            continue
+        size = os.path.getsize(archive) / 1e6
+        print(f"| {name} | {size:.2f} |")
+        if size > 5:
+            misses.append(f"{name} arm64 zip {size:.1f} MB")
+    return misses
 
 
 def added(r):
