@@ -79,7 +79,8 @@ impl Evaluator {
     /// The tenant's active rules for a trigger, compiled once per rules generation (which
     /// moves with every rule change and every install change): an event reads the
     /// generation marker and finds its compiled rules cached, or (first event, or a change)
-    /// reads the marker and the rules together, and the system's install at the same time.
+    /// reads the marker and the rules together, then the system's install if there are
+    /// rules.
     pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<TriggerRules>> {
         let key = (tenant.to_string(), module.to_string(), trigger.to_string());
         let cached = self.cache.lock().expect("lock").get(&key).cloned();
@@ -88,23 +89,19 @@ impl Evaluator {
                 return Ok(compiled);
             }
         }
-        // The install is read with the rules (half a read unit spent for nothing when the
-        // trigger has no rules) rather than after them, one round trip later.
-        let system = SystemId::parse(module).ok();
-        let installed = async {
-            match &system {
-                Some(system) => self.manifests.installed(tenant, system).await,
-                None => Ok(None),
-            }
-        };
-        let (read, installed) = tokio::join!(self.generation_and_rules(tenant), installed);
-        let (generation, items) = read?;
-        let installed = installed?;
+        let (generation, items) = self.generation_and_rules(tenant).await?;
         let rules: Vec<Rule> = items
             .into_iter()
             .filter_map(|i| serde_json::from_value::<Rule>(i.data).ok())
             .filter(|r| r.is_active && r.module_type == module && r.trigger_id == trigger)
             .collect();
+        // The install only when there are rules to compile: most triggers have none, and
+        // reading it alongside the rules would spend a read on each of their cache misses.
+        let system = SystemId::parse(module).ok();
+        let installed = match &system {
+            Some(system) if !rules.is_empty() => self.manifests.installed(tenant, system).await?,
+            _ => None,
+        };
         let declared =
             installed.as_ref().and_then(|v| v.manifest.triggers.iter().find(|t| t.id == trigger).map(|t| (v, t)));
         // Which top-level pattern fields are the data's (rather than the envelope's).
