@@ -1045,6 +1045,33 @@ async fn the_install_is_read_once_per_rules_generation(store: Arc<dyn Store>) {
 
 on_both_stores!(the_install_is_read_once_per_rules_generation, "installread");
 
+/// Compiled rules are trusted on their generation for a bounded time only: a rule changed
+/// without the marker moving (what a read racing a change can pair up, since a Query is
+/// not isolated from a transaction) is cached until then, and read again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_read_again_at_their_max_age() {
+    use platform::ports::store::{Condition, Item};
+    let (dir, embedded) = embedded_store();
+    let store: Arc<dyn Store> = embedded;
+    let s = services(store.clone(), dir.path()).await;
+    let tenant = notifying_tenant(&s, "maxage").await;
+    let (sales, trigger) = ("sales", "high_value_opportunity");
+    let evaluator = s.evaluator().clone();
+    assert_eq!(evaluator.rules_for(&tenant, sales, trigger).await.unwrap().len(), 1, "the rule, compiled");
+    let rule = s.automation().list_rules(&tenant, &Default::default(), &PageRequest::first(10)).await.unwrap().items;
+    let pk = keys::tenant_pk(&tenant);
+    let stored = store.get(&pk, &keys::rule_sk(&rule[0].id)).await.unwrap().expect("the rule's item");
+    let mut data = stored.data.clone();
+    data["is_active"] = json!(false);
+    let torn = Item::new(pk.clone(), stored.sk.clone(), stored.version + 1, data);
+    store.put(torn, Condition::Version(stored.version)).await.unwrap();
+
+    let trusted = evaluator.rules_for(&tenant, sales, trigger).await.unwrap();
+    assert_eq!(trusted.len(), 1, "within its max age, the generation alone is trusted");
+    let aged = evaluator.clone().with_rules_max_age(std::time::Duration::ZERO);
+    assert_eq!(aged.rules_for(&tenant, sales, trigger).await.unwrap().len(), 0, "read again once aged");
+}
+
 /// Installing, upgrading and removing a system move the rules generation, so an
 /// evaluator's cached rules (compiled with the installed manifests) are compiled again.
 async fn an_install_change_moves_the_rules_generation(store: Arc<dyn Store>) {

@@ -23,6 +23,7 @@ pub struct Evaluator {
     pub(super) timers: Arc<dyn crate::ports::timers::Timers>,
     limiter: crate::app::rate_limits::RateLimiter,
     cache: RulesCache,
+    rules_max_age: std::time::Duration,
     flags: crate::app::flags::FlagService,
 }
 
@@ -41,7 +42,13 @@ impl Evaluator {
         limiter: crate::app::rate_limits::RateLimiter,
         flags: crate::app::flags::FlagService,
     ) -> Self {
-        Self { store, manifests, queue, timers, limiter, cache: Arc::default(), flags }
+        Self { store, manifests, queue, timers, limiter, cache: Arc::default(), rules_max_age: RULES_MAX_AGE, flags }
+    }
+
+    /// The same evaluator (sharing its cache), trusting compiled rules for `age` at most.
+    pub fn with_rules_max_age(mut self, age: std::time::Duration) -> Self {
+        self.rules_max_age = age;
+        self
     }
 
     /// The tenant's generation marker and rules in one read: descending from just above
@@ -50,7 +57,7 @@ impl Evaluator {
     /// read first, so a change landing during the read tags newer rules with an older
     /// generation (recompiled at the next event) rather than the other way round. (A Query
     /// is not isolated from a transaction, so this is the order of the reads, not a
-    /// guarantee of one snapshot; the get-then-query before it had the same gap.)
+    /// guarantee of one snapshot: [`RULES_MAX_AGE`] bounds how long a torn read is kept.)
     async fn generation_and_rules(&self, tenant: &TenantId) -> AppResult<(u64, Vec<Item>)> {
         let pk = keys::tenant_pk(tenant);
         let above_marker = format!("{}\u{0}", keys::RULES_GENERATION_SK);
@@ -77,18 +84,22 @@ impl Evaluator {
     }
 
     /// The tenant's active rules for a trigger, compiled once per rules generation (which
-    /// moves with every rule change and every install change): an event reads the
+    /// moves with every rule change and every install change) and read again at
+    /// [`RULES_MAX_AGE`]: an event reads the
     /// generation marker and finds its compiled rules cached, or (first event, or a change)
     /// reads the marker and the rules together, then the system's install if there are
     /// rules.
     pub async fn rules_for(&self, tenant: &TenantId, module: &str, trigger: &str) -> AppResult<Arc<TriggerRules>> {
         let key = (tenant.to_string(), module.to_string(), trigger.to_string());
         let cached = self.cache.lock().expect("lock").get(&key).cloned();
-        if let Some((cached_gen, compiled)) = cached {
-            if crate::app::rules_generation::current(self.store.as_ref(), tenant).await? == cached_gen {
+        if let Some((cached_gen, read_at, compiled)) = cached {
+            if read_at.elapsed() < self.rules_max_age
+                && crate::app::rules_generation::current(self.store.as_ref(), tenant).await? == cached_gen
+            {
                 return Ok(compiled);
             }
         }
+        let read_at = std::time::Instant::now();
         let (generation, items) = self.generation_and_rules(tenant).await?;
         let rules: Vec<Rule> = items
             .into_iter()
@@ -109,7 +120,7 @@ impl Evaluator {
         let entity = declared.and_then(|(_, t)| Some(format!("{}/{}", system.as_ref()?, t.entity.as_ref()?)));
         let compiled =
             Arc::new(TriggerRules { rules: CompiledRules::new(rules, &fields.unwrap_or_default(), module), entity });
-        self.cache.lock().expect("lock").insert(key, (generation, compiled.clone()));
+        self.cache.lock().expect("lock").insert(key, (generation, read_at, compiled.clone()));
         Ok(compiled)
     }
 

@@ -174,8 +174,15 @@ fn delivery(e: DeliveryError) -> AppError {
 
 /// (system, version) -> the published version.
 type VersionCache = Arc<Mutex<HashMap<(String, String), Arc<SystemVersion>>>>;
-/// (tenant, module, trigger) -> (rules generation, the trigger's compiled rules).
-type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, Arc<TriggerRules>)>>>;
+/// (tenant, module, trigger) -> (rules generation, when they were read, the trigger's
+/// compiled rules).
+type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, std::time::Instant, Arc<TriggerRules>)>>>;
+
+/// How long compiled rules are trusted on their generation alone. The marker and the rules
+/// come from one Query, which DynamoDB does not isolate from a transaction: a read racing a
+/// rule change could pair the new marker with an old rule. Reading the rules again at this
+/// age bounds how long such a read can last.
+pub const RULES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A trigger's active rules, compiled, with what the installed manifest says of its events.
 pub struct TriggerRules {
