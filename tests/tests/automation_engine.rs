@@ -1087,6 +1087,12 @@ async fn an_install_change_moves_the_rules_generation(store: Arc<dyn Store>) {
     assert_eq!(installed, before + 1, "an install moves it");
     s.installs().uninstall(&actor, &tenant, &support, false).await.unwrap();
     assert_eq!(current(store.as_ref(), &tenant).await.unwrap(), installed + 1, "an uninstall moves it");
+    // crm came with support (its dependency, at 1.1.0) and stayed.
+    let crm = SystemId::parse("crm").unwrap();
+    let before_rollback = current(store.as_ref(), &tenant).await.unwrap();
+    s.installs().change_version(&actor, &tenant, &crm, "1.0.0", None).await.unwrap();
+    let rolled_back = current(store.as_ref(), &tenant).await.unwrap();
+    assert_eq!(rolled_back, before_rollback + 1, "a version change moves it");
 }
 
 on_both_stores!(an_install_change_moves_the_rules_generation, "generations");
