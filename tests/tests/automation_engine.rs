@@ -1188,6 +1188,40 @@ async fn an_action_reads_its_run_while_taking_its_token() {
     assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded);
 }
 
+/// A delivery with nothing to do spends no token of the tenant's action rate: neither a
+/// duplicate of an action done before nor a message whose run is not recorded (yet).
+async fn deliveries_with_nothing_to_do_take_no_token(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "idletokens").await;
+    s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
+    let batch = batch_of(&local_queue(store.clone())).await;
+    assert_eq!(batch.records.len(), 1, "the action's message");
+    let done = platform::stages::execute_queue_batch(&s, batch.clone(), Default::default()).await;
+    assert!(done.batch_item_failures.is_empty(), "the first delivery runs the action");
+    assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded);
+    let counted = Counted::over(store.clone());
+    let metered = services(counted.clone(), mail.path()).await;
+    let bucket = keys::bucket_sk("actions");
+    let writes_to_bucket =
+        |calls: Vec<(&'static str, String)>| calls.into_iter().filter(|(op, _)| *op != "GetItem").count();
+    counted.take(|_| true);
+
+    let duplicate = platform::stages::execute_queue_batch(&metered, batch.clone(), Default::default()).await;
+    assert!(duplicate.batch_item_failures.is_empty(), "a duplicate of a done action is done");
+    assert_eq!(writes_to_bucket(counted.take(|k| k == bucket)), 0, "the duplicate took no token");
+
+    let mut unknown = batch;
+    let mut message: serde_json::Value = serde_json::from_str(unknown.records[0].body.as_deref().unwrap()).unwrap();
+    message["execution_id"] = json!("01J00000000000000000000000");
+    unknown.records[0].body = Some(message.to_string());
+    let early = platform::stages::execute_queue_batch(&metered, unknown, Default::default()).await;
+    assert_eq!(early.batch_item_failures.len(), 1, "a message ahead of its run is delivered again later");
+    assert_eq!(writes_to_bucket(counted.take(|k| k == bucket)), 0, "and took no token");
+}
+
+on_both_stores!(deliveries_with_nothing_to_do_take_no_token, "idletokens");
+
 /// A queued action naming no valid tenant fails like any action (retried, then given
 /// up); it does not stop the local queue's tick, and the other actions run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

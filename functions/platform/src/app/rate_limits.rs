@@ -138,20 +138,45 @@ impl RateLimiter {
     }
 
     /// Takes one token of the tenant's `flow`: `None` to go on now, or how long to wait.
-    /// The limits and the bucket are read at once; the bucket is written back with a
-    /// conditional put (one write unit, where a transaction of one would cost two).
     pub async fn take(&self, tenant: &TenantId, flow: Flow) -> AppResult<Option<Duration>> {
+        self.draw(tenant, flow).await.take().await
+    }
+
+    /// Reads what taking a token of the tenant's `flow` needs, the limits and the bucket at
+    /// once, without taking it: the caller decides with its own reads (made alongside)
+    /// whether there is work to spend a token on.
+    pub async fn draw(&self, tenant: &TenantId, flow: Flow) -> Draw<'_> {
         let pk = keys::tenant_pk(tenant);
         let sk = keys::bucket_sk(flow.name());
         let (limits, first) = tokio::join!(self.limits(tenant), self.store.get(&pk, &sk));
-        let rate = match flow {
-            Flow::Events => limits?.events,
-            Flow::Actions => limits?.actions,
-        };
+        let rate = limits.map(|l| match flow {
+            Flow::Events => l.events,
+            Flow::Actions => l.actions,
+        });
+        Draw { store: self.store.as_ref(), pk, sk, rate, first }
+    }
+}
+
+/// A token about to be taken: the limits and the bucket as [`RateLimiter::draw`] read them.
+pub struct Draw<'a> {
+    store: &'a dyn Store,
+    pk: String,
+    sk: String,
+    rate: AppResult<Rate>,
+    first: Result<Option<Item>, crate::ports::store::StoreError>,
+}
+
+impl Draw<'_> {
+    /// Takes the token: `None` to go on now, or how long to wait. The bucket is written back
+    /// with a conditional put (one write unit, where a transaction of one would cost two);
+    /// a lost race reads it again.
+    pub async fn take(self) -> AppResult<Option<Duration>> {
+        let Draw { store, pk, sk, rate, first } = self;
+        let rate = rate?;
         let first = FirstRead::new(Some(first));
         optimistic("the rate limiter is busy", || async {
             let now = now_ms();
-            let found = first.or_read(|| self.store.get(&pk, &sk)).await?;
+            let found = first.or_read(|| store.get(&pk, &sk)).await?;
             let (bucket, condition, version) = match found {
                 Some(item) => {
                     let version = item.version;
@@ -165,7 +190,7 @@ impl RateLimiter {
                     let item = Item::new(&pk, &sk, version + 1, serde_json::to_value(after).expect("serializes"))
                         // An idle bucket is full again: let it go.
                         .expiring(crate::domain::time::unix_now() + 24 * 3600);
-                    committed(self.store.put(item, condition).await).map(|s| s.map(|()| None))
+                    committed(store.put(item, condition).await).map(|s| s.map(|()| None))
                 }
             }
         })

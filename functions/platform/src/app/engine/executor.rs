@@ -71,6 +71,13 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether a run as read has the action at `index` still to run: not settled, not
+/// waiting for its timer. A failed read or a run not recorded yet has nothing to run now.
+fn has_work(run: &AppResult<Option<(Execution, u64)>>, index: usize) -> bool {
+    let Ok(Some((execution, _))) = run else { return false };
+    execution.actions.get(index).is_some_and(|a| !a.status.settled() && a.status != ActionStatus::Waiting)
+}
+
 impl Executor {
     pub fn new(
         store: Arc<dyn Store>,
@@ -114,20 +121,25 @@ impl Executor {
     }
 
     /// Takes a token of the tenant's action rate and executes the message, reading its run
-    /// while the token is taken (one store round trip fewer per action). `Ok(Some(wait))`:
-    /// over the rate, nothing done; the message goes back to the queue for `wait`.
+    /// while the limits and the bucket are read (one store round trip fewer per action).
+    /// A delivery with nothing to do (its run not recorded yet, its action done before or
+    /// waiting for its timer) spends no token, so duplicates do not slow the tenant's real
+    /// work. `Ok(Some(wait))`: over the rate, nothing done; the message goes back to the
+    /// queue for `wait`.
     pub async fn execute_metered(
         &self,
         limiter: &crate::app::rate_limits::RateLimiter,
         message: &ActionMessage,
     ) -> Result<Option<std::time::Duration>, ActionFailed> {
         let tenant = TenantId::parse(&message.tenant_id).map_err(|e| ActionFailed(e.to_string()))?;
-        let (token, run) = tokio::join!(
-            limiter.take(&tenant, crate::app::rate_limits::Flow::Actions),
+        let (draw, run) = tokio::join!(
+            limiter.draw(&tenant, crate::app::rate_limits::Flow::Actions),
             self.execution(&tenant, &message.execution_id)
         );
-        if let Some(wait) = token.map_err(|e| ActionFailed(e.to_string()))? {
-            return Ok(Some(wait));
+        if has_work(&run, message.action_index) {
+            if let Some(wait) = draw.take().await.map_err(|e| ActionFailed(e.to_string()))? {
+                return Ok(Some(wait));
+            }
         }
         self.execute_from(message, Some(run)).await.map(|()| None)
     }
