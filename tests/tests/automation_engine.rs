@@ -1188,6 +1188,53 @@ async fn an_action_reads_its_run_while_taking_its_token() {
     assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded);
 }
 
+/// An install records the digest of its manifest; a built-in system's manifest then comes
+/// from the binary, with no catalog read, and equals the catalog's. An install of another
+/// manifest under the built-in id and version, or without the digest (made by an older
+/// release), reads the catalog.
+async fn a_builtin_manifest_comes_from_the_binary(store: Arc<dyn Store>) {
+    use platform::ports::store::Condition;
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "builtins").await;
+    let sales = SystemId::parse("sales").unwrap();
+    let (install, _) = s.installs().get(&tenant, &sales).await.unwrap();
+    let in_catalog = s.catalog().get_version(&sales, &install.version).await.unwrap().manifest;
+    let (install_sk, version_sk) = (keys::install_sk(&sales), keys::version_sk(&install.version));
+
+    let counted = Counted::over(store.clone());
+    let fresh = services(counted.clone(), mail.path()).await;
+    counted.take(|_| true);
+    let manifest = fresh.manifests().installed(&tenant, &sales).await.unwrap().expect("sales is installed");
+    assert_eq!(*manifest, in_catalog, "the binary's manifest is the catalog's");
+    assert_eq!(counted.take(|_| true), vec![("GetItem", install_sk.clone())], "the install alone is read");
+
+    let install_pk = keys::tenant_pk(&tenant);
+    let mut item = store.get(&install_pk, &install_sk).await.unwrap().expect("the install");
+    let digest = item.data[platform::app::installs::MANIFEST_DIGEST].clone();
+    assert_eq!(digest, json!(in_catalog.digest()), "the install recorded its manifest's digest");
+    for (stored_digest, case) in [(Some(json!("0".repeat(64))), "another manifest"), (None, "no digest")] {
+        match &stored_digest {
+            Some(other) => item.data[platform::app::installs::MANIFEST_DIGEST] = other.clone(),
+            None => {
+                item.data.as_object_mut().unwrap().remove(platform::app::installs::MANIFEST_DIGEST);
+            }
+        }
+        store.put(item.clone(), Condition::None).await.unwrap();
+        let other = services(counted.clone(), mail.path()).await;
+        counted.take(|_| true);
+        let manifest = other.manifests().installed(&tenant, &sales).await.unwrap().expect("sales is installed");
+        assert_eq!(*manifest, in_catalog, "{case}");
+        assert_eq!(
+            counted.take(|_| true),
+            vec![("GetItem", install_sk.clone()), ("GetItem", version_sk.clone())],
+            "{case}: the catalog version is read"
+        );
+    }
+}
+
+on_both_stores!(a_builtin_manifest_comes_from_the_binary, "builtins");
+
 /// A delivery with nothing to do spends no token of the tenant's action rate: neither a
 /// duplicate of an action done before nor a message whose run is not recorded (yet).
 async fn deliveries_with_nothing_to_do_take_no_token(store: Arc<dyn Store>) {

@@ -612,7 +612,7 @@ async fn an_uninstall_out_of_time_resumes_on_dynamodb() {
     let none_yet =
         s.services.records().purge_systems(&actor, &s.tenant, &removed, std::time::Duration::ZERO).await.unwrap();
     assert_eq!((none_yet.deleted_records, none_yet.complete), (0, false));
-    assert!(s.services.records().installed_version(&s.tenant, &s.sales).await.is_ok(), "still installed");
+    assert!(s.services.records().installed_manifest(&s.tenant, &s.sales).await.is_ok(), "still installed");
     let done = s.services.installs().uninstall(&actor, &s.tenant, &s.sales, false).await.unwrap();
     assert_eq!((done.deleted_records, done.complete), (1, true), "the opportunity went");
     let record =

@@ -21,7 +21,7 @@ use crate::domain::install::{
     CatalogView, HistoryAction, HistoryEntry, Install, InstallStatus, Installed, Outcome, PlanError,
 };
 use crate::domain::invalid::Invalid;
-use crate::domain::manifest::Schema;
+use crate::domain::manifest::{Manifest, Schema};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
@@ -223,12 +223,7 @@ impl InstallService {
                 updated_at: now.clone(),
             };
             writes.push(Write::Put {
-                item: Item::new(
-                    keys::tenant_pk(tenant),
-                    keys::install_sk(&chosen.system_id),
-                    1,
-                    serde_json::to_value(&install).expect("installs serialize"),
-                ),
+                item: install_item(tenant, &install, 1, &chosen.manifest),
                 condition: Condition::Absent,
             });
             let scope = ConfigScope::System(chosen.system_id.clone());
@@ -340,12 +335,7 @@ impl InstallService {
         };
         let (_, mut writes) = next_version_writes(tenant, &scope, head.as_ref(), migrated, cause);
         writes.push(Write::Put {
-            item: Item::new(
-                keys::tenant_pk(tenant),
-                keys::install_sk(system),
-                item_version + 1,
-                serde_json::to_value(&changed).expect("installs serialize"),
-            ),
+            item: install_item(tenant, &changed, item_version + 1, &target.manifest),
             condition: Condition::Version(item_version),
         });
         writes.push(Self::history_write(tenant, &attempt(Outcome::Succeeded, None)));
@@ -472,3 +462,15 @@ impl InstallService {
         Ok(UninstallOutcome { uninstalled: order, deleted_records: purge.deleted_records, complete: true })
     }
 }
+
+/// The stored install: the install and the digest of the manifest it was made from, with
+/// which the engine can take a built-in manifest from the binary instead of reading it
+/// ([`crate::app::engine::Manifests`]).
+fn install_item(tenant: &TenantId, install: &Install, version: u64, manifest: &Manifest) -> Item {
+    let mut data = serde_json::to_value(install).expect("installs serialize");
+    data[MANIFEST_DIGEST] = json!(manifest.digest());
+    Item::new(keys::tenant_pk(tenant), keys::install_sk(&install.system_id), version, data)
+}
+
+/// The install item's attribute naming its manifest's digest (not part of the API's install).
+pub const MANIFEST_DIGEST: &str = "manifest_digest";

@@ -16,6 +16,7 @@ pub mod flags;
 pub mod hs256;
 pub mod installs;
 pub mod keys;
+pub mod manifests;
 pub mod offboarding;
 pub mod page;
 pub mod principal;
@@ -93,7 +94,7 @@ pub struct Services<O: Outside> {
     signing_keys: OnceLock<signing_keys::SigningKeyService>,
     audit: OnceLock<audit::AuditService>,
     records: OnceLock<records::RecordService>,
-    manifests: OnceLock<engine::Manifests>,
+    manifests: OnceLock<manifests::Manifests>,
     limiter: OnceLock<rate_limits::RateLimiter>,
     evaluator: OnceLock<engine::Evaluator>,
     publisher: OnceLock<engine::Publisher>,
@@ -243,8 +244,8 @@ impl<O: Outside> Services<O> {
         self.records.get_or_init(|| records::RecordService::new(self.store.clone(), self.catalog().clone()))
     }
 
-    fn manifests(&self) -> &engine::Manifests {
-        self.manifests.get_or_init(|| engine::Manifests::new(self.store.clone(), self.catalog().clone()))
+    pub fn manifests(&self) -> &manifests::Manifests {
+        self.manifests.get_or_init(|| manifests::Manifests::new(self.store.clone(), self.catalog().clone()))
     }
 
     /// The tenants' automation rate limits.

@@ -32,6 +32,15 @@ pub struct Manifest {
     pub migrations: Vec<Migration>,
 }
 
+impl Manifest {
+    /// SHA-256 (hex) of the manifest's JSON (objects in key order): names one manifest's
+    /// content, whichever store or file it was read from.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        super::hex::lower(&Sha256::digest(serde_json::to_vec(self).expect("manifests serialize")))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntityDef {

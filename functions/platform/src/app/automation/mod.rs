@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 
 use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
-use super::engine::Manifests;
 use super::error::{AppError, AppResult};
 use super::keys;
+use super::manifests::Manifests;
 use super::page::get_typed;
 use crate::domain::events::trigger_fields;
 use crate::domain::ids::{SystemId, TenantId};
@@ -198,8 +198,8 @@ impl AutomationService {
                 continue;
             }
             let Some(version) = self.manifests.installed(tenant, &system).await? else { continue };
-            for trigger in &version.manifest.triggers {
-                let fields = trigger_fields(&version.manifest, trigger);
+            for trigger in &version.triggers {
+                let fields = trigger_fields(&version, trigger);
                 out.push(TriggerInfo {
                     module_type: system.to_string(),
                     trigger_id: trigger.id.clone(),
@@ -255,12 +255,11 @@ impl AutomationService {
             Invalid::one("module_type", format!("system '{module}' is not installed for this tenant"))
         })?;
         let def = version
-            .manifest
             .triggers
             .iter()
             .find(|t| t.id == trigger)
             .ok_or_else(|| Invalid::one("trigger_id", format!("'{module}' has no trigger '{trigger}'")))?;
-        Ok(trigger_fields(&version.manifest, def))
+        Ok(trigger_fields(&version, def))
     }
 
     /// The rule's conditions, checked against its trigger.

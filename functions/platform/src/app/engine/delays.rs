@@ -305,8 +305,8 @@ impl Evaluator {
                 .installed(tenant, &system)
                 .await?
                 .and_then(|v| {
-                    let trigger = v.manifest.triggers.iter().find(|t| t.id == execution.rule.trigger_id)?;
-                    Some(crate::domain::events::trigger_fields(&v.manifest, trigger).fields)
+                    let trigger = v.triggers.iter().find(|t| t.id == execution.rule.trigger_id)?;
+                    Some(crate::domain::events::trigger_fields(&v, trigger).fields)
                 })
                 .unwrap_or_default(),
             Err(_) => Default::default(),

@@ -113,10 +113,9 @@ impl Evaluator {
             Some(system) if !rules.is_empty() => self.manifests.installed(tenant, system).await?,
             _ => None,
         };
-        let declared =
-            installed.as_ref().and_then(|v| v.manifest.triggers.iter().find(|t| t.id == trigger).map(|t| (v, t)));
+        let declared = installed.as_ref().and_then(|v| v.triggers.iter().find(|t| t.id == trigger).map(|t| (v, t)));
         // Which top-level pattern fields are the data's (rather than the envelope's).
-        let fields = declared.map(|(v, t)| crate::domain::events::trigger_fields(&v.manifest, t).fields);
+        let fields = declared.map(|(v, t)| crate::domain::events::trigger_fields(v, t).fields);
         let entity = declared.and_then(|(_, t)| Some(format!("{}/{}", system.as_ref()?, t.entity.as_ref()?)));
         let compiled =
             Arc::new(TriggerRules { rules: CompiledRules::new(rules, &fields.unwrap_or_default(), module), entity });

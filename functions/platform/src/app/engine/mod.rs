@@ -22,20 +22,17 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::CatalogService;
-use super::error::{AppError, AppResult};
+use super::error::AppError;
 use super::keys;
-use super::stored::decode_at;
-use crate::domain::catalog::SystemVersion;
+use super::manifests::Manifests;
 use crate::domain::events::BusinessEvent;
-use crate::domain::ids::{SystemId, TenantId};
-use crate::domain::install::Install;
+use crate::domain::ids::TenantId;
 use crate::domain::matcher::CompiledRules;
 use crate::domain::rules::Rule;
 pub use crate::domain::run_status::{ActionStatus, RunStatus};
 use crate::domain::time::now_rfc3339;
 use crate::ports::queue::{ActionMessage, DeliveryError};
-use crate::ports::store::{Store, Write};
+use crate::ports::store::Write;
 
 /// Events caused by actions deeper than this stop the chain.
 pub const MAX_CAUSATION_DEPTH: u32 = 5;
@@ -173,7 +170,6 @@ fn delivery(e: DeliveryError) -> AppError {
 }
 
 /// (system, version) -> the published version.
-type VersionCache = Arc<Mutex<HashMap<(String, String), Arc<SystemVersion>>>>;
 /// (tenant, module, trigger) -> (rules generation, when they were read, the trigger's
 /// compiled rules).
 type RulesCache = Arc<Mutex<HashMap<(String, String, String), (u64, std::time::Instant, Arc<TriggerRules>)>>>;
@@ -196,34 +192,6 @@ impl std::ops::Deref for TriggerRules {
 
     fn deref(&self) -> &CompiledRules {
         &self.rules
-    }
-}
-
-/// The installed version's manifest of a tenant's system, cached per version.
-#[derive(Clone)]
-pub struct Manifests {
-    store: Arc<dyn Store>,
-    catalog: CatalogService,
-    cache: VersionCache,
-}
-
-impl Manifests {
-    pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
-        Self { store, catalog, cache: Arc::default() }
-    }
-
-    pub async fn installed(&self, tenant: &TenantId, system: &SystemId) -> AppResult<Option<Arc<SystemVersion>>> {
-        let Some(item) = self.store.get(&keys::tenant_pk(tenant), &keys::install_sk(system)).await? else {
-            return Ok(None);
-        };
-        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
-        let key = (system.to_string(), install.version.to_string());
-        if let Some(found) = self.cache.lock().expect("lock").get(&key) {
-            return Ok(Some(found.clone()));
-        }
-        let version = Arc::new(self.catalog.get_version(system, &install.version).await?);
-        self.cache.lock().expect("lock").insert(key, version.clone());
-        Ok(Some(version))
     }
 }
 

@@ -81,7 +81,7 @@ impl Publisher {
                 causation,
                 occurred_at: &occurred_at,
             },
-            &version.manifest.triggers,
+            &version.triggers,
             &settings,
         );
         Ok(derived)

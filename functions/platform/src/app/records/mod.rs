@@ -10,14 +10,13 @@ use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
+use super::manifests::Manifests;
 use super::page::{get_typed, scan_filtered, Listed, PageRequest};
 use super::stored::decode_at;
-use crate::domain::catalog::SystemVersion;
 use crate::domain::events::Causation;
 use crate::domain::ids::{SystemId, TenantId};
-use crate::domain::install::Install;
 use crate::domain::invalid::{FieldIssue, Invalid};
-use crate::domain::manifest::{EntityDef, Schema};
+use crate::domain::manifest::{EntityDef, Manifest, Schema};
 use crate::domain::records::{merge_patch, relations_of, OnDelete, Record, Relation};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Query, Store, StoreError, Write};
@@ -36,30 +35,26 @@ pub struct RecordKey<'a> {
 #[derive(Clone)]
 pub struct RecordService {
     store: Arc<dyn Store>,
-    catalog: CatalogService,
+    manifests: Manifests,
 }
 
 impl RecordService {
     pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
-        Self { store, catalog }
+        Self { manifests: Manifests::new(store.clone(), catalog), store }
     }
 
-    /// The installed version of `system` (404 when not installed).
-    pub async fn installed_version(&self, tenant: &TenantId, system: &SystemId) -> AppResult<SystemVersion> {
-        let item = self
-            .store
-            .get(&keys::tenant_pk(tenant), &keys::install_sk(system))
+    /// The manifest of the installed version of `system` (404 when not installed).
+    pub async fn installed_manifest(&self, tenant: &TenantId, system: &SystemId) -> AppResult<Arc<Manifest>> {
+        self.manifests
+            .installed(tenant, system)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))?;
-        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
-        self.catalog.get_version(system, &install.version).await
+            .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))
     }
 
     /// The entity's definition in the installed version (404 for an unknown entity).
     pub async fn entity(&self, tenant: &TenantId, system: &SystemId, entity: &str) -> AppResult<EntityDef> {
-        let version = self.installed_version(tenant, system).await?;
-        version
-            .manifest
+        let manifest = self.installed_manifest(tenant, system).await?;
+        manifest
             .entities
             .get(entity)
             .cloned()
@@ -321,12 +316,11 @@ impl RecordService {
         let pk = keys::tenant_pk(tenant);
         let mut found = Vec::new();
         for item in self.store.query_all(&pk, keys::INSTALL_PREFIX).await? {
-            let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
+            let (install, manifest) = self.manifests.of_install(item).await?;
             if skip(&install.system_id) {
                 continue;
             }
-            let version = self.catalog.get_version(&install.system_id, &install.version).await?;
-            for (name, def) in &version.manifest.entities {
+            for (name, def) in &manifest.entities {
                 let relations: Vec<Relation> = relations_of(&def.schema).into_iter().filter(|r| wanted(r)).collect();
                 if relations.is_empty() {
                     continue;
@@ -338,7 +332,7 @@ impl RecordService {
                         if record.data.get(&relation.field).and_then(Value::as_str).is_some_and(&points) {
                             found.push(Referrer {
                                 system: install.system_id.clone(),
-                                entity: name.clone(),
+                                entity: name.to_string(),
                                 record: record.clone(),
                                 version,
                                 field: relation.field.clone(),
