@@ -1235,6 +1235,29 @@ async fn a_builtin_manifest_comes_from_the_binary(store: Arc<dyn Store>) {
 
 on_both_stores!(a_builtin_manifest_comes_from_the_binary, "builtins");
 
+/// A system configuration is checked against the installed manifest's schema: for a
+/// built-in system, from the binary (the install and the head are read, no version).
+async fn a_configuration_write_reads_no_builtin_version(store: Arc<dyn Store>) {
+    use platform::domain::config::ConfigScope;
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "builtinconfig").await;
+    let scope = ConfigScope::System(SystemId::parse("sales").unwrap());
+    let current = s.configs().current(&tenant, &scope).await.unwrap().expect("the install wrote the default");
+    let counted = Counted::over(store.clone());
+    let fresh = services(counted.clone(), mail.path()).await;
+    counted.take(|_| true);
+    let written =
+        fresh.configs().put(&Actor::system("test"), &tenant, &scope, current.value.clone(), None).await.unwrap();
+    assert_eq!(written.value, current.value);
+    let reads: Vec<_> =
+        counted.take(|_| true).into_iter().filter(|(op, _)| *op == "GetItem").map(|(_, sk)| sk).collect();
+    assert!(reads.contains(&keys::install_sk(&SystemId::parse("sales").unwrap())), "the install is read: {reads:?}");
+    assert!(!reads.iter().any(|sk| sk.starts_with("VERSION#")), "no catalog version is read: {reads:?}");
+}
+
+on_both_stores!(a_configuration_write_reads_no_builtin_version, "builtinconfig");
+
 /// A delivery with nothing to do spends no token of the tenant's action rate: neither a
 /// duplicate of an action done before nor a message whose run is not recorded (yet).
 async fn deliveries_with_nothing_to_do_take_no_token(store: Arc<dyn Store>) {

@@ -12,12 +12,13 @@ use super::audit::{self, Actor, Change};
 use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
+use super::manifests::Manifests;
 use super::page::{page_of, scan_filtered, Listed, PageRequest};
-use super::stored::{committed, decode_at, optimistic};
+use super::stored::{committed, optimistic};
 use crate::domain::config::{ConfigCause, ConfigScope, ConfigVersion, IfMatch, Owner, SettingMeta};
 use crate::domain::ids::TenantId;
 use crate::domain::install::Install;
-use crate::domain::manifest::Schema;
+use crate::domain::manifest::{Manifest, Schema};
 use crate::domain::time::now_rfc3339;
 use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
@@ -27,7 +28,7 @@ pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct ConfigService {
     store: Arc<dyn Store>,
-    catalog: CatalogService,
+    manifests: Manifests,
 }
 
 fn decode(item: Item) -> AppResult<ConfigVersion> {
@@ -99,7 +100,7 @@ pub fn version_writes(
 
 impl ConfigService {
     pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
-        Self { store, catalog }
+        Self { manifests: Manifests::new(store.clone(), catalog), store }
     }
 
     /// The head item, deleted or not; `None` when the document was never written.
@@ -120,7 +121,7 @@ impl ConfigService {
     pub async fn get<'a>(&self, owner: impl Into<Owner<'a>>, scope: &ConfigScope) -> AppResult<ConfigVersion> {
         let owner = owner.into();
         if let (ConfigScope::System(_), Some(tenant)) = (scope, owner.tenant()) {
-            self.installed(tenant, scope).await?;
+            self.install_item(tenant, scope).await?;
         }
         self.current(owner, scope).await?.ok_or_else(|| not_found(scope))
     }
@@ -262,17 +263,27 @@ impl ConfigService {
         .await
     }
 
-    /// The installed system a system configuration belongs to (404 when not installed).
-    async fn installed(&self, tenant: &TenantId, scope: &ConfigScope) -> AppResult<Option<(Install, u64)>> {
+    /// The install of the system a system configuration belongs to (404 when not installed).
+    async fn install_item(&self, tenant: &TenantId, scope: &ConfigScope) -> AppResult<Option<Item>> {
         let ConfigScope::System(system) = scope else { return Ok(None) };
         let item = self
             .store
             .get(&keys::tenant_pk(tenant), &keys::install_sk(system))
             .await?
             .ok_or_else(|| AppError::NotFound(format!("system '{system}' is not installed")))?;
+        Ok(Some(item))
+    }
+
+    /// [`ConfigService::install_item`] with its item version and its version's manifest.
+    async fn installed(
+        &self,
+        tenant: &TenantId,
+        scope: &ConfigScope,
+    ) -> AppResult<Option<(Install, u64, Arc<Manifest>)>> {
+        let Some(item) = self.install_item(tenant, scope).await? else { return Ok(None) };
         let version = item.version;
-        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
-        Ok(Some((install, version)))
+        let (install, manifest) = self.manifests.of_install(item).await?;
+        Ok(Some((install, version, manifest)))
     }
 
     /// Reads the head, computes the next value, checks it and writes it; retries when a
@@ -316,9 +327,8 @@ impl ConfigService {
             }
             let draft = next(live)?;
             let mut extra = Vec::new();
-            if let Some((install, item_version)) = &installed {
-                let version = self.catalog.get_version(&install.system_id, &install.version).await?;
-                Schema::compile(&version.manifest.config_schema, "config_schema")?
+            if let Some((install, item_version, manifest)) = &installed {
+                Schema::compile(&manifest.config_schema, "config_schema")?
                     .check(&draft.value)
                     .map_err(|e| e.under("configuration"))?;
                 // The installed version must not change under us: its schema is what we checked.
