@@ -465,7 +465,7 @@ impl InstallService {
 
 /// The stored install: the install and the digest of the manifest it was made from, with
 /// which the engine can take a built-in manifest from the binary instead of reading it
-/// ([`crate::app::engine::Manifests`]).
+/// ([`crate::app::manifests::Manifests`]).
 fn install_item(tenant: &TenantId, install: &Install, version: u64, manifest: &Manifest) -> Item {
     let mut data = serde_json::to_value(install).expect("installs serialize");
     data[MANIFEST_DIGEST] = json!(manifest.digest());
