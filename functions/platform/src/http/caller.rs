@@ -61,7 +61,9 @@ fn bearer(parts: &Parts) -> Option<&str> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return parts.headers.get("x-api-key")?.to_str().ok().map(str::trim).filter(|k| !k.is_empty());
     };
-    let value = value.to_str().ok()?;
+    // UTF-8 rather than `to_str`'s visible-ASCII check, which goes byte by byte over a
+    // ~700-byte token on every request; a token with other characters fails verification.
+    let value = std::str::from_utf8(value.as_bytes()).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -186,5 +188,34 @@ impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authorized<R> 
             tracing::Span::current().record("tenant", tenant.as_str());
         }
         Ok(Authorized { principal, request: caller.request, _requirement: PhantomData })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    fn parts(headers: &[(&str, &[u8])]) -> axum::http::request::Parts {
+        let mut request = axum::http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, axum::http::HeaderValue::from_bytes(value).unwrap());
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_bearer_credential_is_read_from_authorization_or_x_api_key() {
+        assert_eq!(bearer(&parts(&[("authorization", b"Bearer abc.def")])), Some("abc.def"));
+        assert_eq!(bearer(&parts(&[("authorization", b"bearer  abc ")])), Some("abc"), "any case, trimmed");
+        assert_eq!(bearer(&parts(&[("authorization", b"Basic dXNlcg==")])), None, "another scheme");
+        assert_eq!(bearer(&parts(&[("x-api-key", b" bp_key ")])), Some("bp_key"));
+        assert_eq!(bearer(&parts(&[])), None);
+    }
+
+    #[test]
+    fn a_bearer_that_is_not_utf8_is_no_credential() {
+        assert_eq!(bearer(&parts(&[("authorization", b"Bearer \xff\xfe")])), None);
+        // Other UTF-8 is passed on, to fail verification like any wrong token.
+        assert_eq!(bearer(&parts(&[("authorization", "Bearer t\u{f6}ken".as_bytes())])), Some("t\u{f6}ken"));
     }
 }
