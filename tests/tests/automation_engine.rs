@@ -1258,6 +1258,23 @@ async fn a_configuration_write_reads_no_builtin_version(store: Arc<dyn Store>) {
 
 on_both_stores!(a_configuration_write_reads_no_builtin_version, "builtinconfig");
 
+/// A record call checks against the installed manifest: for a built-in system, from the
+/// binary (the install is read, no catalog version).
+async fn a_record_call_reads_no_builtin_version(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "builtinrecords").await;
+    let sales = SystemId::parse("sales").unwrap();
+    let counted = Counted::over(store.clone());
+    let fresh = services(counted.clone(), mail.path()).await;
+    counted.take(|_| true);
+    let entity = fresh.records().entity(&tenant, &sales, "opportunities").await.unwrap();
+    assert!(entity.schema.is_object(), "the entity's schema");
+    assert_eq!(counted.take(|_| true), vec![("GetItem", keys::install_sk(&sales))], "the install alone is read");
+}
+
+on_both_stores!(a_record_call_reads_no_builtin_version, "builtinrecords");
+
 /// A delivery with nothing to do spends no token of the tenant's action rate: neither a
 /// duplicate of an action done before nor a message whose run is not recorded (yet).
 async fn deliveries_with_nothing_to_do_take_no_token(store: Arc<dyn Store>) {

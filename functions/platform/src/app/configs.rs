@@ -9,7 +9,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::audit::{self, Actor, Change};
-use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::manifests::Manifests;
@@ -99,8 +98,8 @@ pub fn version_writes(
 }
 
 impl ConfigService {
-    pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
-        Self { manifests: Manifests::new(store.clone(), catalog), store }
+    pub fn new(store: Arc<dyn Store>, manifests: Manifests) -> Self {
+        Self { store, manifests }
     }
 
     /// The head item, deleted or not; `None` when the document was never written.

@@ -30,6 +30,7 @@ pub struct InstallService {
     store: Arc<dyn Store>,
     catalog: CatalogService,
     configs: ConfigService,
+    records: super::records::RecordService,
 }
 
 /// The answer to an install: everything it installed, dependencies first.
@@ -84,8 +85,13 @@ fn plan_error(e: PlanError, target: &SystemId) -> AppError {
 }
 
 impl InstallService {
-    pub fn new(store: Arc<dyn Store>, catalog: CatalogService, configs: ConfigService) -> Self {
-        Self { store, catalog, configs }
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: CatalogService,
+        configs: ConfigService,
+        records: super::records::RecordService,
+    ) -> Self {
+        Self { store, catalog, configs, records }
     }
 
     pub async fn list(&self, tenant: &TenantId, page: &PageRequest) -> AppResult<Listed<Install>> {
@@ -411,8 +417,7 @@ impl InstallService {
                 return Err(self.refused(tenant, entry, plan_error(e, system)).await);
             }
         };
-        let records = super::records::RecordService::new(self.store.clone(), self.catalog.clone());
-        let purge = match records.purge_systems(actor, tenant, &order, UNINSTALL_BUDGET).await {
+        let purge = match self.records.purge_systems(actor, tenant, &order, UNINSTALL_BUDGET).await {
             Ok(purge) => purge,
             Err(e @ AppError::Conflict { .. }) => {
                 let current = installs.iter().find(|(i, _)| &i.system_id == system).map(|(i, _)| i.version.to_string());

@@ -42,29 +42,37 @@ impl Manifests {
     }
 
     /// A stored install and its version's manifest.
-    pub async fn of_install(&self, mut item: Item) -> AppResult<(Install, Arc<Manifest>)> {
+    pub async fn of_install(&self, item: Item) -> AppResult<(Install, Arc<Manifest>)> {
+        let (install, digest) = Self::decode(item)?;
+        let manifest = self.manifest(&install, digest.as_deref()).await?;
+        Ok((install, manifest))
+    }
+
+    /// A stored install and the manifest digest it recorded (none before digests were).
+    pub fn decode(mut item: Item) -> AppResult<(Install, Option<String>)> {
         let digest = match item.data.get_mut(crate::app::installs::MANIFEST_DIGEST).map(Value::take) {
             Some(Value::String(digest)) => Some(digest),
             _ => None,
         };
-        let install: Install = decode_at(&item.pk, &item.sk, item.data)?;
+        Ok((decode_at(&item.pk, &item.sk, item.data)?, digest))
+    }
+
+    /// The manifest of `install`'s version, which recorded `digest`.
+    pub async fn manifest(&self, install: &Install, digest: Option<&str>) -> AppResult<Arc<Manifest>> {
         // Installs made before digests were recorded, or of a manifest other than the
         // binary's under a built-in id and version, read the catalog.
         if let Some(builtin) = crate::app::seed::builtin_manifest(&install.system_id, &install.version) {
-            if digest.as_deref() == Some(builtin.digest.as_str()) {
-                return Ok((install, builtin.manifest.clone()));
+            if digest == Some(builtin.digest.as_str()) {
+                return Ok(builtin.manifest.clone());
             }
         }
         let key = (install.system_id.to_string(), install.version.to_string());
         let cached = self.cache.lock().expect("lock").get(&key).cloned();
-        let manifest = match cached {
-            Some(found) => found,
-            None => {
-                let read = Arc::new(self.catalog.get_version(&install.system_id, &install.version).await?.manifest);
-                self.cache.lock().expect("lock").insert(key, read.clone());
-                read
-            }
-        };
-        Ok((install, manifest))
+        if let Some(found) = cached {
+            return Ok(found);
+        }
+        let read = Arc::new(self.catalog.get_version(&install.system_id, &install.version).await?.manifest);
+        self.cache.lock().expect("lock").insert(key, read.clone());
+        Ok(read)
     }
 }

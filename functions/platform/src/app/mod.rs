@@ -180,7 +180,7 @@ impl<O: Outside> Services<O> {
     }
 
     pub fn configs(&self) -> &configs::ConfigService {
-        self.configs.get_or_init(|| configs::ConfigService::new(self.store.clone(), self.catalog().clone()))
+        self.configs.get_or_init(|| configs::ConfigService::new(self.store.clone(), self.manifests().clone()))
     }
 
     pub fn settings(&self) -> &settings::SettingsService {
@@ -197,7 +197,12 @@ impl<O: Outside> Services<O> {
 
     pub fn installs(&self) -> &installs::InstallService {
         self.installs.get_or_init(|| {
-            installs::InstallService::new(self.store.clone(), self.catalog().clone(), self.configs().clone())
+            installs::InstallService::new(
+                self.store.clone(),
+                self.catalog().clone(),
+                self.configs().clone(),
+                self.records().clone(),
+            )
         })
     }
 
@@ -241,7 +246,7 @@ impl<O: Outside> Services<O> {
     }
 
     pub fn records(&self) -> &records::RecordService {
-        self.records.get_or_init(|| records::RecordService::new(self.store.clone(), self.catalog().clone()))
+        self.records.get_or_init(|| records::RecordService::new(self.store.clone(), self.manifests().clone()))
     }
 
     pub fn manifests(&self) -> &manifests::Manifests {

@@ -71,11 +71,12 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Whether a run as read has the action at `index` still to run: not settled, not
-/// waiting for its timer. A failed read or a run not recorded yet has nothing to run now.
+/// Whether a run as read has the action at `index` still to run ([`ActionStatus::unfinished`]:
+/// not settled, not waiting for its timer). A failed read or a run not recorded yet has
+/// nothing to run now.
 fn has_work(run: &AppResult<Option<(Execution, u64)>>, index: usize) -> bool {
     let Ok(Some((execution, _))) = run else { return false };
-    execution.actions.get(index).is_some_and(|a| !a.status.settled() && a.status != ActionStatus::Waiting)
+    execution.actions.get(index).is_some_and(|a| a.status.unfinished())
 }
 
 impl Executor {

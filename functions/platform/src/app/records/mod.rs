@@ -7,7 +7,6 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::audit::{self, Actor, Change};
-use super::catalog::CatalogService;
 use super::error::{AppError, AppResult};
 use super::keys;
 use super::manifests::Manifests;
@@ -39,8 +38,8 @@ pub struct RecordService {
 }
 
 impl RecordService {
-    pub fn new(store: Arc<dyn Store>, catalog: CatalogService) -> Self {
-        Self { manifests: Manifests::new(store.clone(), catalog), store }
+    pub fn new(store: Arc<dyn Store>, manifests: Manifests) -> Self {
+        Self { store, manifests }
     }
 
     /// The manifest of the installed version of `system` (404 when not installed).
@@ -316,10 +315,11 @@ impl RecordService {
         let pk = keys::tenant_pk(tenant);
         let mut found = Vec::new();
         for item in self.store.query_all(&pk, keys::INSTALL_PREFIX).await? {
-            let (install, manifest) = self.manifests.of_install(item).await?;
+            let (install, digest) = Manifests::decode(item)?;
             if skip(&install.system_id) {
                 continue;
             }
+            let manifest = self.manifests.manifest(&install, digest.as_deref()).await?;
             for (name, def) in &manifest.entities {
                 let relations: Vec<Relation> = relations_of(&def.schema).into_iter().filter(|r| wanted(r)).collect();
                 if relations.is_empty() {
