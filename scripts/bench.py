@@ -6,6 +6,10 @@
    EventBridge and SQS are moto on loopback), beside the hello-world `lambda_runtime`
    floor; the stripped binary and its deployment zip (`bootstrap`, deflate -9, as
    `cargo lambda build --output-format zip` packs it).
+   The stages whose sample makes all its store calls at once are measured
+   again as the store-calls peer (`scripts/peers/store-calls`: the hello-world function
+   sending the very requests the stage sent, recorded through a proxy, with no SDK): the
+   least any function making those calls takes on this store.
 2. The local server's authenticated GET (`/api/v1/auth/me`) against a bare axum JSON
    handler, with wrk (1 thread, 16 connections).
 
@@ -88,6 +92,87 @@ STAGE_LABELS = {
     "rule-evaluator": "rule-evaluator, no rule",
     "action-executor": "action-executor, run unknown",
 }
+
+
+# The stages whose sample, in the empty world, makes all its store calls at once (one
+# round of concurrent requests, as their code joins them): the store-calls peer replays
+# them at once too. (A proxy in Python cannot tell from the timing: it serves one request
+# at a time.)
+AT_ONCE = ("event-publisher", "rule-evaluator", "action-executor", "dead-letters")
+PEER = os.path.join(ROOT, "scripts", "peers", "store-calls")
+PEER_BINARY = os.path.join(TARGET, "peers", "release", "store-calls")
+
+
+class Recorder:
+    """A loopback proxy in front of the AWS endpoint that keeps every request sent through
+    it (method, path, headers, body)."""
+
+    SKIP = {"host", "content-length", "connection"}
+
+    def __init__(self, endpoint):
+        self.upstream = endpoint.removeprefix("http://")
+        self.calls = []
+
+    def __enter__(self):
+        import http.client, http.server, threading
+        recorder = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in Recorder.SKIP}
+                upstream = http.client.HTTPConnection(recorder.upstream, timeout=30)
+                upstream.request(self.command, self.path, body, headers)
+                answer = upstream.getresponse()
+                payload = answer.read()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in Recorder.SKIP:
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                recorder.calls.append({"method": self.command, "path": self.path, "headers": headers,
+                                       "body": body.decode()})
+
+            do_GET = do_POST
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+        return self
+
+    def __exit__(self, *a):
+        self.server.shutdown()
+
+
+def store_call_floor(tools, runs, name, event, env):
+    """The store-calls peer making the calls the stage's first invocation of `event` made:
+    the stage's event recorded through a proxy, the peer's calls sent straight to moto."""
+    with Recorder(env["AWS_ENDPOINT_URL"]) as recorder:
+        Driver(os.path.join(TARGET, "release", name), {**env, "AWS_ENDPOINT_URL": recorder.endpoint}).answers([event])
+    if not recorder.calls:
+        return {"error": "no store call"}, recorder
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(recorder.calls, f)
+    try:
+        peer_env = {"AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"], "FLOOR_CALLS": f.name}
+        return harness(tools, runs, {"ping": 1}, peer_env, PEER_BINARY), recorder
+    finally:
+        os.unlink(f.name)
+
+
+def call_names(calls):
+    """`3 GetItem`, `16 Query`: the operations of recorded calls, counted."""
+    target = lambda c: next((v for k, v in c["headers"].items() if k.lower() == "x-amz-target"), c["path"])
+    names = [target(c).rsplit(".", 1)[-1] for c in calls]
+    return ", ".join(f"{names.count(n)} {n}" for n in dict.fromkeys(names))
 
 
 class CfnResponses:
@@ -361,8 +446,10 @@ def main():
         for peer in ("hello-lambda", "axum-hello"):
             run(["cargo", "build", "--release"], cwd=os.path.join(tools, peer),
                 env={**os.environ, "CARGO_TARGET_DIR": os.path.join(tools, peer, "target")})
+        run(["cargo", "build", "--release", "--locked"], cwd=PEER,
+            env={**os.environ, "CARGO_TARGET_DIR": os.path.join(TARGET, "peers")})
     moto, env = moto_world()
-    rows = []
+    rows, floors = [], []
     try:
         floor = harness(tools, a.runs, {"ping": 1}, {}, os.path.join(tools, "hello-lambda", "target", "release", "hello-lambda"))
         floor_total = floor["cold_total_ms"]
@@ -374,6 +461,13 @@ def main():
                 event = cfn.event() if event == "seeder-delete" else event
                 label = STAGE_LABELS.get(name, name)
                 rows.append((label, harness(tools, a.runs, event, env, binary), *sizes(binary)))
+            # The same stages' store calls, made by the store-calls peer (same empty world).
+            for name, event in [(n, e) for n, e in FUNCTIONS if n in AT_ONCE and (not wanted or n in wanted)]:
+                with open(os.path.join(ROOT, event)) as f:
+                    floor_r, recorder = store_call_floor(tools, a.runs, name, json.load(f), env)
+                label = STAGE_LABELS.get(name, name)
+                stage = next(r for n, r, *_ in rows if n == label)
+                floors.append((label, stage, floor_r, call_names(recorder.calls)))
             if not wanted or {"rule-evaluator", "action-executor"} & set(wanted):
                 # The same stages on the path of an event that matches a rule: the sample
                 # tenant, its sales system and rule set up first; each process gets a new
@@ -403,6 +497,16 @@ def main():
         print(f"| {name} | {r['init_ms']:.1f} | {r['first_invoke_ms']:.2f} | {total:.1f} | {total / floor_total:.1f}x | "
               f"{r.get('warm_p50_ms') or 0:.2f} | {added(r):.1f} | {added(r) / floor_added:.1f}x | "
               f"{r.get('rss_mb') or 0:.1f} | {stripped:.1f} | {zipped:.1f} | {r['outcome']} |")
+    if floors:
+        print("\n| stage | its store calls (at once) | peer making them: cold total ms | stage: cold total ms | "
+              "stage vs peer | peer vs floor |")
+        print("|---|---|---|---|---|---|")
+        for label, stage, peer, names in floors:
+            if "error" in peer or "error" in stage:
+                print(f"| {label} | {names} | error: {peer.get('error') or stage.get('error')} |")
+                continue
+            print(f"| {label} | {names} | {peer['cold_total_ms']:.1f} | {stage['cold_total_ms']:.1f} | "
+                  f"{stage['cold_total_ms'] / peer['cold_total_ms']:.1f}x | {peer['cold_total_ms'] / floor_total:.1f}x |")
     misses = goal_misses(rows[1:], floor_total)
     if a.arm64_zips:
         misses += arm64_zips(a.arm64_zips, wanted)
