@@ -245,3 +245,31 @@ fn the_release_profile_names_unwinding_for_cargo_lambda() {
     assert!(!release.is_empty(), "the workspace has a [profile.release] section");
     assert!(release.iter().any(|l| l == "panic=\"unwind\""), "no panic strategy named: {release:?}");
 }
+
+/// A Lambda process handles one invocation at a time, so each function runs tokio's
+/// current-thread runtime: the multi-threaded one starts a worker per core at init and
+/// hands I/O between threads on every request, which the cold-start harness measured as
+/// most of a warm invocation's own time. The local server, which serves many connections,
+/// keeps the multi-threaded runtime.
+#[test]
+fn every_lambda_function_runs_a_current_thread_runtime() {
+    let functions = workspace_root().join("functions");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&functions).unwrap() {
+        let main = entry.unwrap().path().join("src/main.rs");
+        let Ok(source) = std::fs::read_to_string(&main) else { continue };
+        let runtime = source.lines().find(|l| l.trim_start().starts_with("#[tokio::main"));
+        if main.starts_with(functions.join("local-server")) {
+            assert_eq!(runtime.map(str::trim), Some("#[tokio::main]"), "the local server is multi-threaded");
+            continue;
+        }
+        assert_eq!(
+            runtime.map(str::trim),
+            Some(r#"#[tokio::main(flavor = "current_thread")]"#),
+            "{} runs a current-thread runtime",
+            main.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "every Lambda function's main was found ({checked})");
+}

@@ -1,6 +1,6 @@
 //! Lambda function: `/api/v1/tools/calls` (call logs).
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     platform::runtime::run_lambda(platform::http::tools::calls_routes()).await
 }

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     platform::runtime::run_stage(|services, request: CloudFormationCustomResourceRequest, _budget| async move {
         platform::stages::seed_catalog_resource(&services, request).await

@@ -1,6 +1,6 @@
 //! Lambda function: the `config` resource behind API Gateway, on DynamoDB.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     platform::runtime::run_lambda(platform::http::config::routes()).await
 }

@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use platform::adapters::stream_batches::StreamBatches;
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = platform::runtime::lambda_sdk_config()?;
     let streams = StreamBatches::new(aws_sdk_dynamodbstreams::Client::new(&aws));

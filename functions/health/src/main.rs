@@ -1,6 +1,6 @@
 //! Lambda function: health and readiness probes.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     platform::runtime::run_lambda(platform::http::health::routes()).await
 }
