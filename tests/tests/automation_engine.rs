@@ -858,13 +858,15 @@ async fn a_delay_until_a_date_field_follows_the_field_when_it_moves() {
     assert!(local_queue(store.clone()).receive(10).await.unwrap().is_empty(), "nothing queued at the old date");
 }
 
-/// A store that writes down every call it passes on: (operation, sort key or prefix),
-/// and the sort keys each query returned. With a meeting, the first reads of its two kinds
+/// A store that writes down every call it passes on: (operation, sort key or prefix; a
+/// batch read one entry per key), the sort keys each query returned, and the keys of each
+/// batch read. With a meeting, the first reads of its two kinds
 /// of item wait for each other: they pass only if they are made at the same time.
 struct Counted {
     inner: Arc<dyn Store>,
     calls: std::sync::Mutex<Vec<(&'static str, String)>>,
     returned: std::sync::Mutex<Vec<String>>,
+    batches: std::sync::Mutex<Vec<Vec<String>>>,
     meeting: Option<Meeting>,
 }
 
@@ -876,12 +878,24 @@ struct Meeting {
 
 impl Counted {
     fn over(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self { inner, calls: Default::default(), returned: Default::default(), meeting: None })
+        Arc::new(Self {
+            inner,
+            calls: Default::default(),
+            returned: Default::default(),
+            batches: Default::default(),
+            meeting: None,
+        })
     }
 
     fn meeting(inner: Arc<dyn Store>, kinds: [&'static str; 2]) -> Arc<Self> {
         let meeting = Meeting { kinds, barrier: tokio::sync::Barrier::new(2), arrived: Default::default() };
-        Arc::new(Self { inner, calls: Default::default(), returned: Default::default(), meeting: Some(meeting) })
+        Arc::new(Self {
+            inner,
+            calls: Default::default(),
+            returned: Default::default(),
+            batches: Default::default(),
+            meeting: Some(meeting),
+        })
     }
 
     /// A call on an item of one of the meeting's kinds waits there for the other kind's
@@ -917,6 +931,20 @@ impl Store for Counted {
         self.note("GetItem", sk);
         self.arrive(sk).await;
         self.inner.get(pk, sk).await
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<Option<platform::ports::store::Item>>, platform::ports::store::StoreError> {
+        for (_, sk) in keys {
+            self.note("BatchGetItem", sk);
+        }
+        self.batches.lock().unwrap().push(keys.iter().map(|(_, sk)| sk.to_string()).collect());
+        if let Some((_, sk)) = keys.first() {
+            self.arrive(sk).await;
+        }
+        self.inner.get_many(keys).await
     }
 
     async fn put(
@@ -1115,10 +1143,11 @@ async fn an_event_takes_its_token_while_its_run_is_written() {
     assert_eq!(only_run(&s, &tenant).await.actions.len(), 1);
 }
 
-/// Taking a token reads the tenant's limits and its bucket (at once) and writes the bucket
-/// back with one conditional put, not a transaction (which costs twice the write units).
+/// Taking a token reads the tenant's limits and its bucket (one batch read) and writes the
+/// bucket back with one conditional put, not a transaction (which costs twice the write
+/// units).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_costs_two_reads_and_one_conditional_put() {
+async fn a_token_costs_one_batch_read_and_one_conditional_put() {
     use platform::app::rate_limits::Flow;
     let moto = Moto::start();
     let store: Arc<dyn Store> = moto.new_table("tokens").await;
@@ -1134,12 +1163,17 @@ async fn a_token_costs_two_reads_and_one_conditional_put() {
     let bucket = keys::bucket_sk("actions");
     assert_eq!(
         calls,
-        vec![("GetItem", bucket.clone()), ("GetItem", keys::LIMITS_SK.to_string()), ("PutItem", bucket.clone())]
+        vec![
+            ("BatchGetItem", bucket.clone()),
+            ("BatchGetItem", keys::LIMITS_SK.to_string()),
+            ("PutItem", bucket.clone())
+        ]
     );
+    assert_eq!(counted.batches.lock().unwrap().len(), 1, "one round trip for both");
     assert_eq!(fresh.limiter().take(&tenant, Flow::Actions).await.unwrap(), None, "the second token of the burst");
     let mut calls = counted.take(|_| true);
     calls.sort();
-    assert_eq!(calls, vec![("GetItem", bucket.clone()), ("PutItem", bucket)], "the limits are cached");
+    assert_eq!(calls, vec![("BatchGetItem", bucket.clone()), ("PutItem", bucket)], "the limits are cached");
 }
 
 /// A run whose actions all finished takes its deadline marker away in its last write: the
@@ -1167,26 +1201,35 @@ async fn a_finished_run_leaves_no_deadline_marker(store: Arc<dyn Store>) {
 
 on_both_stores!(a_finished_run_leaves_no_deadline_marker, "finishing");
 
-/// The executor reads an action's run while it takes the tenant's action token: one store
-/// round trip fewer per action than reading one after the other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_action_reads_its_run_while_taking_its_token() {
-    let (dir, embedded) = embedded_store();
-    let store: Arc<dyn Store> = embedded;
-    let s = services(store.clone(), dir.path()).await;
-    let tenant = notifying_tenant(&s, "meeting").await;
+/// The executor reads an action's run, the tenant's limits and its action bucket in one
+/// batch read: one store round trip (and at a cold start one connection), not three.
+async fn an_action_reads_its_run_limits_and_bucket_in_one_batch(store: Arc<dyn Store>) {
+    let mail = tempfile::tempdir().unwrap();
+    let s = services(store.clone(), mail.path()).await;
+    let tenant = notifying_tenant(&s, "batchread").await;
     s.publisher().publish(&[creation(&s, &tenant, 20000).await]).await.unwrap();
-    let meeting = Counted::meeting(store.clone(), ["EXEC#", "BUCKET#actions"]);
-    let metered = services(meeting, dir.path()).await;
+    let counted = Counted::over(store.clone());
+    let metered = services(counted.clone(), mail.path()).await;
     let batch = batch_of(&local_queue(store.clone())).await;
     assert_eq!(batch.records.len(), 1, "the action's message");
-    let run = platform::stages::execute_queue_batch(&metered, batch, Default::default());
-    let response = tokio::time::timeout(std::time::Duration::from_secs(10), run)
-        .await
-        .expect("the two reads met: neither waited for the other to finish");
+    let execution = only_run(&s, &tenant).await.execution_id;
+    counted.take(|_| true);
+    counted.batches.lock().unwrap().clear();
+    let response = platform::stages::execute_queue_batch(&metered, batch, Default::default()).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(only_run(&s, &tenant).await.status, RunStatus::Succeeded);
+    let first = counted.batches.lock().unwrap().first().cloned().expect("a batch read");
+    let mut first_sorted = first.clone();
+    first_sorted.sort();
+    let mut expected = vec![keys::bucket_sk("actions"), keys::LIMITS_SK.to_string(), keys::execution_sk(&execution)];
+    expected.sort();
+    assert_eq!(first_sorted, expected, "the run, the limits and the bucket in one batch");
+    let single: Vec<_> =
+        counted.take(|k| first.iter().any(|f| f == k)).into_iter().filter(|(op, _)| *op == "GetItem").collect();
+    assert_eq!(single, vec![], "none of them read on its own");
 }
+
+on_both_stores!(an_action_reads_its_run_limits_and_bucket_in_one_batch, "batchread");
 
 /// An install records the digest of its manifest; a built-in system's manifest then comes
 /// from the binary, with no catalog read, and equals the catalog's. An install of another
@@ -1291,7 +1334,7 @@ async fn deliveries_with_nothing_to_do_take_no_token(store: Arc<dyn Store>) {
     let metered = services(counted.clone(), mail.path()).await;
     let bucket = keys::bucket_sk("actions");
     let writes_to_bucket =
-        |calls: Vec<(&'static str, String)>| calls.into_iter().filter(|(op, _)| *op != "GetItem").count();
+        |calls: Vec<(&'static str, String)>| calls.into_iter().filter(|(op, _)| !op.ends_with("GetItem")).count();
     counted.take(|_| true);
 
     let duplicate = platform::stages::execute_queue_batch(&metered, batch.clone(), Default::default()).await;

@@ -156,6 +156,41 @@ async fn expired_items_are_absent(store: &dyn Store) {
     assert_eq!(store.get("P#ttl", "gone").await.unwrap().unwrap().ttl, None);
 }
 
+/// A batch read answers every key in the order asked: a missing or expired item as
+/// absent, a key asked twice twice, and more keys than one DynamoDB batch takes (100).
+async fn batch_reads_answer_every_key_in_order(store: &dyn Store) {
+    let sks: Vec<String> = (0..130).map(|i| format!("k{i:03}")).collect();
+    for sk in &sks {
+        store.put(item("P#batch", sk, 1), Condition::Absent).await.unwrap();
+    }
+    store.put(item("P#batch", "gone", 1).expiring(now() - 1), Condition::Absent).await.unwrap();
+    let mut keys: Vec<(&str, &str)> = vec![("P#batch", "k007"), ("P#batch", "missing"), ("P#batch", "gone")];
+    keys.push(("P#batch", "k007"));
+    keys.push(("P#other", "k007"));
+    keys.extend(sks.iter().rev().map(|sk| ("P#batch", sk.as_str())));
+    let found = store.get_many(&keys).await.unwrap();
+    assert_eq!(found.len(), keys.len(), "one answer per key asked");
+    let answered: Vec<Option<&str>> = found.iter().map(|i| i.as_ref().map(|i| i.sk.as_str())).collect();
+    assert_eq!(&answered[..5], [Some("k007"), None, None, Some("k007"), None]);
+    let expected: Vec<Option<&str>> = sks.iter().rev().map(|sk| Some(sk.as_str())).collect();
+    assert_eq!(&answered[5..], &expected[..], "in the order asked");
+    assert_eq!(found[0], Some(item("P#batch", "k007", 1)), "whole items");
+    assert_eq!(store.get_many(&[]).await.unwrap(), Vec::<Option<Item>>::new());
+    assert_eq!(store.get_many(&[("P#batch", "k001")]).await.unwrap(), [Some(item("P#batch", "k001", 1))]);
+}
+
+#[tokio::test]
+async fn batch_reads_answer_every_key_in_order_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    batch_reads_answer_every_key_in_order(&EmbeddedStore::open(&dir.path().join("store.redb")).unwrap()).await;
+}
+
+#[tokio::test]
+async fn batch_reads_answer_every_key_in_order_on_moto() {
+    let moto = Moto::start();
+    batch_reads_answer_every_key_in_order(moto.new_table("batch").await.as_ref()).await;
+}
+
 /// A read never answers what a later write replaced or removed (the embedded store keeps
 /// recently read items in memory; every write must drop them).
 async fn reads_follow_writes(store: &dyn Store) {

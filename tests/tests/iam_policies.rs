@@ -201,6 +201,11 @@ impl Store for Checked {
         self.inner.get(pk, sk).await
     }
 
+    async fn get_many(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.check(&["BatchGetItem"])?;
+        self.inner.get_many(keys).await
+    }
+
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         self.check(&["PutItem"])?;
         self.inner.put(item, condition).await

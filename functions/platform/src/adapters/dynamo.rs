@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TransactWriteItem,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -58,6 +58,12 @@ fn expression(condition: Condition, now: u64) -> Option<Expr> {
         }
     }
 }
+
+/// Most keys one BatchGetItem request takes (DynamoDB's limit).
+const MAX_BATCH_GET: usize = 100;
+/// Batch reads of one chunk before its unprocessed keys are an error (backing off 50, 100,
+/// 200, 400 ms between them).
+const BATCH_GET_ATTEMPTS: u32 = 5;
 
 fn key(pk: &str, sk: &str) -> Attrs {
     HashMap::from([
@@ -224,6 +230,52 @@ impl Store for DynamoStore {
             .map_err(sdk_error)?;
         let now = unix_now();
         Ok(out.item.map(from_attrs).transpose()?.filter(|item| item.is_live(now)))
+    }
+
+    async fn get_many(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Item>>, StoreError> {
+        if let [(pk, sk)] = keys {
+            return Ok(vec![self.get(pk, sk).await?]);
+        }
+        // BatchGetItem takes each key once, at most 100 a request, answers in no order, and
+        // may leave keys unprocessed (over the table's throughput): those are asked again.
+        let mut distinct = keys.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut found = HashMap::with_capacity(distinct.len());
+        for chunk in distinct.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<Attrs> = chunk.iter().map(|(pk, sk)| key(pk, sk)).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    if attempt == BATCH_GET_ATTEMPTS {
+                        return Err(StoreError::Unavailable(format!(
+                            "{} keys still unprocessed after {attempt} batch reads",
+                            pending.len()
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                attempt += 1;
+                let asked = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, asked).send().await.map_err(sdk_error)?;
+                for attrs in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let item = from_attrs(attrs)?;
+                    found.insert((item.pk.clone(), item.sk.clone()), item);
+                }
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            }
+        }
+        let now = unix_now();
+        Ok(keys
+            .iter()
+            .map(|(pk, sk)| found.get(&(pk.to_string(), sk.to_string())).filter(|i| i.is_live(now)).cloned())
+            .collect())
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {

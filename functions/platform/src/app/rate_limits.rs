@@ -17,7 +17,7 @@ use super::keys;
 use super::stored::{committed, decode_at, optimistic, FirstRead, Step};
 use crate::domain::ids::TenantId;
 use crate::domain::rate::{Bucket, Rate};
-use crate::ports::store::{Condition, Item, Store, Write};
+use crate::ports::store::{Condition, Item, Store, StoreError, Write};
 
 /// What a bucket meters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,14 +85,17 @@ impl RateLimiter {
         item.map(|i| decode_at(&i.pk, &i.sk, i.data)).transpose()
     }
 
-    /// The tenant's limits (read at most every [`LIMITS_CACHE`]).
-    pub async fn limits(&self, tenant: &TenantId) -> AppResult<TenantLimits> {
-        if let Some((at, limits)) = self.cache.lock().expect("lock").get(tenant.as_str()) {
-            if at.elapsed() < LIMITS_CACHE {
-                return Ok(limits.unwrap_or(DEFAULT_LIMITS));
-            }
-        }
-        let limits = self.stored(tenant).await?;
+    /// The tenant's limits as last read for a token, if that was less than [`LIMITS_CACHE`]
+    /// ago.
+    fn cached(&self, tenant: &TenantId) -> Option<TenantLimits> {
+        let cache = self.cache.lock().expect("lock");
+        let (at, limits) = cache.get(tenant.as_str())?;
+        (at.elapsed() < LIMITS_CACHE).then(|| limits.unwrap_or(DEFAULT_LIMITS))
+    }
+
+    /// Decodes the tenant's limits item as read (none: the defaults) and keeps it.
+    fn remember(&self, tenant: &TenantId, item: Option<Item>) -> AppResult<TenantLimits> {
+        let limits: Option<TenantLimits> = item.map(|i| decode_at(&i.pk, &i.sk, i.data)).transpose()?;
         self.cache.lock().expect("lock").insert(tenant.to_string(), (Instant::now(), limits));
         Ok(limits.unwrap_or(DEFAULT_LIMITS))
     }
@@ -146,14 +149,42 @@ impl RateLimiter {
     /// once, without taking it: the caller decides with its own reads (made alongside)
     /// whether there is work to spend a token on.
     pub async fn draw(&self, tenant: &TenantId, flow: Flow) -> Draw<'_> {
+        self.draw_with(tenant, flow, &[]).await.0
+    }
+
+    /// [`RateLimiter::draw`], reading the caller's items `also` in the same store round
+    /// trip (one batch read of the bucket, the limits when not cached, and those). The
+    /// items come back in the order of `also`.
+    pub async fn draw_with(
+        &self,
+        tenant: &TenantId,
+        flow: Flow,
+        also: &[(&str, &str)],
+    ) -> (Draw<'_>, Result<Vec<Option<Item>>, StoreError>) {
         let pk = keys::tenant_pk(tenant);
         let sk = keys::bucket_sk(flow.name());
-        let (limits, first) = tokio::join!(self.limits(tenant), self.store.get(&pk, &sk));
+        let cached = self.cached(tenant);
+        let mut asked = vec![(pk.as_str(), sk.as_str())];
+        if cached.is_none() {
+            asked.push((pk.as_str(), keys::LIMITS_SK));
+        }
+        asked.extend_from_slice(also);
+        let (first, limits, rest) = match self.store.get_many(&asked).await {
+            Ok(mut found) => {
+                let rest = found.split_off(asked.len() - also.len());
+                let limits = match cached {
+                    Some(limits) => Ok(limits),
+                    None => self.remember(tenant, found.pop().flatten()),
+                };
+                (Ok(found.pop().flatten()), limits, Ok(rest))
+            }
+            Err(e) => (Err(e.clone()), Err(e.clone().into()), Err(e)),
+        };
         let rate = limits.map(|l| match flow {
             Flow::Events => l.events,
             Flow::Actions => l.actions,
         });
-        Draw { store: self.store.as_ref(), pk, sk, rate, first }
+        (Draw { store: self.store.as_ref(), pk, sk, rate, first }, rest)
     }
 }
 

@@ -169,6 +169,18 @@ pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
 pub trait Store: Send + Sync {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
 
+    /// Several items, strongly consistent like [`Store::get`], answered in the order of
+    /// `keys` (a key asked twice is answered twice). A store with a batch read makes it one
+    /// round trip (DynamoDB: BatchGetItem): one request, and at a cold start one connection,
+    /// where concurrent gets open one each.
+    async fn get_many(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for (pk, sk) in keys {
+            found.push(self.get(pk, sk).await?);
+        }
+        Ok(found)
+    }
+
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
 
     /// Items of one partition whose sort key starts with the prefix, in order.
