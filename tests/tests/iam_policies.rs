@@ -685,6 +685,15 @@ async fn every_function_works_with_exactly_its_template_policy() {
     assert_eq!((done.status, done.body["status"].as_str()), (200, Some("available")), "{}", done.body);
     assert_eq!(files.delete(&path).await.status, 204);
     blackbox::system::offboarding(&ctx, "iam-leaving", "iam-staying", false).await;
+    // Events of other AWS services, posted to the automation function, evaluate rules
+    // and take the tenant's event token there.
+    blackbox::automation::native_aws_sources(&ctx, "iam-native", "iam-native-other").await;
+    let native_actions = drain(&aws_sdk_sqs::Client::new(&reader), &actions).await;
+    assert_eq!(
+        native_actions.len(),
+        2,
+        "the native events' rule queued its actions, with the automation function's policy"
+    );
     // A scheduled rule arms its first timer from the automation function.
     let scheduler = ctx.new_tenant("iam-schedules").await;
     let scheduled = scheduler
