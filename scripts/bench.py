@@ -124,9 +124,15 @@ class Recorder:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in Recorder.SKIP}
                 upstream = http.client.HTTPConnection(recorder.upstream, timeout=30)
-                upstream.request(self.command, self.path, body, headers)
-                answer = upstream.getresponse()
-                payload = answer.read()
+                try:
+                    upstream.request(self.command, self.path, body, headers)
+                    answer = upstream.getresponse()
+                    payload = answer.read()
+                finally:
+                    upstream.close()
+                # Kept before answering: the stage's run ends with its last answer.
+                recorder.calls.append({"method": self.command, "path": self.path, "headers": headers,
+                                       "body": body.decode(), "status": answer.status})
                 self.send_response(answer.status)
                 for k, v in answer.getheaders():
                     if k.lower() not in Recorder.SKIP:
@@ -134,8 +140,6 @@ class Recorder:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                recorder.calls.append({"method": self.command, "path": self.path, "headers": headers,
-                                       "body": body.decode()})
 
             do_GET = do_POST
 
@@ -163,9 +167,16 @@ def store_call_floor(tools, runs, name, event, env):
         json.dump(recorder.calls, f)
     try:
         peer_env = {"AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"], "FLOOR_CALLS": f.name}
-        return harness(tools, runs, {"ping": 1}, peer_env, PEER_BINARY), recorder
+        result = harness(tools, runs, {"ping": 1}, peer_env, PEER_BINARY)
     finally:
         os.unlink(f.name)
+    # The peer's calls must be answered as the stage's were (a refused call is faster).
+    if "error" not in result:
+        answered = sorted(json.loads(result["answer"])["body"])
+        recorded = sorted(c["status"] for c in recorder.calls)
+        if answered != recorded:
+            result = {"error": f"the peer's calls were answered {answered}, the stage's {recorded}"}
+    return result, recorder
 
 
 def call_names(calls):

@@ -1,12 +1,14 @@
 //! The floor of a function that makes store calls, for the benchmark script.
 //!
-//! The hello-world `lambda_runtime` function, plus: at each invocation it sends the requests
-//! recorded in the JSON file `FLOOR_CALLS` (a list of `{"method", "path", "headers", "body"}`,
-//! as a stage sent them to the AWS endpoint) to `AWS_ENDPOINT_URL` (plain `http://host:port`)
-//! all at once, one connection each (as a fresh process's SDK client opens them), and answers with their HTTP statuses when every one is
-//! answered. No SDK, no signing (the recorded headers are sent as they were; moto does not
-//! verify signatures): what is left is the process, the runtime and the store's own time,
-//! which is the least any function making those calls can take.
+//! The hello-world `lambda_runtime` function (on tokio's current-thread runtime, as the
+//! platform's functions), plus: at each invocation it sends the requests recorded in the
+//! JSON file `FLOOR_CALLS` (a list of `{"method", "path", "headers", "body"}`, as a stage
+//! sent them to the AWS endpoint) to `AWS_ENDPOINT_URL` (plain `http://host:port`) all at
+//! once, one connection each (as a fresh process's SDK client opens them), and answers with
+//! their HTTP statuses when every one is answered. No SDK, no signing (the recorded headers
+//! are sent as they were; moto does not verify signatures): what is left is the process,
+//! the runtime and the store's own time, which is the least any function making those
+//! calls can take.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
@@ -64,7 +66,8 @@ async fn send(address: &str, call: &[u8]) -> Result<u16, Error> {
     }
 }
 
-#[tokio::main]
+// The current-thread runtime, as the platform's functions run: one invocation at a time.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let (address, calls) = calls()?;
     let (address, calls) = (std::sync::Arc::new(address), std::sync::Arc::new(calls));
