@@ -43,6 +43,16 @@ def wait_port(port, seconds=30):
     raise SystemExit(f"nothing listens on {port}")
 
 
+def loopback_server(handler):
+    """An HTTP server on a free loopback port, serving `handler` in background threads
+    (stop it with `.shutdown()`)."""
+    import http.server, threading
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def api_event(method, path):
     """An API Gateway HTTP API (v2) event without credentials: the function's router and
     authenticator answer it (401) without the store."""
@@ -114,7 +124,7 @@ class Recorder:
         self.calls = []
 
     def __enter__(self):
-        import http.client, http.server, threading
+        import http.client, http.server
         recorder = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -146,9 +156,7 @@ class Recorder:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = loopback_server(H)
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
         return self
 
@@ -190,7 +198,7 @@ class CfnResponses:
     """A loopback listener for the custom resource's answer to CloudFormation."""
 
     def __enter__(self):
-        import http.server, threading
+        import http.server
         class H(http.server.BaseHTTPRequestHandler):
             def do_PUT(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -199,8 +207,7 @@ class CfnResponses:
                 self.end_headers()
             def log_message(self, *a):
                 pass
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = loopback_server(H)
         return self
 
     def event(self):
@@ -255,9 +262,7 @@ class Driver:
             def log_message(self, *a):
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = loopback_server(H)
         env = {**os.environ, **self.env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}",
                "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "1",
                "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::audit::{self, Actor, Change};
 use super::error::AppResult;
 use super::keys;
-use super::stored::{committed, decode_at, optimistic, FirstRead, Step};
+use super::stored::{committed, decode, decode_at, optimistic, FirstRead, Step};
 use crate::domain::ids::TenantId;
 use crate::domain::rate::{Bucket, Rate};
 use crate::ports::store::{Condition, Item, Store, StoreError, Write};
@@ -81,8 +81,7 @@ impl RateLimiter {
     }
 
     async fn stored(&self, tenant: &TenantId) -> AppResult<Option<TenantLimits>> {
-        let item = self.store.get(&keys::tenant_pk(tenant), keys::LIMITS_SK).await?;
-        item.map(|i| decode_at(&i.pk, &i.sk, i.data)).transpose()
+        self.store.get(&keys::tenant_pk(tenant), keys::LIMITS_SK).await?.map(decode).transpose()
     }
 
     /// The tenant's limits as last read for a token, if that was less than [`LIMITS_CACHE`]
@@ -95,7 +94,7 @@ impl RateLimiter {
 
     /// Decodes the tenant's limits item as read (none: the defaults) and keeps it.
     fn remember(&self, tenant: &TenantId, item: Option<Item>) -> AppResult<TenantLimits> {
-        let limits: Option<TenantLimits> = item.map(|i| decode_at(&i.pk, &i.sk, i.data)).transpose()?;
+        let limits: Option<TenantLimits> = item.map(decode).transpose()?;
         self.cache.lock().expect("lock").insert(tenant.to_string(), (Instant::now(), limits));
         Ok(limits.unwrap_or(DEFAULT_LIMITS))
     }

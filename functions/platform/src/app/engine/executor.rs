@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::app::error::{AppError, AppResult};
 use crate::app::keys;
 use crate::app::records::{RecordKey, RecordService};
-use crate::app::stored::{decode_at, optimistic_or, FirstRead, Step};
+use crate::app::stored::{decode, optimistic_or, FirstRead, Step};
 use crate::domain::actions::Webhook;
 use crate::domain::events::Causation;
 use crate::domain::ids::{SystemId, TenantId};
@@ -117,7 +117,7 @@ impl Executor {
     fn decoded(item: Option<Item>) -> AppResult<Option<(Execution, u64)>> {
         let Some(item) = item else { return Ok(None) };
         let version = item.version;
-        Ok(Some((decode_at(&item.pk, &item.sk, item.data)?, version)))
+        Ok(Some((decode(item)?, version)))
     }
 
     fn execution_write(tenant: &TenantId, execution: &Execution, version: u64) -> Write {
